@@ -1,0 +1,59 @@
+"""mailer: a self-hosted newsletter and lead-magnet mailer."""
+from __future__ import annotations
+
+import logging
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from . import config
+from .extensions import csrf, db, limiter, migrate
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Defaults, then the environment (and `.env`), then `test_config`."""
+    load_dotenv(config.PROJECT_ROOT / ".env")
+    settings = config.load()
+    app = Flask(__name__, template_folder=str(config.PROJECT_ROOT / "templates"),
+                instance_path=settings["INSTANCE_PATH"])
+    app.config.update(settings)
+    app.config.update(test_config or {})
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_extensions(app: Flask) -> None:
+    from .tasks import celery_init_app
+
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config.PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+    celery_init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .web import devmail, errors, public, security
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(devmail.bp)
+    errors.register(app)
+    security.register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)

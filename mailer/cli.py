@@ -1,0 +1,41 @@
+"""The `mailer` command: Flask's CLI for the app, plus the project's own commands."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from .config import ConfigError
+
+
+def _create_app(*_args) -> Flask:
+    from . import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"Configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+               help="Newsletter and lead-magnet mailer. `mailer dev` runs everything locally.")(prog_name="mailer")
+
+
+def register(app: Flask) -> None:
+    from .dev import dev
+
+    app.cli.add_command(dev)
+    app.cli.add_command(embed)
+
+
+@click.command("embed")
+def embed() -> None:
+    """Print the three ways to put the signup form on the blog."""
+    from .embed_snippets import snippets
+
+    for title, code in snippets(current_app.config["BASE_URL"]).items():
+        click.echo(f"--- {title} ---\n{code}\n")

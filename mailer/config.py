@@ -1,0 +1,105 @@
+"""Settings from the environment (and `.env`), checked once at start-up."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from limits import parse_many
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def _origin(value: str, name: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name}: {value!r} is not an origin like https://blog.example.com")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+
+
+def _secret_key(env: dict, instance: Path, production: bool) -> str:
+    if env.get("SECRET_KEY"):
+        return env["SECRET_KEY"]
+    if production:
+        raise ConfigError("SECRET_KEY is not set: generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`")
+    # Development keeps one key on disk so links in mail survive a restart.
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def load(env: dict | None = None, instance: Path | None = None) -> dict:
+    """Build the app's settings from `env` (the process environment by default)."""
+    env = dict(os.environ if env is None else env)
+    instance = Path(env.get("MAILER_INSTANCE", instance or PROJECT_ROOT / "instance"))
+    production = env.get("MAILER_ENV", "development") == "production"
+    required = ["DATABASE_URL", "CELERY_BROKER_URL", "BASE_URL", "MAIL_FROM"] if production else []
+    for name in required:
+        if not env.get(name):
+            raise ConfigError(f"{name} is not set; production (MAILER_ENV=production) needs it, see the configuration table in README.md")
+
+    base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+        raise ConfigError(f"BASE_URL: {base_url!r} is not an http(s) URL")
+    if production and not base_url.startswith("https://"):
+        raise ConfigError("BASE_URL must be https in production: mail clients need https unsubscribe links")
+
+    smtp_url = env.get("SMTP_URL") or None
+    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"SMTP_URL: scheme must be smtp:// or smtps://, got {smtp_url.split(':', 1)[0]!r}")
+
+    rate_limit = env.get("SIGNUP_RATE_LIMIT", "5/minute;20/hour")
+    try:
+        parse_many(rate_limit)
+    except ValueError:
+        raise ConfigError(f"SIGNUP_RATE_LIMIT: {rate_limit!r} is not like '5/minute;20/hour'") from None
+
+    mail_from = env.get("MAIL_FROM", "Career Q&A <newsletter@localhost>")
+    if any(c in mail_from for c in "\r\n\0"):
+        raise ConfigError("MAIL_FROM contains a line break")
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'mailer.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    broker_url = env.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{instance / 'broker.db'}"
+
+    return {
+        "MAILER_ENV": "production" if production else "development",
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": _secret_key(env, instance, production),
+        "SECRET_KEY_FALLBACKS": [k for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "SMTP_URL": smtp_url,
+        "OUTBOX_DIR": str(instance / "outbox"),
+        "MAIL_FROM": mail_from,
+        "BASE_URL": base_url,
+        "FEED_URL": env.get("FEED_URL") or None,
+        "EMBED_ORIGINS": [_origin(o, "EMBED_ORIGINS") for o in env.get("EMBED_ORIGINS", "").split(",") if o.strip()],
+        "SIGNUP_RATE_LIMIT": rate_limit,
+        "DOWNLOAD_LINK_MAX_AGE": _int(env, "DOWNLOAD_LINK_MAX_AGE", 7 * 24 * 3600),
+        "CONFIRM_LINK_MAX_AGE": _int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
+        "SWEEP_SECONDS": _int(env, "SWEEP_SECONDS", 5),
+        "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
+        "BLOG_URL": env.get("BLOG_URL") or None,
+    }

@@ -1,0 +1,119 @@
+"""Where messages go: an SMTP server named by SMTP_URL, or .eml files in the local outbox."""
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+class TemporaryFailure(Exception):
+    """Try again later: a 4xx reply, a dropped connection, a timeout."""
+
+
+class PermanentFailure(Exception):
+    """The server refused this recipient for good (5xx)."""
+
+
+class SMTPTransport:
+    """One connection reused across a batch, reopened once when the server has dropped it."""
+
+    def __init__(self, url: str, timeout: float = 30):
+        parts = urlsplit(url)
+        self.implicit_tls = parts.scheme == "smtps"
+        self.starttls = parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        if self.implicit_tls:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                smtp.starttls(context=context)
+        if self.username:
+            smtp.login(self.username, self.password or "")
+        return smtp
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:
+        """Send to exactly one envelope recipient; returns the server's reply."""
+        for attempt in (1, 2):
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
+                return "250 accepted"
+            except smtplib.SMTPServerDisconnected:
+                self._smtp = None
+                if attempt == 2:
+                    raise TemporaryFailure("the SMTP server closed the connection") from None
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = next(iter(exc.recipients.values()))
+                self._reset()
+                raise _classify(code, reply) from None
+            except smtplib.SMTPResponseException as exc:
+                self._reset()
+                raise _classify(exc.smtp_code, exc.smtp_error) from None
+            except (OSError, smtplib.SMTPException) as exc:
+                self.close()
+                raise TemporaryFailure(f"cannot reach the SMTP server {self.host}:{self.port}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._smtp = None
+
+
+def _classify(code: int, reply: bytes | str) -> Exception:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    if 500 <= code < 600:
+        return PermanentFailure(f"{code} {text}")
+    return TemporaryFailure(f"{code} {text}")
+
+
+class OutboxTransport:
+    """Writes each message to instance/outbox/ for reading in the browser."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = msg["Message-ID"].strip("<>").split("@")[0]
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        path = self.directory / f"{stamp}-{name}.eml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(bytes(msg))
+        tmp.replace(path)  # readers never see half a message
+        return f"250 written to {path.name}"
+
+    def close(self) -> None:
+        pass
+
+
+def open_transport(config: dict) -> SMTPTransport | OutboxTransport:
+    if config.get("SMTP_URL"):
+        return SMTPTransport(config["SMTP_URL"], timeout=float(config.get("SMTP_TIMEOUT", 30)))
+    return OutboxTransport(config["OUTBOX_DIR"])

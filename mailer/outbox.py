@@ -1,0 +1,153 @@
+"""The outbox: every owed mail is a Delivery row; workers claim due rows, send them, record the result."""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta, timezone
+from email.utils import parseaddr
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .compose import compose, may_send
+from .extensions import db
+from .mail.transport import PermanentFailure, TemporaryFailure, open_transport
+from .models import Delivery, DeliveryStatus, Status, Subscriber, utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+
+
+def queue(session: Session, kind: str, subscriber_id: int, dedupe_key: str, **payload) -> bool:
+    """Owe one mail; returns False when a mail with this key is already owed or sent."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(Delivery).values(
+        kind=kind, subscriber_id=subscriber_id, dedupe_key=dedupe_key, payload=payload,
+        status=QUEUED, attempts=0, next_attempt_at=utcnow(), created_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return session.execute(stmt).rowcount == 1
+
+
+def wake() -> None:
+    """Ask a worker to send now; call only after commit. If the broker is down, beat's sweep sends later."""
+    try:
+        current_app.extensions["celery"].send_task("worker.tasks.deliver_due", ignore_result=True)
+    except Exception as exc:  # any broker failure: the rows are safe, only the wake-up is lost
+        log.warning("could not reach the task broker (%s); queued mail goes out at the next sweep", exc)
+
+
+def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[int]:
+    """Mark up to `limit` due rows as ours for `lease_seconds`; rows of a crashed worker come back when its lease ends."""
+    now = utcnow()
+    due = (
+        select(Delivery.id)
+        .where(or_(and_(Delivery.status == QUEUED, Delivery.next_attempt_at <= now),
+                   and_(Delivery.status == SENDING, Delivery.lease_until < now)))
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)  # many workers, no two on one row
+    claim = (
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(status=SENDING, lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.execute(claim).scalars())
+
+
+def send_claimed(ids: list[int]) -> None:
+    """Send claimed rows over one connection, committing each result as it comes."""
+    transport = open_transport(current_app.config)
+    try:
+        for delivery_id in ids:
+            _deliver(transport, delivery_id)
+    finally:
+        transport.close()
+
+
+def deliver_due(limit: int = 50) -> int:
+    """Claim and send one batch; returns how many rows were claimed."""
+    ids = claim_due(db.session, limit)
+    db.session.commit()
+    if ids:
+        send_claimed(ids)
+    return len(ids)
+
+
+def _deliver(transport, delivery_id: int) -> None:
+    session = db.session
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.status != SENDING:
+        session.rollback()
+        return
+    # A shared lock on PostgreSQL: an unsubscribe waits for a mail in flight instead of racing it.
+    subscriber = session.execute(
+        select(Subscriber).where(Subscriber.id == delivery.subscriber_id).with_for_update(read=True)
+    ).scalar_one()
+    if not may_send(delivery, subscriber):
+        delivery.status = DeliveryStatus.SKIPPED.value
+        delivery.last_error = f"subscriber is {subscriber.status}"
+        session.commit()
+        return
+    try:
+        msg = compose(delivery, subscriber)
+        reply = transport.send(msg, sender=_envelope_sender(), recipient=subscriber.email)
+    except PermanentFailure as exc:
+        _fail(delivery, subscriber, str(exc))
+    except TemporaryFailure as exc:
+        _retry_later(delivery, str(exc))
+    except Exception as exc:
+        log.exception("delivery %s: could not build or send the message; will retry", delivery.id)
+        _retry_later(delivery, f"{type(exc).__name__}: {exc}")
+    else:
+        delivery.status = DeliveryStatus.SENT.value
+        delivery.sent_at = utcnow()
+        delivery.message_id = msg["Message-ID"]
+        delivery.last_error = None
+        log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, subscriber.id, reply)
+    session.commit()
+
+
+def _envelope_sender() -> str:
+    return parseaddr(current_app.config["MAIL_FROM"])[1]
+
+
+def _fail(delivery: Delivery, subscriber: Subscriber, error: str) -> None:
+    delivery.status = DeliveryStatus.FAILED.value
+    delivery.last_error = error[:500]
+    delivery.attempts += 1
+    subscriber.status = Status.BOUNCED.value
+    log.warning("delivery %s refused for good (%s); subscriber %s marked bounced", delivery.id, error, subscriber.id)
+
+
+def _retry_later(delivery: Delivery, error: str) -> None:
+    config = current_app.config
+    delivery.attempts += 1
+    delivery.last_error = error[:500]
+    created = delivery.created_at
+    deadline = aware(created) + timedelta(seconds=config.get("RETRY_DEADLINE", 3 * 24 * 3600))
+    delay = min(config.get("RETRY_BASE_SECONDS", 30) * 2 ** (delivery.attempts - 1), 3600) * random.uniform(0.5, 1.5)
+    when = utcnow() + timedelta(seconds=delay)
+    if when > deadline:
+        delivery.status = DeliveryStatus.FAILED.value
+        log.error("delivery %s gave up after %s attempts: %s", delivery.id, delivery.attempts, error)
+        return
+    delivery.status = QUEUED
+    delivery.next_attempt_at = when
+    delivery.lease_until = None
+    log.warning("delivery %s: %s; retrying in %.0f s", delivery.id, error, delay)
+
+
+def aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def due_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == QUEUED)) or 0

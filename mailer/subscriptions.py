@@ -1,0 +1,157 @@
+"""Signing up, confirming, unsubscribing: each writes its owed mail in the caller's transaction."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from . import outbox
+from .magnets import find_magnet
+from .mail.messages import refuse_line_breaks
+from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
+
+SUPPRESSED = (Status.BOUNCED.value, Status.COMPLAINED.value)
+CONSENT_TEXT = ("Send me {magnet} and the occasional email with new Career Q&A posts. "
+                "I can unsubscribe at any time with one click.")
+
+
+class InvalidSignup(ValueError):
+    """Bad input from a visitor; `field` says which one."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class SignupRequest:
+    email: str
+    name: str | None = None
+    magnet: str | None = None
+    source_url: str | None = None
+    form: str = "snippet"
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def normalise_email(raw: str) -> str:
+    if not raw or not raw.strip():
+        raise InvalidSignup("email", "Please enter your email address.")
+    if len(raw) > 254:
+        raise InvalidSignup("email", "That email address is too long (254 characters at most).")
+    try:
+        refuse_line_breaks(raw, "email")
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+    except (EmailNotValidError, ValueError) as exc:
+        raise InvalidSignup("email", f"That email address is not valid: {exc}") from None
+
+
+def clean_name(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > 100:
+        raise InvalidSignup("name", "Your name is too long (100 characters at most).")
+    if any(ord(c) < 32 or c in "\u2028\u2029\x85\x7f" for c in raw):
+        raise InvalidSignup("name", "Your name contains a line break or a control character.")
+    return raw.strip()
+
+
+def subscribe(session: Session, request: SignupRequest) -> None:
+    """Record a signup and owe its confirmation; the caller answers the same whatever happened."""
+    email, name = normalise_email(request.email), clean_name(request.name)
+    magnet = find_magnet(session, request.magnet)
+    subscriber = _get_or_create(session, email, name)
+    if subscriber.status in SUPPRESSED:
+        return
+    consent = Consent(
+        subscriber_id=subscriber.id, magnet_id=magnet.id, source_url=(request.source_url or "")[:2000] or None,
+        form=request.form, ip=request.ip, user_agent=(request.user_agent or "")[:500] or None,
+        consent_text=CONSENT_TEXT.format(magnet=magnet.title),
+    )
+    session.add(consent)
+    session.flush()
+    if subscriber.status == Status.CONFIRMED.value:
+        # Already in: mail the download link again rather than a pointless confirmation.
+        if _may_mail_again(session, subscriber.id, "magnet"):
+            outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:again:{consent.id}",
+                         magnet_id=magnet.id)
+        return
+    if name and subscriber.status == Status.PENDING.value:
+        subscriber.name = name
+    if _may_mail_again(session, subscriber.id, "confirmation"):
+        outbox.queue(session, "confirmation", subscriber.id, f"confirmation:{consent.id}", consent_id=consent.id)
+
+
+def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
+    """Confirm the signup behind a confirmation link (idempotent) and owe the magnet and the welcome."""
+    consent = session.get(Consent, consent_id)
+    if consent is None:
+        return None
+    subscriber = session.get(Subscriber, consent.subscriber_id)
+    now = utcnow()
+    consent.confirmed_at = consent.confirmed_at or now
+    if subscriber.status != Status.CONFIRMED.value:
+        subscriber.status = Status.CONFIRMED.value
+        subscriber.confirmed_at = now
+        subscriber.unsubscribed_at = None
+    if consent.magnet_id is not None:
+        outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{consent.magnet_id}:{consent.id}",
+                     magnet_id=consent.magnet_id)
+    outbox.queue(session, "welcome", subscriber.id, f"welcome:{subscriber.id}")
+    return consent
+
+
+def unsubscribe(session: Session, subscriber_id: int) -> Subscriber | None:
+    """Stop all mail to this subscriber at once, including mail already queued."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        return None
+    if subscriber.status != Status.UNSUBSCRIBED.value:
+        subscriber.status = Status.UNSUBSCRIBED.value
+        subscriber.unsubscribed_at = utcnow()
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.QUEUED.value)
+        .values(status=DeliveryStatus.SKIPPED.value, last_error="unsubscribed")
+    )
+    return subscriber
+
+
+def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: int) -> None:
+    """Owe a new download link to a confirmed subscriber whose link expired (throttled like signups)."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    magnet = session.get(LeadMagnet, magnet_id)
+    if subscriber is None or magnet is None or subscriber.status != Status.CONFIRMED.value:
+        return
+    if _may_mail_again(session, subscriber.id, "magnet"):
+        stamp = utcnow().strftime("%Y%m%d%H%M%S")
+        outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:renew:{stamp}",
+                     magnet_id=magnet.id)
+
+
+def _get_or_create(session: Session, email: str, name: str | None) -> Subscriber:
+    # Two signups for one new address at once must meet in one row, not fail on the unique index.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    session.execute(
+        insert(Subscriber)
+        .values(email=email, name=name, status=Status.PENDING.value, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    return session.execute(select(Subscriber).where(Subscriber.email == email)).scalar_one()
+
+
+def _may_mail_again(session: Session, subscriber_id: int, kind: str) -> bool:
+    """At most one mail of this kind per 15 minutes and three a day, whoever keeps asking."""
+    now = utcnow()
+    recent = session.scalars(
+        select(Delivery.created_at).where(
+            Delivery.subscriber_id == subscriber_id, Delivery.kind == kind,
+            Delivery.created_at > now - timedelta(days=1))
+    ).all()
+    latest = max((outbox.aware(t) for t in recent), default=None)
+    return len(recent) < 3 and (latest is None or latest < now - timedelta(minutes=15))

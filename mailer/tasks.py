@@ -1,0 +1,40 @@
+"""Celery bound to the Flask app (the pattern of Flask's Celery docs); the tasks live in worker/."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery, Task
+from flask import Flask
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    sweep = app.config["SWEEP_SECONDS"]
+    celery_app = Celery(app.name, task_cls=FlaskTask, include=["worker.tasks"])
+    celery_app.conf.update(
+        broker_url=app.config["CELERY_BROKER_URL"],
+        task_ignore_result=True,
+        task_acks_late=True,                 # a task lost with its worker is redelivered...
+        task_reject_on_worker_lost=True,     # ...even when the worker was killed outright
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        # A signup must not wait on a broker that is down: the outbox row is the promise, the task only a wake-up.
+        task_publish_retry=False,
+        broker_connection_timeout=2,
+        beat_schedule={
+            "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
+                               "options": {"expires": sweep * 2}},
+        },
+        beat_schedule_filename=f"{app.config['INSTANCE_PATH']}/celerybeat-schedule",
+        worker_hijack_root_logger=False,
+    )
+    if celery_app.conf.broker_url.startswith("redis"):
+        celery_app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
+    celery_app.conf.update(app.config.get("CELERY", {}))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

@@ -1,0 +1,1 @@
+"""HTTP: public pages and the embed, error pages, response headers, the development outbox."""

@@ -1,0 +1,59 @@
+"""Error answers a person can act on: JSON for API callers, a page for browsers, never a traceback."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+ADVICE = {
+    400: "The request was not understood. Go back, check what you typed and try again.",
+    404: "There is nothing at this address. Check the link, or go back to the blog.",
+    405: "This address does not take that kind of request.",
+    410: "This link has expired.",
+    413: "That is more data than this form takes.",
+    429: "Too many attempts from your network. Wait a minute and try again.",
+}
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf)
+    app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(OperationalError, _database_down)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _answer(status: int, title: str, message: str):
+    from .. import extensions
+
+    extensions.db.session.rollback()
+    if request.is_json or request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        return jsonify(error=message), status
+    return render_template("site/message.html", title=title, message=message), status
+
+
+def _csrf(exc: CSRFError):
+    return _answer(400, "This form has expired", "The page was open too long or cookies are blocked. Reload the page and submit again.")
+
+
+def _http(exc: HTTPException):
+    if exc.response is not None:
+        return exc.response
+    message = ADVICE.get(exc.code, exc.description)
+    if exc.code == 429:
+        message = f"Too many attempts from your network (limit: {exc.description}). Wait a little and try again."
+    return _answer(exc.code or 500, exc.name, message)
+
+
+def _database_down(exc: OperationalError):
+    log.error("database unavailable: %s", exc)
+    return _answer(503, "Temporarily unavailable", "We cannot store anything right now. Nothing was saved; please try again in a few minutes.")
+
+
+def _unexpected(exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _answer(500, "Something went wrong", "Nothing was saved. Please try again; if it keeps happening, tell the site's author.")

@@ -1,0 +1,156 @@
+"""The pages a visitor sees: subscribe, confirm, download, unsubscribe, the embeds, health."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
+
+from .. import outbox, subscriptions, tokens
+from ..extensions import csrf, db, limiter
+from ..links import download_url
+from ..magnets import file_path, find_magnet
+from ..models import Consent, Download, LeadMagnet, Subscriber
+from ..subscriptions import InvalidSignup, SignupRequest
+from .origins import safe_return_url
+from .signup_input import BadRequestBody, read_signup
+
+bp = Blueprint("public", __name__)
+
+
+@bp.post("/subscribe")
+@csrf.exempt  # posted from the blog, another origin; the abuse guards stand in for CSRF
+@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
+def subscribe():
+    wants_json = request.is_json
+    try:
+        fields = read_signup(request)
+        subscriptions.subscribe(db.session, SignupRequest(
+            email=fields["email"], name=fields["name"], magnet=fields["magnet"],
+            source_url=fields["source"] or request.referrer, form=fields["form"],
+            ip=request.remote_addr, user_agent=request.user_agent.string,
+        ))
+    except (InvalidSignup, BadRequestBody) as exc:
+        db.session.rollback()
+        status = 400 if isinstance(exc, BadRequestBody) else 422
+        if wants_json:
+            return jsonify(error=str(exc), field=exc.field), status
+        template = "site/embed.html" if request.form.get("form") == "iframe" else "site/signup_error.html"
+        return render_template(template, error=str(exc), field=exc.field, values=request.form,
+                               back=safe_return_url(request.form.get("next") or request.referrer)), status
+    db.session.commit()
+    outbox.wake()
+    message = "Thanks! Check your inbox and click the link in our email to confirm."
+    if wants_json:
+        return jsonify(status="ok", message=message), 202
+    if fields["form"] == "iframe":
+        return render_template("site/embed_thanks.html", message=message)
+    back = safe_return_url(fields["next"])
+    if back:
+        return redirect(back, code=303)
+    return render_template("site/thanks.html", message=message, back=safe_return_url(request.referrer))
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):
+    consent = _consent_for(token)
+    return render_template("site/confirm.html", token=token, magnet=consent.magnet)
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str):
+    consent = subscriptions.confirm_subscription(db.session, _consent_for(token).id)
+    db.session.commit()
+    outbox.wake()
+    link = download_url(consent.subscriber_id, consent.magnet_id) if consent.magnet_id else None
+    return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link,
+                           back=safe_return_url(consent.source_url))
+
+
+@bp.get("/download/<token>")
+def download(token: str):
+    try:
+        ids = tokens.read(tokens.DOWNLOAD, token, max_age=current_app.config["DOWNLOAD_LINK_MAX_AGE"])
+    except tokens.ExpiredToken:
+        return render_template("site/download_expired.html", token=token), 410
+    except tokens.InvalidToken:
+        return _bad_link("This download link is not valid. Copy the whole link from the email, or sign up again.")
+    subscriber, magnet = db.session.get(Subscriber, ids["s"]), db.session.get(LeadMagnet, ids["m"])
+    if subscriber is None or magnet is None or subscriber.status not in ("confirmed", "unsubscribed"):
+        return _bad_link("This download is no longer available for this address. Sign up again to get a fresh link.", 404)
+    db.session.add(Download(subscriber_id=subscriber.id, magnet_id=magnet.id))
+    db.session.commit()
+    return send_file(file_path(magnet), mimetype=magnet.content_type, download_name=magnet.filename)
+
+
+@bp.post("/download/<token>/renew")
+def renew_download(token: str):
+    try:
+        tokens.read(tokens.DOWNLOAD, token, max_age=current_app.config["DOWNLOAD_LINK_MAX_AGE"])
+        ids = None  # still valid: nothing to renew, the link works
+    except tokens.ExpiredToken as exc:
+        ids = exc.payload
+    except tokens.InvalidToken:
+        return _bad_link("This download link is not valid. Copy the whole link from the email.")
+    if ids:
+        subscriptions.mail_fresh_download_link(db.session, ids["s"], ids["m"])
+        db.session.commit()
+        outbox.wake()
+    return render_template("site/message.html", title="A fresh link is on its way",
+                           message="If this address is still subscribed, a new download link arrives in a few minutes.")
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # RFC 8058: mailbox providers post here with no cookie and no token
+def unsubscribe(token: str):
+    try:
+        subscriber_id = tokens.read(tokens.UNSUBSCRIBE, token)["s"]
+    except (tokens.InvalidToken, tokens.ExpiredToken, KeyError, TypeError):
+        return _bad_link("This unsubscribe link is not valid. Copy the whole link from the email, or reply to it and we will remove you by hand.")
+    if request.method == "GET":
+        return render_template("site/unsubscribe.html", token=token)
+    subscriptions.unsubscribe(db.session, subscriber_id)
+    db.session.commit()
+    return render_template("site/message.html", title="You are unsubscribed",
+                           message="You will get no more emails from us. Changed your mind? Sign up again on the blog.")
+
+
+@bp.get("/embed")
+def embed():
+    find_magnet(db.session, request.args.get("magnet"))
+    return render_template("site/embed.html", values=request.args, error=None, field=None)
+
+
+@bp.get("/embed.js")
+def embed_js():
+    body = render_template("site/embed.js", base_url=current_app.config["BASE_URL"])
+    return Response(body, mimetype="text/javascript", headers={"Cache-Control": "public, max-age=300"})
+
+
+@bp.get("/healthz")
+def healthz():
+    from ..health import check
+
+    state = check()
+    return jsonify(state), 200 if all(v == "ok" for v in state.values()) else 503
+
+
+@bp.get("/")
+def index():
+    return render_template("site/index.html")
+
+
+def _consent_for(token: str) -> Consent:
+    from flask import abort
+
+    try:
+        consent_id = tokens.read(tokens.CONFIRM, token, max_age=current_app.config["CONFIRM_LINK_MAX_AGE"])["c"]
+    except tokens.ExpiredToken:
+        abort(_bad_link("This confirmation link has expired. Sign up again and we will send a fresh one.", 410))
+    except (tokens.InvalidToken, KeyError, TypeError):
+        abort(_bad_link("This confirmation link is not valid. Copy the whole link from the email, or sign up again."))
+    consent = db.session.get(Consent, consent_id)
+    if consent is None:
+        abort(_bad_link("This signup no longer exists. Sign up again on the blog.", 404))
+    return consent
+
+
+def _bad_link(message: str, status: int = 400):
+    return render_template("site/message.html", title="This link does not work", message=message), status

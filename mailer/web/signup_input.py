@@ -1,0 +1,38 @@
+"""Reading a signup from a form post or a JSON body, refusing shapes we do not accept."""
+from __future__ import annotations
+
+from flask import Request
+
+FIELDS = ("email", "name", "magnet", "source", "next", "form")
+FORMS = ("snippet", "iframe", "script", "api")
+
+
+class BadRequestBody(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def read_signup(request: Request) -> dict[str, str | None]:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadRequestBody("body", 'The body must be a JSON object like {"email": "you@example.com"}.')
+        default_form = "api"
+    else:
+        data = request.form
+        default_form = "snippet"
+    fields: dict[str, str | None] = {}
+    for name in FIELDS:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadRequestBody(name, f"The field {name!r} must be a string.")
+        if value is not None and len(value) > 2000:
+            raise BadRequestBody(name, f"The field {name!r} is too long.")
+        if value is not None and "\0" in value:
+            raise BadRequestBody(name, f"The field {name!r} contains a NUL character.")
+        fields[name] = value
+    if fields["email"] is None:
+        raise BadRequestBody("email", "The field 'email' is missing.")
+    fields["form"] = fields["form"] if fields["form"] in FORMS else default_form
+    return fields
