@@ -1,0 +1,215 @@
+"""Fixtures: a fresh app per test on SQLite; PostgreSQL, Redis, a Celery worker and an SMTP server for integration."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailer import create_app
+from mailer.extensions import db
+from tests.smtp_sink import SmtpSink
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DB = "mailer_test"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SECRET = "test-secret-key"
+IN_CI = bool(os.environ.get("CI"))
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip on a developer machine without the service; in CI a missing service is a failure."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        message = f"{name} is not reachable on {host}:{port}; start it (see .ci/run) and rerun"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def make_app(tmp_path: Path, **overrides):
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": SECRET,
+        "INSTANCE_PATH": str(tmp_path),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'mailer.db'}",
+        "CELERY_BROKER_URL": "memory://",
+        "RATELIMIT_ENABLED": False,
+        "BASE_URL": "http://mailer.test",
+        "EMBED_ORIGINS": ["https://blog.example.com"],
+        "SMTP_URL": None,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def upgrade_schema(app) -> None:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """Migrate once; each test starts from a copy of the migrated file."""
+    path = tmp_path_factory.mktemp("template")
+    upgrade_schema(make_app(path))
+    return path / "mailer.db"
+
+
+@pytest.fixture
+def app(tmp_path, sqlite_template):
+    import shutil
+
+    shutil.copy(sqlite_template, tmp_path / "mailer.db")
+    app = make_app(tmp_path)
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_from(html: bytes | str) -> str:
+    text = html.decode() if isinstance(html, bytes) else html
+    return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+
+
+# --- the real services -------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def smtp():
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DB}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{PG_DB}"
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def stack_env(pg_url, redis_url, smtp, tmp_path_factory) -> dict[str, str]:
+    """The environment that web, worker and beat share in the integration tests."""
+    instance = tmp_path_factory.mktemp("instance")
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "SMTP_URL": smtp.url,
+        "SECRET_KEY": SECRET,
+        "BASE_URL": "http://mailer.test",
+        "MAIL_FROM": "Career Q&A <newsletter@mailer.test>",
+        "MAILER_INSTANCE": str(instance),
+        "SWEEP_SECONDS": "1",
+        "EMBED_ORIGINS": "https://blog.example.com",
+    }
+    upgrade_schema(make_app(instance, SQLALCHEMY_DATABASE_URI=pg_url))
+    return env
+
+
+class Worker:
+    """A real `celery -A worker worker` process (with beat embedded) against the test services."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2, beat: bool = True):
+        self.log_path = log
+        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO",
+                "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+        if beat:
+            args += ["--beat", "--schedule", str(log.parent / f"beat-{log.stem}")]
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited:\n{self.log()}")
+            if "ready." in self.log():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the Celery worker did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env, tmp_path_factory):
+    w = Worker(stack_env, tmp_path_factory.mktemp("worker") / "worker.log")
+    yield w
+    w.stop()
+
+
+def truncate_all(app) -> None:
+    from sqlalchemy import text
+
+    with app.app_context():
+        db.session.execute(text("TRUNCATE subscriber, consent, delivery, download RESTART IDENTITY CASCADE"))
+        db.session.commit()
+
+
+def stack_overrides(env: dict[str, str]) -> dict:
+    return {
+        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "CELERY_BROKER_URL": env["CELERY_BROKER_URL"],
+        "REDIS_URL": env["REDIS_URL"], "SMTP_URL": env["SMTP_URL"], "MAIL_FROM": env["MAIL_FROM"],
+        "EMBED_ORIGINS": [env["EMBED_ORIGINS"]], "BASE_URL": env["BASE_URL"],
+    }
+
+
+@pytest.fixture
+def pg_app(stack_env, smtp, tmp_path):
+    """The web app on PostgreSQL + Redis, sharing the database and SMTP server with the worker."""
+    app = make_app(tmp_path, **stack_overrides(stack_env))
+    truncate_all(app)
+    smtp.clear()
+    with app.app_context():
+        yield app
+        db.session.remove()

@@ -1,0 +1,91 @@
+"""A real SMTP server in the test process (aiosmtpd), as GNU Mailman's tests do: mail is received, not mocked."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    envelope_from: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class SinkHandler:
+    """Collects messages; tests can make it refuse recipients for good (5xx) or for a while (4xx)."""
+
+    messages: list[Received] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)  # address -> full reply, e.g. "550 5.1.1 no such user"
+    temporary_failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            if address.lower() in self.refuse:
+                return self.refuse[address.lower()]
+            if self.temporary_failures > 0:
+                self.temporary_failures -= 1
+                return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        with self.lock:
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg))
+        return "250 2.0.0 queued"
+
+
+class SmtpSink:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **controller_options):
+        self.handler = SinkHandler()
+        self.controller = Controller(self.handler, hostname=host, port=port or _free_port(), **controller_options)
+        self.host, self.port = host, self.controller.port
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> "SmtpSink":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def clear(self) -> None:
+        with self.handler.lock:
+            self.handler.messages.clear()
+            self.handler.refuse.clear()
+            self.handler.temporary_failures = 0
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.handler.lock:
+            return [r.message for r in self.handler.messages if address in r.recipients]
+
+    def wait_for(self, address: str, subject_contains: str = "", count: int = 1, timeout: float = 30) -> list[EmailMessage]:
+        """Mail to `address` whose subject contains the text; fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in self.to(address) if subject_contains in m["Subject"]]
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        got = [m["Subject"] for m in self.to(address)]
+        raise AssertionError(f"no {count} mail(s) to {address} with {subject_contains!r} within {timeout}s; got {got}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
