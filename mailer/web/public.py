@@ -71,10 +71,10 @@ def download(token: str):
     except tokens.ExpiredToken:
         return render_template("site/download_expired.html", token=token), 410
     except tokens.InvalidToken:
-        return _bad_link("This download link is not valid. Copy the whole link from the email, or sign up again.")
+        raise BadLink("This download link is not valid. Copy the whole link from the email, or sign up again.") from None
     subscriber, magnet = db.session.get(Subscriber, ids["s"]), db.session.get(LeadMagnet, ids["m"])
     if subscriber is None or magnet is None or subscriber.status not in ("confirmed", "unsubscribed"):
-        return _bad_link("This download is no longer available for this address. Sign up again to get a fresh link.", 404)
+        raise BadLink("This download is no longer available for this address. Sign up again to get a fresh link.", 404)
     db.session.add(Download(subscriber_id=subscriber.id, magnet_id=magnet.id))
     db.session.commit()
     return send_file(file_path(magnet), mimetype=magnet.content_type, download_name=magnet.filename)
@@ -88,7 +88,7 @@ def renew_download(token: str):
     except tokens.ExpiredToken as exc:
         ids = exc.payload
     except tokens.InvalidToken:
-        return _bad_link("This download link is not valid. Copy the whole link from the email.")
+        raise BadLink("This download link is not valid. Copy the whole link from the email.") from None
     if ids:
         subscriptions.mail_fresh_download_link(db.session, ids["s"], ids["m"])
         db.session.commit()
@@ -103,7 +103,8 @@ def unsubscribe(token: str):
     try:
         subscriber_id = tokens.read(tokens.UNSUBSCRIBE, token)["s"]
     except (tokens.InvalidToken, tokens.ExpiredToken, KeyError, TypeError):
-        return _bad_link("This unsubscribe link is not valid. Copy the whole link from the email, or reply to it and we will remove you by hand.")
+        raise BadLink("This unsubscribe link is not valid. Copy the whole link from the email, "
+                      "or reply to it and we will remove you by hand.") from None
     if request.method == "GET":
         return render_template("site/unsubscribe.html", token=token)
     subscriptions.unsubscribe(db.session, subscriber_id)
@@ -137,20 +138,27 @@ def index():
     return render_template("site/index.html")
 
 
-def _consent_for(token: str) -> Consent:
-    from flask import abort
+class BadLink(Exception):
+    """A link from an email that cannot be used; the message tells the visitor what to do instead."""
 
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@bp.errorhandler(BadLink)
+def bad_link(exc: BadLink):
+    return render_template("site/message.html", title="This link does not work", message=str(exc)), exc.status
+
+
+def _consent_for(token: str) -> Consent:
     try:
         consent_id = tokens.read(tokens.CONFIRM, token, max_age=current_app.config["CONFIRM_LINK_MAX_AGE"])["c"]
     except tokens.ExpiredToken:
-        abort(_bad_link("This confirmation link has expired. Sign up again and we will send a fresh one.", 410))
+        raise BadLink("This confirmation link has expired. Sign up again and we will send a fresh one.", 410) from None
     except (tokens.InvalidToken, KeyError, TypeError):
-        abort(_bad_link("This confirmation link is not valid. Copy the whole link from the email, or sign up again."))
+        raise BadLink("This confirmation link is not valid. Copy the whole link from the email, or sign up again.") from None
     consent = db.session.get(Consent, consent_id)
     if consent is None:
-        abort(_bad_link("This signup no longer exists. Sign up again on the blog.", 404))
+        raise BadLink("This signup no longer exists. Sign up again on the blog.", 404)
     return consent
-
-
-def _bad_link(message: str, status: int = 400):
-    return render_template("site/message.html", title="This link does not work", message=message), status
