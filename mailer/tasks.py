@@ -33,7 +33,7 @@ def celery_init_app(app: Flask) -> Celery:
         worker_hijack_root_logger=False,
     )
     if celery_app.conf.broker_url.startswith("redis"):
-        celery_app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
+        celery_app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 0}
     celery_app.conf.update(app.config.get("CELERY", {}))
     celery_app.set_default()
     app.extensions["celery"] = celery_app

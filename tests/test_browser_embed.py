@@ -1,0 +1,101 @@
+"""A blog on another origin embeds the form three ways; each submits in headless Chromium and the mail arrives."""
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from mailer.embed_snippets import snippets
+from tests.conftest import IN_CI, make_app, stack_overrides, truncate_all
+from tests.smtp_sink import _free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def serve_in_thread(server) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def browser():
+    if not os.path.exists(CHROMIUM):
+        (pytest.fail if IN_CI else pytest.skip)(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def blog_and_mailer(stack_env, worker, smtp, tmp_path):
+    """The mailer on one local port, the blog on another: two origins, as in production."""
+    mailer_port, blog_port = _free_port(), _free_port()
+    mailer_url, blog_url = f"http://127.0.0.1:{mailer_port}", f"http://127.0.0.1:{blog_port}"
+    app = make_app(tmp_path, **{**stack_overrides(stack_env), "BASE_URL": mailer_url, "EMBED_ORIGINS": [blog_url]})
+    truncate_all(app)
+    smtp.clear()
+
+    code = snippets(mailer_url)
+    form = code["HTML form (works without JavaScript)"].replace('name="next" value=""', f'name="next" value="{blog_url}/thanks.html"')
+    site = tmp_path / "blog"
+    site.mkdir()
+    (site / "post.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>Career Q&amp;A</title></head>
+<body><h1>Career Q&amp;A: Can You Keep in Touch with an Employer You Turned Down?</h1>
+<p>GET THE MULTIGENERATIONAL MANAGER'S HANDBOOK</p>
+<section id="snippet">{form}</section>
+<section id="iframe">{code["iframe"]}</section>
+<section id="script">{code["script"]}</section>
+</body></html>""")
+    (site / "thanks.html").write_text("<!doctype html><title>Thanks</title><h1>Thanks for subscribing</h1>")
+
+    mailer_server = make_server("127.0.0.1", mailer_port, app, threaded=True)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    blog_server = http.server.ThreadingHTTPServer(("127.0.0.1", blog_port), handler)
+    blog_server.RequestHandlerClass.log_message = lambda *a: None
+    serve_in_thread(mailer_server), serve_in_thread(blog_server)
+    yield blog_url
+    mailer_server.shutdown(), blog_server.shutdown()
+    mailer_server.server_close(), blog_server.server_close()
+    with app.app_context():
+        from mailer.extensions import db
+
+        db.engine.dispose()
+
+
+def test_the_three_embeds_submit_from_another_origin(browser, blog_and_mailer, smtp):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page()
+    page.goto(f"{blog_and_mailer}/post.html")
+
+    frame = page.frame_locator("#iframe iframe")
+    frame.locator("input[name=email]").fill("iframe-reader@example.com")
+    frame.get_by_role("button").click()
+    frame.get_by_text("Almost there").wait_for()
+
+    page.locator("form.mailer-signup input[name=email]").fill("script-reader@example.com")
+    page.locator("form.mailer-signup button").click()
+    page.get_by_text("Check your inbox").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "blog-embeds-after-submit.png"), full_page=True)
+
+    page.locator("#snippet input[name=email]").fill("snippet-reader@example.com")
+    with page.expect_navigation():
+        page.locator("#snippet button").click()
+    assert page.url == f"{blog_and_mailer}/thanks.html"  # back on the blog, not left on the mailer
+
+    for address in ("iframe-reader@example.com", "script-reader@example.com", "snippet-reader@example.com"):
+        [mail] = smtp.wait_for(address, "Confirm your")
+        assert "/confirm/" in mail.get_body(("plain",)).get_content()
+    page.close()
