@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings)
     app.config.update(test_config or {})
     register_logging(app)
+    register_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
@@ -28,6 +29,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_logging(app: Flask) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_proxies(app: Flask) -> None:
+    # Behind N reverse proxies the client IP (rate limits, consent records) is the Nth X-Forwarded-For from the right.
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def register_extensions(app: Flask) -> None:

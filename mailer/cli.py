@@ -39,3 +39,7 @@ def embed() -> None:
 
     for title, code in snippets(current_app.config["BASE_URL"]).items():
         click.echo(f"--- {title} ---\n{code}\n")
+
+
+if __name__ == "__main__":
+    main()

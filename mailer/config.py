@@ -86,7 +86,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "MAILER_ENV": "production" if production else "development",
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": _secret_key(env, instance, production),
-        "SECRET_KEY_FALLBACKS": [k for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
+        "SECRET_KEY_FALLBACKS": [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "CELERY_BROKER_URL": broker_url,
         "REDIS_URL": env.get("REDIS_URL") or None,
@@ -100,6 +100,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "DOWNLOAD_LINK_MAX_AGE": _int(env, "DOWNLOAD_LINK_MAX_AGE", 7 * 24 * 3600),
         "CONFIRM_LINK_MAX_AGE": _int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
         "SWEEP_SECONDS": _int(env, "SWEEP_SECONDS", 5),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
         "BLOG_URL": env.get("BLOG_URL") or None,
     }

@@ -30,6 +30,8 @@ def dev(port: int, host: str) -> None:
         "worker": [*celery, "worker", "--pool", "solo", "--loglevel", "INFO"],
         "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", f"{config['INSTANCE_PATH']}/celerybeat-schedule"],
     }
+    # A SIGTERM (from `timeout`, a service manager or a closed terminal) stops the children like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
     base = env["BASE_URL"]
     click.secho(f"\nmailer is running on {config['SQLALCHEMY_DATABASE_URI']}", bold=True)

@@ -40,10 +40,14 @@ class SMTPTransport:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.starttls:
                 smtp.starttls(context=context)
-        if self.username:
-            smtp.login(self.username, self.password or "")
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
         return smtp
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:

@@ -1,0 +1,100 @@
+"""The SMTP transport against real servers: plain, STARTTLS with login, implicit TLS, and a server that restarts."""
+from __future__ import annotations
+
+import ssl
+from email.message import EmailMessage
+
+import pytest
+import trustme
+from aiosmtpd.smtp import AuthResult
+
+from mailer.mail.transport import PermanentFailure, SMTPTransport, TemporaryFailure
+from tests.smtp_sink import SmtpSink, _free_port
+
+
+def message(to: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "newsletter@mailer.test", to, "hello"
+    msg.set_content("hello")
+    return msg
+
+
+def only_ann(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == b"ann" and auth_data.password == b"s3cret:/@"
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def tls(monkeypatch, tmp_path):
+    """A throwaway CA the client trusts (through SSL_CERT_FILE, as an operator would) and a server certificate."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    return server_context
+
+
+def test_plain_smtp_reuses_one_connection_for_a_batch():
+    sink = SmtpSink().start()
+    try:
+        transport = SMTPTransport(sink.url)
+        for n in range(3):
+            transport.send(message(f"r{n}@example.com"), "newsletter@mailer.test", f"r{n}@example.com")
+        first = transport._smtp
+        transport.send(message("r4@example.com"), "newsletter@mailer.test", "r4@example.com")
+        assert transport._smtp is first
+        transport.close()
+        assert len(sink.handler.messages) == 4
+        assert all(len(r.recipients) == 1 for r in sink.handler.messages)
+    finally:
+        sink.stop()
+
+
+def test_starttls_with_login(tls):
+    sink = SmtpSink(tls_context=tls, require_starttls=True, authenticator=only_ann, auth_require_tls=True).start()
+    try:
+        transport = SMTPTransport(f"smtp://ann:s3cret%3A%2F%40@127.0.0.1:{sink.port}?starttls=1")
+        transport.send(message("tls@example.com"), "newsletter@mailer.test", "tls@example.com")
+        transport.close()
+        assert sink.to("tls@example.com")
+        wrong = SMTPTransport(f"smtp://ann:wrong@127.0.0.1:{sink.port}?starttls=1")
+        with pytest.raises(PermanentFailure):
+            wrong.send(message("tls@example.com"), "newsletter@mailer.test", "tls@example.com")
+        wrong.close()
+    finally:
+        sink.stop()
+
+
+def test_implicit_tls(tls):
+    sink = SmtpSink(ssl_context=tls).start()
+    try:
+        transport = SMTPTransport(f"smtps://127.0.0.1:{sink.port}")
+        transport.send(message("smtps@example.com"), "newsletter@mailer.test", "smtps@example.com")
+        transport.close()
+        assert sink.to("smtps@example.com")
+    finally:
+        sink.stop()
+
+
+def test_reconnects_when_the_server_dropped_the_connection():
+    port = _free_port()
+    sink = SmtpSink(port=port).start()
+    transport = SMTPTransport(f"smtp://127.0.0.1:{port}")
+    transport.send(message("a@example.com"), "newsletter@mailer.test", "a@example.com")
+    sink.stop()
+    sink = SmtpSink(port=port).start()  # the old connection is dead; the next send must not fail for it
+    try:
+        transport.send(message("b@example.com"), "newsletter@mailer.test", "b@example.com")
+        assert sink.to("b@example.com")
+    finally:
+        transport.close()
+        sink.stop()
+
+
+def test_a_server_that_is_down_is_a_temporary_failure():
+    transport = SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2)
+    with pytest.raises(TemporaryFailure, match="cannot reach the SMTP server"):
+        transport.send(message("x@example.com"), "newsletter@mailer.test", "x@example.com")
