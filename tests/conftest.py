@@ -56,6 +56,7 @@ def upgrade_schema(app) -> None:
 
     with app.app_context():
         upgrade()
+        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +76,7 @@ def app(tmp_path, sqlite_template):
     with app.app_context():
         yield app
         db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -152,7 +154,8 @@ class Worker:
                 "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
         if beat:
             args += ["--beat", "--schedule", str(log.parent / f"beat-{log.stem}")]
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        self._log_file = log.open("wb")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         self._wait_ready()
 
@@ -179,6 +182,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self._log_file.close()
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +198,7 @@ def truncate_all(app) -> None:
     with app.app_context():
         db.session.execute(text("TRUNCATE subscriber, consent, delivery, download RESTART IDENTITY CASCADE"))
         db.session.commit()
+        db.engine.dispose()
 
 
 def stack_overrides(env: dict[str, str]) -> dict:
@@ -213,3 +218,4 @@ def pg_app(stack_env, smtp, tmp_path):
     with app.app_context():
         yield app
         db.session.remove()
+        db.engine.dispose()
