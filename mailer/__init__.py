@@ -55,9 +55,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from . import api
     from .web import devmail, errors, public, security
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
     app.register_blueprint(devmail.bp)
     errors.register(app)
     security.register(app)

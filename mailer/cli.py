@@ -30,6 +30,24 @@ def register(app: Flask) -> None:
 
     app.cli.add_command(dev)
     app.cli.add_command(embed)
+    app.cli.add_command(api_token)
+
+
+@click.group("api-token")
+def api_token() -> None:
+    """Bearer tokens for /api/v1."""
+
+
+@api_token.command("create")
+@click.argument("name")
+def create_api_token(name: str) -> None:
+    """Create a token called NAME and print it (it is shown only this once)."""
+    from .api import create_token
+    from .extensions import db
+
+    token = create_token(db.session, name)
+    db.session.commit()
+    click.echo(token)
 
 
 @click.command("embed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, text
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from .extensions import db
@@ -43,6 +43,9 @@ class Subscriber(db.Model):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Welcome sequence progress: the last step owed, and when the next one falls due (NULL: none left).
+    welcome_step: Mapped[int] = mapped_column(default=0)
+    welcome_next_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
 
     consents: WriteOnlyMapped[Consent] = relationship(back_populates="subscriber", passive_deletes=True)
     deliveries: WriteOnlyMapped[Delivery] = relationship(back_populates="subscriber", passive_deletes=True)
@@ -93,8 +96,11 @@ class Delivery(db.Model):
     """One email the system owes: written before any task is queued, sent at most once."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # confirmation, magnet, welcome
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # confirmation, magnet, welcome, digest, test
+    # NULL only for a test send to an address that need not be a subscriber (`recipient`).
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digest.id", ondelete="CASCADE"))
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(10), default=DeliveryStatus.QUEUED.value)
@@ -106,9 +112,78 @@ class Delivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
-    subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
+    subscriber: Mapped[Subscriber | None] = relationship(back_populates="deliveries")
 
     __table_args__ = (
-        # The claim query reads only due rows: keep that index small and hot.
-        Index("ix_delivery_due", "status", "next_attempt_at"),
+        # The claim query reads only rows still owed: a partial index stays small however many were sent.
+        Index("ix_delivery_due", "next_attempt_at", postgresql_where=text("status IN ('queued', 'sending')"),
+              sqlite_where=text("status IN ('queued', 'sending')")),
+        Index("ix_delivery_digest_status", "digest_id", "status"),
     )
+
+
+class DigestStatus(str, enum.Enum):
+    SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+digest_post = Table(
+    "digest_post", db.Model.metadata,
+    Column("digest_id", ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True),
+    Column("post_id", ForeignKey("post.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+
+class Post(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The feed's GUID (or the link when it has none): what makes a re-fetch update instead of duplicate.
+    guid: Mapped[str] = mapped_column(String(500), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(String(500))
+    summary_html: Mapped[str] = mapped_column(Text, default="")
+    summary_text: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    source: Mapped[str] = mapped_column(String(10), default="feed")  # feed, manual
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class Digest(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    intro: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default=DigestStatus.SENDING.value)
+    recipients: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
+
+
+class WelcomeStep(db.Model):
+    """One mail of the welcome sequence, `delay_hours` after confirmation."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(unique=True)
+    delay_hours: Mapped[int] = mapped_column(default=0)
+    template: Mapped[str] = mapped_column(String(50))  # templates/email/<template>.{subject.txt,txt,html}
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+
+class ApiToken(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256: the token itself is never stored
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class FeedState(db.Model):
+    """What the blog's feed last told us, for conditional GETs."""
+
+    url: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    modified: Mapped[str | None] = mapped_column(String(100))
+    fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(String(500))

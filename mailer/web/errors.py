@@ -43,7 +43,9 @@ def _csrf(exc: CSRFError):
 def _http(exc: HTTPException):
     if exc.response is not None:
         return exc.response
-    message = ADVICE.get(exc.code, exc.description)
+    # A description raised on purpose says more than our generic advice; werkzeug's default says less.
+    custom = exc.description != type(exc).description
+    message = exc.description if custom else ADVICE.get(exc.code, exc.description)
     if exc.code == 429:
         message = f"Too many attempts from your network (limit: {exc.description}). Wait a little and try again."
     return _answer(exc.code or 500, exc.name, message)

@@ -1,0 +1,1 @@
+"""The resource modules of /api/v1; importing each adds its routes to the blueprint."""
