@@ -1,43 +1,54 @@
-"""What each kind of owed mail says: turns a Delivery row into a message for its subscriber."""
+"""What each kind of owed mail says: turns a Delivery row into a message for its recipient."""
 from __future__ import annotations
 
 from email.message import EmailMessage
 
 from . import links
+from .digests import digest_frame, greeting, test_frame
 from .extensions import db
-from .mail.messages import render
+from .mail.messages import build, message_id, render_parts
 from .models import Consent, Delivery, LeadMagnet, Status, Subscriber
 
+LIST_MAIL = {"welcome", "digest"}
 
-def may_send(delivery: Delivery, subscriber: Subscriber) -> bool:
+
+def may_send(delivery: Delivery, subscriber_status: str | None) -> bool:
     """Only the confirmation goes to an unconfirmed address; nothing goes to a suppressed one."""
+    if delivery.kind == "test":
+        return True  # to an address the admin typed, never to a subscriber's
     if delivery.kind == "confirmation":
-        return subscriber.status in (Status.PENDING.value, Status.UNSUBSCRIBED.value)
-    return subscriber.status == Status.CONFIRMED.value
+        return subscriber_status in (Status.PENDING.value, Status.UNSUBSCRIBED.value)
+    return subscriber_status == Status.CONFIRMED.value
 
 
-def compose(delivery: Delivery, subscriber: Subscriber) -> EmailMessage:
-    return COMPOSERS[delivery.kind](delivery, subscriber)
+def compose(delivery: Delivery, subscriber: Subscriber | None) -> EmailMessage:
+    msg_id = message_id(delivery.dedupe_key, delivery.created_at)
+    if delivery.kind == "test":
+        return build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id)
+    unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
+    if delivery.kind == "digest":
+        parts = digest_frame(delivery.digest_id).fill({"greeting": greeting(subscriber.name),
+                                                       "unsubscribe_url": unsubscribe_url})
+    else:
+        parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))
+    return build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
 
 
-def _confirmation(delivery: Delivery, subscriber: Subscriber) -> EmailMessage:
+def _confirmation(delivery: Delivery, subscriber: Subscriber):
     consent = db.session.get(Consent, delivery.payload["consent_id"])
-    magnet = consent.magnet if consent else None
     # No name and nothing else the visitor typed: the address may not be theirs.
-    context = {"confirm_url": links.confirm_url(delivery.payload["consent_id"]), "magnet": magnet}
-    return render("confirmation", subscriber.email, context, dedupe_key=delivery.dedupe_key)
+    return "confirmation", {"confirm_url": links.confirm_url(consent.id), "magnet": consent.magnet}
 
 
-def _magnet(delivery: Delivery, subscriber: Subscriber) -> EmailMessage:
+def _magnet(delivery: Delivery, subscriber: Subscriber):
     magnet = db.session.get(LeadMagnet, delivery.payload["magnet_id"])
-    context = {"subscriber": subscriber, "magnet": magnet, "download_url": links.download_url(subscriber.id, magnet.id)}
-    return render("magnet", subscriber.email, context, dedupe_key=delivery.dedupe_key)
+    return "magnet", {"subscriber": subscriber, "magnet": magnet,
+                      "download_url": links.download_url(subscriber.id, magnet.id)}
 
 
-def _welcome(delivery: Delivery, subscriber: Subscriber) -> EmailMessage:
-    context = {"subscriber": subscriber}
-    return render("welcome", subscriber.email, context, dedupe_key=delivery.dedupe_key,
-                  unsubscribe_url=links.unsubscribe_url(subscriber.id))
+def _welcome(delivery: Delivery, subscriber: Subscriber):
+    return delivery.payload.get("template", "welcome"), {
+        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id)}
 
 
-COMPOSERS = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}
+TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}

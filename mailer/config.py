@@ -32,6 +32,29 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
 
 
+def digest_crontab(value: str):
+    """Celery's crontab from the five standard fields (minute hour day-of-month month day-of-week)."""
+    from celery.schedules import crontab
+
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError("needs five fields")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                   day_of_week=day_of_week)
+
+
+def _crontab(value: str) -> str | None:
+    """DIGEST_SCHEDULE: five crontab fields, e.g. '0 9 * * mon' for Mondays at 09:00 UTC; empty: no schedule."""
+    if not value.strip():
+        return None
+    try:
+        digest_crontab(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"DIGEST_SCHEDULE: {value!r} is not a crontab like '0 9 * * mon' ({exc})") from None
+    return value.strip()
+
+
 def _secret_key(env: dict, instance: Path, production: bool) -> str:
     if env.get("SECRET_KEY"):
         return env["SECRET_KEY"]
@@ -101,6 +124,9 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "CONFIRM_LINK_MAX_AGE": _int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
         "SWEEP_SECONDS": _int(env, "SWEEP_SECONDS", 5),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        "SEND_RATE": _int(env, "SEND_RATE", 0),
+        "FEED_POLL_SECONDS": _int(env, "FEED_POLL_SECONDS", 900),
+        "DIGEST_SCHEDULE": _crontab(env.get("DIGEST_SCHEDULE", "")),
         "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
         "BLOG_URL": env.get("BLOG_URL") or None,
     }

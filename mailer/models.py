@@ -28,6 +28,7 @@ class DeliveryStatus(str, enum.Enum):
     SENT = "sent"
     FAILED = "failed"      # permanent: 5xx or retries exhausted
     SKIPPED = "skipped"    # the subscriber may no longer be mailed
+    HELD = "held"          # its digest is paused
 
 
 Timestamp = DateTime(timezone=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
 
@@ -13,20 +14,23 @@ from sqlalchemy.orm import Session
 
 from .compose import compose, may_send
 from .extensions import db
+from .mail.pacing import Pacer
 from .mail.transport import PermanentFailure, TemporaryFailure, open_transport
-from .models import Delivery, DeliveryStatus, Status, Subscriber, utcnow
+from .models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
 
 QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
 
-def queue(session: Session, kind: str, subscriber_id: int, dedupe_key: str, **payload) -> bool:
+def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: str, *,
+          recipient: str | None = None, **payload) -> bool:
     """Owe one mail; returns False when a mail with this key is already owed or sent."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
     stmt = insert(Delivery).values(
-        kind=kind, subscriber_id=subscriber_id, dedupe_key=dedupe_key, payload=payload,
-        status=QUEUED, attempts=0, next_attempt_at=utcnow(), created_at=utcnow(),
+        kind=kind, subscriber_id=subscriber_id, recipient=recipient, dedupe_key=dedupe_key, payload=payload,
+        status=QUEUED, attempts=0, next_attempt_at=now, created_at=now,
     ).on_conflict_do_nothing(index_elements=["dedupe_key"])
     return session.execute(stmt).rowcount == 1
 
@@ -46,7 +50,7 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[in
         select(Delivery.id)
         .where(or_(and_(Delivery.status == QUEUED, Delivery.next_attempt_at <= now),
                    and_(Delivery.status == SENDING, Delivery.lease_until < now)))
-        .order_by(Delivery.next_attempt_at)
+        .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -61,77 +65,109 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[in
     return sorted(session.execute(claim).scalars())
 
 
-def send_claimed(ids: list[int]) -> None:
-    """Send claimed rows over one connection, committing each result as it comes."""
-    transport = open_transport(current_app.config)
-    try:
-        for delivery_id in ids:
-            _deliver(transport, delivery_id)
-    finally:
-        transport.close()
-
-
-def deliver_due(limit: int = 50) -> int:
-    """Claim and send one batch; returns how many rows were claimed."""
+def deliver_due(limit: int = 50, more=None) -> int:
+    """Claim and send one batch; `more()` is called first when the batch is full, so idle workers join in."""
     ids = claim_due(db.session, limit)
     db.session.commit()
+    if len(ids) == limit and more is not None:
+        more()
     if ids:
         send_claimed(ids)
     return len(ids)
 
 
-def _deliver(transport, delivery_id: int) -> None:
+def send_claimed(ids: list[int]) -> None:
+    """Send claimed rows over one connection, committing each result before the next mail."""
+    config = current_app.config
+    transport = open_transport(config)
+    pacer = Pacer(config.get("SEND_RATE", 0), config.get("REDIS_URL"))
+    halted = _HaltedDigests()
+    try:
+        for delivery_id in ids:
+            _deliver(transport, pacer, halted, delivery_id)
+    finally:
+        transport.close()
+
+
+def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) -> None:
     session = db.session
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.status != SENDING:
         session.rollback()
         return
-    # A shared lock on PostgreSQL: an unsubscribe waits for a mail in flight instead of racing it.
-    subscriber = session.execute(
-        select(Subscriber).where(Subscriber.id == delivery.subscriber_id).with_for_update(read=True)
-    ).scalar_one()
-    if not may_send(delivery, subscriber):
+    if delivery.digest_id and halted.contains(delivery.digest_id):
+        # Paused or cancelled after this batch was claimed: give the row back untouched.
+        delivery.status, delivery.lease_until = DeliveryStatus.HELD.value, None
+        session.commit()
+        return
+    subscriber, status = None, None
+    if delivery.subscriber_id is not None:
+        # A shared lock on PostgreSQL: an unsubscribe waits for a mail in flight instead of racing it.
+        subscriber = session.execute(
+            select(Subscriber).where(Subscriber.id == delivery.subscriber_id)
+            .with_for_update(read=True).execution_options(populate_existing=True)
+        ).scalar_one()
+        status = subscriber.status
+    if not may_send(delivery, status):
         delivery.status = DeliveryStatus.SKIPPED.value
-        delivery.last_error = f"subscriber is {subscriber.status}"
+        delivery.last_error = f"subscriber is {status}"
         session.commit()
         return
     try:
         msg = compose(delivery, subscriber)
-        reply = transport.send(msg, sender=_envelope_sender(), recipient=subscriber.email)
+        pacer.wait()
+        reply = transport.send(msg, sender=_envelope_sender(), recipient=subscriber.email if subscriber else delivery.recipient)
     except PermanentFailure as exc:
         _fail(delivery, subscriber, str(exc))
     except TemporaryFailure as exc:
+        pacer.throttled(exc.code)
         _retry_later(delivery, str(exc))
     except Exception as exc:
         log.exception("delivery %s: could not build or send the message; will retry", delivery.id)
         _retry_later(delivery, f"{type(exc).__name__}: {exc}")
     else:
+        pacer.accepted()
         delivery.status = DeliveryStatus.SENT.value
         delivery.sent_at = utcnow()
         delivery.message_id = msg["Message-ID"]
         delivery.last_error = None
-        log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, subscriber.id, reply)
+        log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, reply)
     session.commit()
+
+
+class _HaltedDigests:
+    """Which digests are paused or cancelled, looked up at most once a second per batch."""
+
+    def __init__(self):
+        self.checked_at, self.ids = 0.0, set()
+
+    def contains(self, digest_id: int) -> bool:
+        if time.monotonic() - self.checked_at > 1:
+            halted = [DigestStatus.PAUSED.value, DigestStatus.CANCELLED.value]
+            self.ids = set(db.session.scalars(select(Digest.id).where(Digest.status.in_(halted))))
+            self.checked_at = time.monotonic()
+        return digest_id in self.ids
 
 
 def _envelope_sender() -> str:
     return parseaddr(current_app.config["MAIL_FROM"])[1]
 
 
-def _fail(delivery: Delivery, subscriber: Subscriber, error: str) -> None:
+def _fail(delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
     delivery.status = DeliveryStatus.FAILED.value
     delivery.last_error = error[:500]
     delivery.attempts += 1
-    subscriber.status = Status.BOUNCED.value
-    log.warning("delivery %s refused for good (%s); subscriber %s marked bounced", delivery.id, error, subscriber.id)
+    if subscriber is not None:
+        subscriber.status = Status.BOUNCED.value
+        subscriber.welcome_next_at = None
+    log.warning("delivery %s refused for good (%s); subscriber %s marked bounced", delivery.id, error, delivery.subscriber_id)
 
 
 def _retry_later(delivery: Delivery, error: str) -> None:
     config = current_app.config
     delivery.attempts += 1
     delivery.last_error = error[:500]
-    created = delivery.created_at
-    deadline = aware(created) + timedelta(seconds=config.get("RETRY_DEADLINE", 3 * 24 * 3600))
+    deadline = aware(delivery.created_at) + timedelta(seconds=config.get("RETRY_DEADLINE", 3 * 24 * 3600))
     delay = min(config.get("RETRY_BASE_SECONDS", 30) * 2 ** (delivery.attempts - 1), 3600) * random.uniform(0.5, 1.5)
     when = utcnow() + timedelta(seconds=delay)
     if when > deadline:

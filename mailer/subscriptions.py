@@ -13,6 +13,7 @@ from . import outbox
 from .magnets import find_magnet
 from .mail.messages import refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
+from .welcome import start_welcome, stop_welcome
 
 SUPPRESSED = (Status.BOUNCED.value, Status.COMPLAINED.value)
 CONSENT_TEXT = ("Send me {magnet} and the occasional email with new Career Q&A posts. "
@@ -101,7 +102,7 @@ def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
     if consent.magnet_id is not None:
         outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{consent.magnet_id}:{consent.id}",
                      magnet_id=consent.magnet_id)
-    outbox.queue(session, "welcome", subscriber.id, f"welcome:{subscriber.id}")
+    start_welcome(session, subscriber, now)
     return consent
 
 
@@ -113,6 +114,7 @@ def unsubscribe(session: Session, subscriber_id: int) -> Subscriber | None:
     if subscriber.status != Status.UNSUBSCRIBED.value:
         subscriber.status = Status.UNSUBSCRIBED.value
         subscriber.unsubscribed_at = utcnow()
+    stop_welcome(subscriber)
     session.execute(
         update(Delivery)
         .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.QUEUED.value)

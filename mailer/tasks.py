@@ -6,6 +6,27 @@ from datetime import timedelta
 from celery import Celery, Task
 from flask import Flask
 
+from .config import digest_crontab
+
+
+def beat_schedule(config: dict) -> dict:
+    """What beat runs: the outbox sweep and welcome steps always; the feed and digests when configured."""
+    sweep = config["SWEEP_SECONDS"]
+    schedule = {
+        "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
+                           "options": {"expires": sweep * 2}},
+        "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=max(sweep, 30)),
+                          "options": {"expires": max(sweep, 30) * 2}},
+    }
+    if config.get("FEED_URL"):
+        poll = config["FEED_POLL_SECONDS"]
+        schedule["poll-feed"] = {"task": "worker.tasks.fetch_feed", "schedule": timedelta(seconds=poll),
+                                 "options": {"expires": poll}}
+    if config.get("DIGEST_SCHEDULE"):
+        schedule["scheduled-digest"] = {"task": "worker.tasks.send_scheduled_digest",
+                                        "schedule": digest_crontab(config["DIGEST_SCHEDULE"])}
+    return schedule
+
 
 def celery_init_app(app: Flask) -> Celery:
     class FlaskTask(Task):
@@ -13,7 +34,6 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    sweep = app.config["SWEEP_SECONDS"]
     celery_app = Celery(app.name, task_cls=FlaskTask, include=["worker.tasks"])
     celery_app.conf.update(
         broker_url=app.config["CELERY_BROKER_URL"],
@@ -25,10 +45,7 @@ def celery_init_app(app: Flask) -> Celery:
         # A signup must not wait on a broker that is down: the outbox row is the promise, the task only a wake-up.
         task_publish_retry=False,
         broker_connection_timeout=2,
-        beat_schedule={
-            "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
-                               "options": {"expires": sweep * 2}},
-        },
+        beat_schedule=beat_schedule(app.config),
         beat_schedule_filename=f"{app.config['INSTANCE_PATH']}/celerybeat-schedule",
         worker_hijack_root_logger=False,
     )

@@ -1,11 +1,57 @@
-"""Thin tasks: they carry nothing but limits and call the outbox."""
+"""Thin tasks: they carry ids and limits, and call the domain in mailer/."""
+import logging
+
 from celery import shared_task
+from flask import current_app
 
 from mailer import outbox
+from mailer.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
 def deliver_due(limit: int = 50) -> None:
-    """Send one batch of due outbox rows; a full batch asks for another, so idle workers join in."""
-    if outbox.deliver_due(limit) == limit:
-        deliver_due.delay(limit)
+    """Send one batch of due outbox rows; a full batch first asks for another, so idle workers join in."""
+    outbox.deliver_due(limit, more=lambda: deliver_due.delay(limit))
+
+
+@shared_task(ignore_result=True)
+def advance_welcome() -> None:
+    """Owe the welcome steps that fell due, then wake a worker to send them."""
+    from mailer.welcome import advance_welcome_sequences
+
+    if advance_welcome_sequences(db.session):
+        db.session.commit()
+        outbox.wake()
+    else:
+        db.session.commit()
+
+
+@shared_task(ignore_result=True)
+def fetch_feed() -> None:
+    from mailer.feeds import FeedError
+    from mailer.feeds import fetch_feed as fetch
+
+    url = current_app.config.get("FEED_URL")
+    if not url:
+        return
+    try:
+        fetch(db.session, url)
+    except FeedError:
+        pass  # fetch_feed logged it and stored it for the console; the next poll tries again
+    db.session.commit()
+
+
+@shared_task(ignore_result=True)
+def send_scheduled_digest() -> None:
+    from mailer.digests import NothingNew, create_digest
+
+    try:
+        digest = create_digest(db.session)
+    except NothingNew:
+        log.info("scheduled digest: no new posts since the last digest; nothing sent")
+        return
+    db.session.commit()
+    log.info("scheduled digest %s owed to %s subscribers", digest.id, digest.recipients)
+    outbox.wake()

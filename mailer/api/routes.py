@@ -1,1 +1,2 @@
 """The resource modules of /api/v1; importing each adds its routes to the blueprint."""
+from . import digests  # noqa: F401

@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 class TemporaryFailure(Exception):
     """Try again later: a 4xx reply, a dropped connection, a timeout."""
 
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
 
 class PermanentFailure(Exception):
     """The server refused this recipient for good (5xx)."""
@@ -59,7 +63,7 @@ class SMTPTransport:
                 self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
                 return "250 accepted"
             except smtplib.SMTPServerDisconnected:
-                self._smtp = None
+                self.close()
                 if attempt == 2:
                     raise TemporaryFailure("the SMTP server closed the connection") from None
             except smtplib.SMTPRecipientsRefused as exc:
@@ -94,7 +98,7 @@ def _classify(code: int, reply: bytes | str) -> Exception:
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
     if 500 <= code < 600:
         return PermanentFailure(f"{code} {text}")
-    return TemporaryFailure(f"{code} {text}")
+    return TemporaryFailure(f"{code} {text}", code)
 
 
 class OutboxTransport:

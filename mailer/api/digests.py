@@ -1,0 +1,102 @@
+"""/api/v1/digests: compose from the unsent posts, preview, test, send, follow, pause, resume, cancel."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from sqlalchemy import select
+
+from .. import digests, outbox
+from ..extensions import db
+from ..models import Digest, Subscriber
+from ..subscriptions import InvalidSignup
+from . import bp, error, read_json_object
+
+
+@bp.post("/digests")
+def create_digest():
+    body = read_json_object() if request.content_length else {}
+    subject, intro, post_ids = body.get("subject"), body.get("intro"), body.get("post_ids")
+    if not _fields_ok(subject, intro, post_ids):
+        return error('Expected {"subject": str, "intro": str, "post_ids": [int], "dry_run": bool, "test_to": str}, all optional.', 400)
+    try:
+        if body.get("dry_run"):
+            posts = digests.choose_posts(db.session, post_ids)
+            parts = digests.render_digest(subject or digests.default_subject(posts), intro or "", posts)
+            sample = parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
+            return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts],
+                           recipients=db.session.scalar(digests.confirmed_count()), html=sample.html, text=sample.text)
+        if body.get("test_to"):
+            count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
+            db.session.commit()
+            outbox.wake()
+            return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
+        digest = digests.create_digest(db.session, subject, intro, post_ids)
+    except digests.NothingNew as exc:
+        return error(str(exc), 409)
+    except digests.DigestError as exc:
+        return error(str(exc), 422)
+    except InvalidSignup as exc:
+        return error(str(exc), 422, field="test_to")
+    db.session.commit()
+    outbox.wake()
+    return jsonify(digests.progress(db.session, digest)), 202
+
+
+@bp.get("/digests")
+def list_digests():
+    recent = db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(50))
+    return jsonify(digests=[digests.progress(db.session, d) for d in recent])
+
+
+@bp.get("/digests/<int:digest_id>")
+def digest_status(digest_id: int):
+    digest = db.session.get(Digest, digest_id)
+    if digest is None:
+        return error(f"There is no digest {digest_id}.", 404)
+    return jsonify(digests.progress(db.session, digest))
+
+
+@bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel):action>")
+def steer_digest(digest_id: int, action: str):
+    digest = db.session.get(Digest, digest_id)
+    if digest is None:
+        return error(f"There is no digest {digest_id}.", 404)
+    try:
+        getattr(digests, action)(db.session, digest)
+    except digests.DigestError as exc:
+        return error(str(exc), 409)
+    db.session.commit()
+    if action == "resume":
+        outbox.wake()
+    return jsonify(digests.progress(db.session, digest))
+
+
+@bp.get("/digests/preview")
+def preview():
+    """The next digest as one subscriber (?email=) or anyone would see it; ?format=html|text."""
+    try:
+        posts = digests.choose_posts(db.session)
+    except digests.NothingNew as exc:
+        return error(str(exc), 409)
+    subscriber = None
+    if request.args.get("email"):
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == request.args["email"].strip().lower()))
+        if subscriber is None:
+            return error("No subscriber has that email address.", 404)
+    from ..links import unsubscribe_url
+
+    parts = digests.render_digest(digests.default_subject(posts), request.args.get("intro", ""), posts).fill({
+        "greeting": digests.greeting(subscriber.name if subscriber else None),
+        "unsubscribe_url": unsubscribe_url(subscriber.id) if subscriber else "(unsubscribe link)"})
+    if request.args.get("format", "html") == "text":
+        return Response(parts.text, mimetype="text/plain")
+    return Response(parts.html, mimetype="text/html")
+
+
+def _fields_ok(subject, intro, post_ids) -> bool:
+    return (subject is None or isinstance(subject, str)) and (intro is None or isinstance(intro, str)) and (
+        post_ids is None or (isinstance(post_ids, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in post_ids)))
+
+
+def _post(post) -> dict:
+    return {"id": post.id, "title": post.title, "url": post.url,
+            "published_at": post.published_at.isoformat() if post.published_at else None}

@@ -1,0 +1,183 @@
+"""Digests of new posts: choosing the posts, owing one mail per confirmed subscriber, and steering the send."""
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from flask import current_app
+from sqlalchemy import JSON, String, cast, func, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from .mail.messages import Parts, placeholder, render_parts
+from .models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post,
+                     utcnow)
+
+QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
+
+
+class NothingNew(Exception):
+    """Every published post has been in a digest already."""
+
+
+class DigestError(ValueError):
+    """A request about a digest that cannot be carried out as asked; the message says why."""
+
+
+def unsent_posts(session: Session, now: datetime | None = None) -> list[Post]:
+    """Published posts that no digest (but a cancelled one) has carried, oldest first."""
+    sent = (select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
+            .where(Digest.status != DigestStatus.CANCELLED.value))
+    now = now or utcnow()
+    return list(session.scalars(
+        select(Post).where(Post.id.not_in(sent), or_(Post.published_at.is_(None), Post.published_at <= now))
+        .order_by(Post.published_at, Post.id)
+    ))
+
+
+def choose_posts(session: Session, post_ids: list[int] | None = None) -> list[Post]:
+    posts = unsent_posts(session)
+    if post_ids is not None:
+        unknown = set(post_ids) - {p.id for p in posts}
+        if unknown:
+            raise DigestError(f"posts {sorted(unknown)} do not exist or were already sent in a digest")
+        posts = [p for p in posts if p.id in set(post_ids)]
+    if not posts:
+        raise NothingNew("There are no new posts since the last digest: publish a post or fetch the feed first.")
+    return posts
+
+
+def default_subject(posts: list[Post]) -> str:
+    if len(posts) == 1:
+        return posts[0].title[:200]
+    return f"{posts[-1].title[:150]} and {len(posts) - 1} more new post{'s' if len(posts) > 2 else ''}"
+
+
+def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
+                  post_ids: list[int] | None = None) -> Digest:
+    """Make a digest of the unsent posts and owe it to every confirmed subscriber, in one statement."""
+    posts = choose_posts(session, post_ids)
+    digest = Digest(subject=_clean_subject(subject) or default_subject(posts), intro=(intro or "").strip())
+    session.add(digest)
+    session.flush()
+    session.execute(digest_post.insert(), [{"digest_id": digest.id, "post_id": p.id, "position": n}
+                                           for n, p in enumerate(posts)])
+    digest.recipients = owe_digest(session, digest.id)
+    return digest
+
+
+def owe_digest(session: Session, digest_id: int) -> int:
+    """INSERT … SELECT one delivery per confirmed subscriber: no Python loop, whatever the list size."""
+    now = utcnow()
+    rows = select(
+        literal("digest"), Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String),
+        cast(literal("{}"), JSON), literal(QUEUED), literal(0), literal(now), literal(now), literal(digest_id),
+    ).where(Subscriber.status == Status.CONFIRMED.value).order_by(Subscriber.id)
+    columns = ["kind", "subscriber_id", "dedupe_key", "payload", "status", "attempts", "next_attempt_at",
+               "created_at", "digest_id"]
+    return session.execute(Delivery.__table__.insert().from_select(columns, rows)).rowcount
+
+
+def confirmed_count():
+    return select(func.count()).select_from(Subscriber).where(Subscriber.status == Status.CONFIRMED.value)
+
+
+def _clean_subject(subject: str | None) -> str | None:
+    if subject is None or not subject.strip():
+        return None
+    if len(subject) > 200 or any(c in subject for c in "\r\n\0\u2028\u2029"):
+        raise DigestError("the subject must be one line of at most 200 characters")
+    return subject.strip()
+
+
+def progress(session: Session, digest: Digest) -> dict:
+    """Status and counts, from the ledger itself (so they are never out of step with what was sent)."""
+    counts = dict(session.execute(
+        select(Delivery.status, func.count()).where(Delivery.digest_id == digest.id).group_by(Delivery.status)).all())
+    pending = counts.get(QUEUED, 0) + counts.get(SENDING, 0) + counts.get(HELD, 0)
+    status = digest.status
+    if status == DigestStatus.SENDING.value and pending == 0:
+        status = "sent"
+    return {"id": digest.id, "subject": digest.subject, "status": status, "recipients": digest.recipients,
+            "sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "skipped": counts.get("skipped", 0),
+            "pending": pending, "created_at": digest.created_at.isoformat(),
+            "posts": [{"id": p.id, "title": p.title, "url": p.url} for p in digest.posts]}
+
+
+def pause(session: Session, digest: Digest) -> None:
+    """Hold every mail not yet claimed; mails already in a worker's hands finish."""
+    _require(digest, {DigestStatus.SENDING.value}, "pause")
+    digest.status = DigestStatus.PAUSED.value
+    _move(session, digest.id, QUEUED, HELD)
+
+
+def resume(session: Session, digest: Digest) -> None:
+    _require(digest, {DigestStatus.PAUSED.value}, "resume")
+    digest.status = DigestStatus.SENDING.value
+    _move(session, digest.id, HELD, QUEUED)
+
+
+def cancel(session: Session, digest: Digest) -> None:
+    _require(digest, {DigestStatus.SENDING.value, DigestStatus.PAUSED.value}, "cancel")
+    digest.status = DigestStatus.CANCELLED.value
+    session.execute(update(Delivery).where(Delivery.digest_id == digest.id, Delivery.status.in_([QUEUED, HELD]))
+                    .values(status=DeliveryStatus.SKIPPED.value, last_error="digest cancelled"))
+
+
+def _require(digest: Digest, allowed: set[str], action: str) -> None:
+    if digest.status not in allowed:
+        raise DigestError(f"digest {digest.id} is {digest.status}; only a digest that is {' or '.join(sorted(allowed))} can {action}")
+
+
+def _move(session: Session, digest_id: int, source: str, target: str) -> None:
+    session.execute(update(Delivery).where(Delivery.digest_id == digest_id, Delivery.status == source)
+                    .values(status=target))
+
+
+def render_digest(subject: str, intro: str, posts: list[Post]) -> Parts:
+    """The digest with placeholders where each recipient's name and unsubscribe link go."""
+    context = {"subject": subject, "intro": intro, "posts": posts, "blog_url": current_app.config.get("BLOG_URL"),
+               "greeting": placeholder("greeting"), "unsubscribe_url": placeholder("unsubscribe_url")}
+    return render_parts("digest", context)
+
+
+@lru_cache(maxsize=16)
+def _cached_frame(digest_id: int, app_key: int) -> Parts:
+    from .extensions import db
+
+    digest = db.session.get(Digest, digest_id)
+    return render_digest(digest.subject, digest.intro, digest.posts)
+
+
+def digest_frame(digest_id: int) -> Parts:
+    """Rendered once per digest per worker process; only the per-recipient values vary after that."""
+    return _cached_frame(digest_id, id(current_app._get_current_object()))
+
+
+def test_frame(payload: dict) -> Parts:
+    from .extensions import db
+
+    posts = list(db.session.scalars(select(Post).where(Post.id.in_(payload["post_ids"]))))
+    posts.sort(key=lambda p: payload["post_ids"].index(p.id))
+    frame = render_digest(f"[Test] {payload['subject']}", payload.get("intro", ""), posts)
+    return frame.fill({"greeting": greeting(None), "unsubscribe_url": current_app.config["BASE_URL"] + "/unsubscribe/test"})
+
+
+def greeting(name: str | None) -> str:
+    return f"Hi {name}," if name else "Hi,"
+
+
+def send_test(session: Session, to: str, subject: str | None = None, intro: str | None = None,
+              post_ids: list[int] | None = None) -> int:
+    """Owe a test copy of the next digest to one address (an admin's), outside any subscriber's record."""
+    import uuid
+
+    from . import outbox
+    from .subscriptions import normalise_email
+
+    address = normalise_email(to)
+    posts = choose_posts(session, post_ids)
+    payload = {"subject": _clean_subject(subject) or default_subject(posts), "intro": (intro or "").strip(),
+               "post_ids": [p.id for p in posts]}
+    key = f"test:{uuid.uuid4().hex}"
+    outbox.queue(session, "test", None, key, recipient=address, **payload)
+    return len(posts)

@@ -1,0 +1,53 @@
+"""Sending pace: a rate limit shared by all workers, and a per-connection slowdown when the server says so."""
+from __future__ import annotations
+
+import logging
+import time
+
+from limits import RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
+THROTTLE_CODES = {421, 451, 452, 454}  # "slow down" replies: too many connections, messages or recipients
+
+
+class Pacer:
+    """Waits before each send: for the shared rate (SEND_RATE per second), then for any throttle backoff."""
+
+    def __init__(self, rate: float, storage_uri: str | None):
+        self.backoff = 0.0
+        self.limiter = self.item = None
+        if rate > 0:
+            storage = _storage(storage_uri)
+            self.limiter = MovingWindowRateLimiter(storage)
+            self.item = RateLimitItemPerSecond(max(1, int(rate)))
+
+    def wait(self) -> None:
+        if self.limiter is not None:
+            while not self.limiter.hit(self.item, "mailer", "smtp-send"):
+                time.sleep(0.02)
+        if self.backoff:
+            time.sleep(self.backoff)
+
+    def throttled(self, code: int | None) -> None:
+        """The server answered 'slow down': double the pause between mails (up to 30 s)."""
+        if code in THROTTLE_CODES:
+            self.backoff = min(max(self.backoff * 2, 0.25), 30.0)
+            log.warning("SMTP server throttles us (%s); pausing %.2f s between mails", code, self.backoff)
+
+    def accepted(self) -> None:
+        # Recover gently: each accepted mail shortens the pause a little.
+        if self.backoff:
+            self.backoff = self.backoff * 0.9 if self.backoff > 0.01 else 0.0
+
+
+def _storage(uri: str | None):
+    if uri:
+        try:
+            storage = storage_from_string(uri)
+            if storage.check():
+                return storage
+        except Exception as exc:  # a rate limit that cannot be shared is still a rate limit
+            log.warning("rate limit storage %s unusable (%s); limiting per worker process", uri, exc)
+    return storage_from_string("memory://")
