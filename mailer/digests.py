@@ -74,7 +74,8 @@ def owe_digest(session: Session, digest_id: int) -> int:
     ).where(Subscriber.status == Status.CONFIRMED.value).order_by(Subscriber.id)
     columns = ["kind", "subscriber_id", "dedupe_key", "payload", "status", "attempts", "next_attempt_at",
                "created_at", "digest_id"]
-    return session.execute(Delivery.__table__.insert().from_select(columns, rows)).rowcount
+    insert = Delivery.__table__.insert().from_select(columns, rows)
+    return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
 
 def confirmed_count():

@@ -67,7 +67,7 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[in
 
 def deliver_due(limit: int = 50, more=None) -> int:
     """Claim and send one batch; `more()` is called first when the batch is full, so idle workers join in."""
-    ids = claim_due(db.session, limit)
+    ids = claim_due(db.session, limit, current_app.config.get("LEASE_SECONDS", 300))
     db.session.commit()
     if len(ids) == limit and more is not None:
         more()
@@ -95,9 +95,12 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) 
     if delivery is None or delivery.status != SENDING:
         session.rollback()
         return
-    if delivery.digest_id and halted.contains(delivery.digest_id):
-        # Paused or cancelled after this batch was claimed: give the row back untouched.
-        delivery.status, delivery.lease_until = DeliveryStatus.HELD.value, None
+    halt = halted.status(delivery.digest_id) if delivery.digest_id else None
+    if halt is not None:
+        # Paused or cancelled after this batch was claimed: hold the row for a resume, or drop it.
+        paused = halt == DigestStatus.PAUSED.value
+        delivery.status = DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value
+        delivery.lease_until, delivery.last_error = None, None if paused else "digest cancelled"
         session.commit()
         return
     subscriber, status = None, None
@@ -139,14 +142,15 @@ class _HaltedDigests:
     """Which digests are paused or cancelled, looked up at most once a second per batch."""
 
     def __init__(self):
-        self.checked_at, self.ids = 0.0, set()
+        self.checked_at, self.statuses = 0.0, {}
 
-    def contains(self, digest_id: int) -> bool:
+    def status(self, digest_id: int) -> str | None:
+        """'paused' or 'cancelled' for a halted digest, None for one that is sending."""
         if time.monotonic() - self.checked_at > 1:
             halted = [DigestStatus.PAUSED.value, DigestStatus.CANCELLED.value]
-            self.ids = set(db.session.scalars(select(Digest.id).where(Digest.status.in_(halted))))
+            self.statuses = dict(db.session.execute(select(Digest.id, Digest.status).where(Digest.status.in_(halted))).all())
             self.checked_at = time.monotonic()
-        return digest_id in self.ids
+        return self.statuses.get(digest_id)
 
 
 def _envelope_sender() -> str:

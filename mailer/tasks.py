@@ -15,8 +15,8 @@ def beat_schedule(config: dict) -> dict:
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
                            "options": {"expires": sweep * 2}},
-        "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=max(sweep, 30)),
-                          "options": {"expires": max(sweep, 30) * 2}},
+        "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=sweep),
+                          "options": {"expires": sweep * 2}},
     }
     if config.get("FEED_URL"):
         poll = config["FEED_POLL_SECONDS"]

@@ -103,16 +103,20 @@ def smtp():
     sink.stop()
 
 
-@pytest.fixture(scope="session")
-def pg_url():
+def fresh_database(name: str) -> str:
+    """Drop and create database `name`; returns its SQLAlchemy URL."""
     need_service("PostgreSQL", "127.0.0.1", 5432)
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {PG_DB}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{PG_DB}"
-    return url
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    return fresh_database(PG_DB)
 
 
 @pytest.fixture(scope="session")
@@ -124,33 +128,37 @@ def redis_url():
     return REDIS_URL
 
 
-@pytest.fixture(scope="session")
-def stack_env(pg_url, redis_url, smtp, tmp_path_factory) -> dict[str, str]:
-    """The environment that web, worker and beat share in the integration tests."""
-    instance = tmp_path_factory.mktemp("instance")
+def build_stack_env(pg_url: str, redis_url: str, smtp_url: str, instance: Path, **extra: str) -> dict[str, str]:
+    """The environment that web, worker and beat share in an integration test; migrates the database."""
     env = {
         **os.environ,
         "DATABASE_URL": pg_url,
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,
-        "SMTP_URL": smtp.url,
+        "SMTP_URL": smtp_url,
         "SECRET_KEY": SECRET,
         "BASE_URL": "http://mailer.test",
         "MAIL_FROM": "Career Q&A <newsletter@mailer.test>",
         "MAILER_INSTANCE": str(instance),
         "SWEEP_SECONDS": "1",
         "EMBED_ORIGINS": "https://blog.example.com",
+        **extra,
     }
     upgrade_schema(make_app(instance, SQLALCHEMY_DATABASE_URI=pg_url))
     return env
 
 
+@pytest.fixture(scope="session")
+def stack_env(pg_url, redis_url, smtp, tmp_path_factory) -> dict[str, str]:
+    return build_stack_env(pg_url, redis_url, smtp.url, tmp_path_factory.mktemp("instance"))
+
+
 class Worker:
     """A real `celery -A worker worker` process (with beat embedded) against the test services."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2, beat: bool = True):
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2, beat: bool = True, name: str = "w1"):
         self.log_path = log
-        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO",
+        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO", "-n", f"{name}@%h",
                 "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
         if beat:
             args += ["--beat", "--schedule", str(log.parent / f"beat-{log.stem}")]
@@ -172,6 +180,14 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once: no shutdown, no acks, mails in flight lost."""
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log_file.close()
+
     def stop(self) -> None:
         import signal
 
@@ -182,7 +198,8 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self._log_file.close()
+        if not self._log_file.closed:
+            self._log_file.close()
 
 
 @pytest.fixture(scope="session")
@@ -196,7 +213,7 @@ def truncate_all(app) -> None:
     from sqlalchemy import text
 
     with app.app_context():
-        db.session.execute(text("TRUNCATE subscriber, consent, delivery, download RESTART IDENTITY CASCADE"))
+        db.session.execute(text("TRUNCATE subscriber, consent, delivery, download, post, digest, digest_post, api_token, feed_state RESTART IDENTITY CASCADE"))
         db.session.commit()
         db.engine.dispose()
 

@@ -1,6 +1,7 @@
 """A real SMTP server in the test process (aiosmtpd), as GNU Mailman's tests do: mail is received, not mocked."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class SinkHandler:
     messages: list[Received] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> full reply, e.g. "550 5.1.1 no such user"
     temporary_failures: int = 0
+    delay: float = 0.0  # seconds per message, to make a digest take long enough to pause or kill
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -38,6 +40,8 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         msg = BytesParser(policy=policy.default).parsebytes(envelope.content)
         with self.lock:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg))
@@ -66,6 +70,7 @@ class SmtpSink:
             self.handler.messages.clear()
             self.handler.refuse.clear()
             self.handler.temporary_failures = 0
+            self.handler.delay = 0.0
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.handler.lock:

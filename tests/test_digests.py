@@ -1,0 +1,136 @@
+"""Digests on PostgreSQL with a real Celery worker (two processes) and an SMTP server: one copy each, no more."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from mailer.api import create_token
+from mailer.extensions import db
+from tests import factories
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(pg_app):
+    token = create_token(db.session, "tests")
+    db.session.commit()
+    client = pg_app.test_client()
+
+    class Api:
+        def get(self, path):
+            return client.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
+
+        def post(self, path, body=None):
+            return client.post(f"/api/v1{path}", json=body or {}, headers={"Authorization": f"Bearer {token}"})
+
+    return Api()
+
+
+def wait_for_digest(api, digest_id: int, done=lambda s: s["pending"] == 0, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = api.get(f"/digests/{digest_id}").json
+        if done(state):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"digest {digest_id} not done in {timeout}s: {state}")
+
+
+def copies(smtp, subject: str) -> Counter:
+    with smtp.handler.lock:
+        return Counter(r.recipients[0] for r in smtp.handler.messages if subject in r.message["Subject"])
+
+
+def test_a_digest_reaches_every_confirmed_subscriber_once(pg_app, worker, smtp, api):
+    confirmed = factories.subscribers(150)
+    pending = factories.subscribers(5, "pending", prefix="pending")
+    gone = factories.subscribers(5, "unsubscribed", prefix="gone")
+    factories.post(n=1)
+    factories.post("How to Answer 'Why Do You Want to Work Here?'", n=2)
+
+    created = api.post("/digests", {"intro": "Two new answers this week."})
+    assert created.status_code == 202
+    state = wait_for_digest(api, created.json["id"])
+    assert state["status"] == "sent"
+    assert (state["recipients"], state["sent"], state["failed"], state["pending"]) == (150, 150, 0, 0)
+
+    received = copies(smtp, "and 1 more new post")
+    assert set(received) == set(confirmed) and set(received.values()) == {1}
+    assert not any(address in received for address in pending + gone)
+
+    mail = smtp.to(confirmed[0])[0]
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" and mail["List-Id"]
+    text = mail.get_body(("plain",)).get_content()
+    assert "Two new answers this week." in text and "https://blog.example.com/post-1/" in text
+    assert "Career Q&A: Can You Keep in Touch" in text
+    assert "/unsubscribe/" in mail["List-Unsubscribe"]
+
+    again = api.post("/digests")
+    assert again.status_code == 409 and "no new posts" in again.json["error"]
+
+
+def test_pause_holds_the_rest_and_resume_finishes_exactly_once(pg_app, worker, smtp, api):
+    confirmed = factories.subscribers(120)
+    factories.post(n=1)
+    smtp.handler.delay = 0.02
+    digest_id = api.post("/digests").json["id"]
+    wait_for_digest(api, digest_id, done=lambda s: s["sent"] >= 10)
+    paused = api.post(f"/digests/{digest_id}/pause")
+    assert paused.status_code == 200 and paused.json["status"] == "paused"
+    time.sleep(2)  # mails already in a worker's hands finish; nothing else leaves
+    held = api.get(f"/digests/{digest_id}").json
+    time.sleep(2)
+    assert api.get(f"/digests/{digest_id}").json["sent"] == held["sent"] < 120
+    assert api.post(f"/digests/{digest_id}/pause").status_code == 409
+
+    smtp.handler.delay = 0
+    assert api.post(f"/digests/{digest_id}/resume").json["status"] == "sending"
+    state = wait_for_digest(api, digest_id)
+    assert state["sent"] == 120
+    received = copies(smtp, "Career Q&A")
+    assert set(received) == set(confirmed) and set(received.values()) == {1}
+
+
+def test_cancel_stops_the_digest_and_frees_its_posts(pg_app, worker, smtp, api):
+    factories.subscribers(80)
+    factories.post(n=1)
+    smtp.handler.delay = 0.05
+    digest_id = api.post("/digests").json["id"]
+    wait_for_digest(api, digest_id, done=lambda s: s["sent"] >= 3)
+    cancelled = api.post(f"/digests/{digest_id}/cancel").json
+    assert cancelled["status"] == "cancelled"
+    time.sleep(2)
+    final = api.get(f"/digests/{digest_id}").json
+    assert final["skipped"] > 0 and final["sent"] + final["skipped"] + final["pending"] == 80
+    assert final["sent"] < 80
+    smtp.handler.delay = 0
+    # The posts of a cancelled digest are new again for the next one.
+    assert api.post("/digests", {"dry_run": True}).status_code == 200
+
+
+def test_dry_run_preview_and_test_send_touch_no_subscriber(pg_app, worker, smtp, api):
+    factories.subscribers(3)
+    factories.post(n=1)
+    dry = api.post("/digests", {"dry_run": True, "subject": "This week"})
+    assert dry.status_code == 200 and dry.json["recipients"] == 3 and "Read more" in dry.json["text"]
+    preview = api.get("/digests/preview?format=text&email=reader1@example.com")
+    assert preview.status_code == 200 and "/unsubscribe/" in preview.get_data(as_text=True)
+    test = api.post("/digests", {"test_to": "editor@example.com"})
+    assert test.status_code == 202
+    [copy] = smtp.wait_for("editor@example.com", "[Test]")
+    assert "Career Q&A" in copy["Subject"]
+    time.sleep(1)
+    assert smtp.to("reader0@example.com") == []
+    assert api.get("/digests").json["digests"] == []
+
+
+@pytest.mark.parametrize("body", [{"subject": 5}, {"post_ids": "1"}, {"post_ids": [True]}, {"subject": "a\\r\\nBcc: x"}])
+def test_bad_digest_requests_get_4xx(pg_app, api, body):
+    factories.post(n=1)
+    if "subject" in body and isinstance(body["subject"], str):
+        body = {"subject": "a\r\nBcc: x"}
+    response = api.post("/digests", body)
+    assert 400 <= response.status_code < 500 and response.json["error"]
