@@ -43,9 +43,10 @@ def wake() -> None:
         log.warning("could not reach the task broker (%s); queued mail goes out at the next sweep", exc)
 
 
-def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[int]:
-    """Mark up to `limit` due rows as ours for `lease_seconds`; rows of a crashed worker come back when its lease ends."""
+def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: datetime | None = None) -> list[int]:
+    """Mark up to `limit` due rows as ours for `lease_seconds` (or `until`); rows of a crashed worker come back when its lease ends."""
     now = utcnow()
+    until = until or now + timedelta(seconds=lease_seconds)
     due = (
         select(Delivery.id)
         .where(or_(and_(Delivery.status == QUEUED, Delivery.next_attempt_at <= now),
@@ -58,7 +59,7 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[in
     claim = (
         update(Delivery)
         .where(Delivery.id.in_(due.scalar_subquery()))
-        .values(status=SENDING, lease_until=now + timedelta(seconds=lease_seconds))
+        .values(status=SENDING, lease_until=until)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
@@ -67,34 +68,68 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300) -> list[in
 
 def deliver_due(limit: int = 50, more=None) -> int:
     """Claim and send one batch; `more()` is called first when the batch is full, so idle workers join in."""
-    ids = claim_due(db.session, limit, current_app.config.get("LEASE_SECONDS", 300))
+    lease = utcnow() + timedelta(seconds=current_app.config.get("LEASE_SECONDS", 300))
+    ids = claim_due(db.session, limit, until=lease)
     db.session.commit()
     if len(ids) == limit and more is not None:
         more()
     if ids:
-        send_claimed(ids)
+        send_claimed(ids, lease)
     return len(ids)
 
 
-def send_claimed(ids: list[int]) -> None:
-    """Send claimed rows over one connection, committing each result before the next mail."""
-    config = current_app.config
-    transport = open_transport(config)
-    pacer = Pacer(config.get("SEND_RATE", 0), config.get("REDIS_URL"))
+def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
+    """Send claimed rows over one connection, committing each result before the next mail.
+
+    With `lease`, rows are sent only while that lease is ours: a row whose lease ran out may have been
+    claimed again by another worker, so it is left to that worker.
+    """
+    transport = open_transport(current_app.config)
+    pacer = pacer_for(current_app._get_current_object())
     halted = _HaltedDigests()
     try:
-        for delivery_id in ids:
-            _deliver(transport, pacer, halted, delivery_id)
+        for n, delivery_id in enumerate(ids):
+            if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
+                _release(ids[n:], lease, utcnow())
+                return
+            if _deliver(transport, pacer, halted, delivery_id, lease) == THROTTLED:
+                # The server asked us to slow down: hand the rest back rather than push on.
+                _release(ids[n + 1:], lease, utcnow() + timedelta(seconds=pacer.backoff))
+                return
     finally:
         transport.close()
 
 
-def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) -> None:
+LEASE_MARGIN = 2  # seconds: never start a mail so close to the end of the lease that it could finish after
+THROTTLED = "throttled"
+_pacers: dict[int, Pacer] = {}
+
+
+def pacer_for(app) -> Pacer:
+    """One pacer per app in a worker process, so a slowdown outlives the batch that caused it."""
+    if id(app) not in _pacers:
+        _pacers[id(app)] = Pacer(app.config.get("SEND_RATE", 0), app.config.get("REDIS_URL"))
+    return _pacers[id(app)]
+
+
+def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
+    """Give claimed rows back to the queue, due at `due`."""
+    if not ids:
+        return
+    mine = [Delivery.id.in_(ids), Delivery.status == SENDING]
+    if lease is not None:
+        mine.append(Delivery.lease_until == lease)
+    db.session.execute(update(Delivery).where(*mine).values(status=QUEUED, lease_until=None, next_attempt_at=due)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int, lease: datetime | None) -> str | None:
     session = db.session
     delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != SENDING:
-        session.rollback()
-        return
+    if delivery is None or delivery.status != SENDING or (lease is not None and aware(delivery.lease_until) != lease):
+        session.rollback()  # sent, or claimed again by another worker meanwhile
+        return None
     halt = halted.status(delivery.digest_id) if delivery.digest_id else None
     if halt is not None:
         # Paused or cancelled after this batch was claimed: hold the row for a resume, or drop it.
@@ -102,7 +137,7 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) 
         delivery.status = DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value
         delivery.lease_until, delivery.last_error = None, None if paused else "digest cancelled"
         session.commit()
-        return
+        return None
     subscriber, status = None, None
     if delivery.subscriber_id is not None:
         # A shared lock on PostgreSQL: an unsubscribe waits for a mail in flight instead of racing it.
@@ -115,7 +150,8 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) 
         delivery.status = DeliveryStatus.SKIPPED.value
         delivery.last_error = f"subscriber is {status}"
         session.commit()
-        return
+        return None
+    outcome = None
     try:
         msg = compose(delivery, subscriber)
         pacer.wait()
@@ -123,7 +159,8 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) 
     except PermanentFailure as exc:
         _fail(delivery, subscriber, str(exc))
     except TemporaryFailure as exc:
-        pacer.throttled(exc.code)
+        if pacer.throttled(exc.code):
+            outcome = THROTTLED
         _retry_later(delivery, str(exc))
     except Exception as exc:
         log.exception("delivery %s: could not build or send the message; will retry", delivery.id)
@@ -136,6 +173,7 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int) 
         delivery.last_error = None
         log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, reply)
     session.commit()
+    return outcome
 
 
 class _HaltedDigests:

@@ -26,6 +26,7 @@ class SinkHandler:
     messages: list[Received] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # address -> full reply, e.g. "550 5.1.1 no such user"
     temporary_failures: int = 0
+    temporary_reply: str = "451 4.3.0 try again later"
     delay: float = 0.0  # seconds per message, to make a digest take long enough to pause or kill
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -35,7 +36,7 @@ class SinkHandler:
                 return self.refuse[address.lower()]
             if self.temporary_failures > 0:
                 self.temporary_failures -= 1
-                return "451 4.3.0 try again later"
+                return self.temporary_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -51,6 +52,7 @@ class SinkHandler:
 class SmtpSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **controller_options):
         self.handler = SinkHandler()
+        self._options = controller_options
         self.controller = Controller(self.handler, hostname=host, port=port or _free_port(), **controller_options)
         self.host, self.port = host, self.controller.port
 
@@ -65,11 +67,17 @@ class SmtpSink:
     def stop(self) -> None:
         self.controller.stop()
 
+    def restart(self) -> None:
+        """Come back on the same port after `stop()`, keeping what was received."""
+        self.controller = Controller(self.handler, hostname=self.host, port=self.port, **self._options)
+        self.controller.start()
+
     def clear(self) -> None:
         with self.handler.lock:
             self.handler.messages.clear()
             self.handler.refuse.clear()
             self.handler.temporary_failures = 0
+            self.handler.temporary_reply = SinkHandler.temporary_reply
             self.handler.delay = 0.0
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -9,7 +9,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger(__name__)
-THROTTLE_CODES = {421, 451, 452, 454}  # "slow down" replies: too many connections, messages or recipients
+THROTTLE_CODES = {421, 454}  # "slow down" replies: service busy, too many connections or messages
 
 
 class Pacer:
@@ -30,16 +30,17 @@ class Pacer:
         if self.backoff:
             time.sleep(self.backoff)
 
-    def throttled(self, code: int | None) -> None:
-        """The server answered 'slow down': double the pause between mails (up to 30 s)."""
-        if code in THROTTLE_CODES:
-            self.backoff = min(max(self.backoff * 2, 0.25), 30.0)
-            log.warning("SMTP server throttles us (%s); pausing %.2f s between mails", code, self.backoff)
+    def throttled(self, code: int | None) -> bool:
+        """After a 'slow down' reply, double the pause between mails (0.1 s to 5 s); True if it was one."""
+        if code not in THROTTLE_CODES:
+            return False
+        self.backoff = min(max(self.backoff * 2, 0.1), 5.0)
+        log.warning("SMTP server throttles us (%s); pausing %.2f s between mails", code, self.backoff)
+        return True
 
     def accepted(self) -> None:
-        # Recover gently: each accepted mail shortens the pause a little.
-        if self.backoff:
-            self.backoff = self.backoff * 0.9 if self.backoff > 0.01 else 0.0
+        # Recover quickly once mail is accepted again: halve the pause per accepted mail.
+        self.backoff = self.backoff / 2 if self.backoff > 0.01 else 0.0
 
 
 def _storage(uri: str | None):
