@@ -1,0 +1,456 @@
+"""The outbox: claiming due rows once, leases, dedupe keys, skipping, SMTP retries, bounces, reconnects."""
+from __future__ import annotations
+
+import shutil
+import socket
+from contextlib import contextmanager
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from sqlalchemy import func, select
+
+from mailer import outbox, subscriptions
+from mailer.extensions import db
+from mailer.mail.transport import OutboxTransport, PermanentFailure, SMTPTransport, TemporaryFailure
+from mailer.models import Delivery, DeliveryStatus, Status, Subscriber, utcnow
+from tests.conftest import make_app
+from tests.smtp_sink import SinkHandler, SmtpSink
+
+QUEUED, SENDING, SENT = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value
+FAILED, SKIPPED = DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def add_subscriber(email: str, status: str = Status.CONFIRMED.value) -> Subscriber:
+    sub = Subscriber(email=email, status=status)
+    db.session.add(sub)
+    db.session.commit()
+    return sub
+
+
+def owe_welcome(sub: Subscriber, key: str | None = None) -> Delivery:
+    key = key or f"welcome:{sub.id}"
+    assert outbox.queue(db.session, "welcome", sub.id, key)
+    db.session.commit()
+    return db.session.scalar(select(Delivery).where(Delivery.dedupe_key == key))
+
+
+def reload(delivery: Delivery) -> Delivery:
+    db.session.expire_all()
+    return db.session.get(Delivery, delivery.id)
+
+
+def files_in_outbox(app) -> list[Path]:
+    directory = Path(app.config["OUTBOX_DIR"])
+    return sorted(directory.glob("*.eml")) if directory.exists() else []
+
+
+def aware(value):
+    return outbox.aware(value)
+
+
+@contextmanager
+def smtp_app(tmp_path, sqlite_template, url: str):
+    """A fresh app on a copy of the migrated database whose mail goes to the SMTP server at `url`."""
+    shutil.copy(sqlite_template, tmp_path / "mailer.db")
+    app = make_app(tmp_path, SMTP_URL=url)
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def sink(smtp):
+    smtp.clear()
+    yield smtp
+    smtp.clear()
+
+
+def a_message(subject: str, to: str = "ann@example.com") -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = subject, "newsletter@mailer.test", to
+    msg["Message-ID"] = f"<{subject.replace(' ', '-')}@mailer.test>"
+    msg.set_content("hello")
+    return msg
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+def test_claim_returns_each_due_row_once(app):
+    sub = add_subscriber("ann@example.com")
+    rows = [owe_welcome(sub, f"k{i}") for i in range(3)]
+
+    first = outbox.claim_due(db.session, limit=10)
+    db.session.commit()
+    second = outbox.claim_due(db.session, limit=10)
+
+    assert first == sorted(r.id for r in rows)
+    assert second == []
+    for row in rows:
+        row = reload(row)
+        assert row.status == SENDING
+        assert aware(row.lease_until) > utcnow() + timedelta(seconds=250)
+
+
+def test_claim_respects_the_limit_and_hands_out_the_rest_later(app):
+    sub = add_subscriber("ann@example.com")
+    ids = [owe_welcome(sub, f"k{i}").id for i in range(5)]
+
+    batches = [outbox.claim_due(db.session, limit=2) for _ in range(4)]
+
+    assert [len(b) for b in batches] == [2, 2, 1, 0]
+    assert sorted(i for b in batches for i in b) == ids
+
+
+def test_rows_not_yet_due_are_not_claimed(app):
+    row = owe_welcome(add_subscriber("ann@example.com"))
+    row.next_attempt_at = utcnow() + timedelta(minutes=5)
+    db.session.commit()
+
+    assert outbox.claim_due(db.session, limit=10) == []
+
+    row.next_attempt_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert outbox.claim_due(db.session, limit=10) == [row.id]
+
+
+@pytest.mark.parametrize("status", [SENT, FAILED, SKIPPED])
+def test_finished_rows_are_never_claimed(app, status):
+    row = owe_welcome(add_subscriber("ann@example.com"))
+    row.status = status
+    db.session.commit()
+
+    assert outbox.claim_due(db.session, limit=10) == []
+
+
+def test_a_row_whose_lease_expired_is_claimable_again(app):
+    row = owe_welcome(add_subscriber("ann@example.com"))
+    assert outbox.claim_due(db.session, limit=10, lease_seconds=300) == [row.id]
+    db.session.commit()
+    assert outbox.claim_due(db.session, limit=10) == []  # lease still running: the worker may be sending
+
+    row = reload(row)
+    row.lease_until = utcnow() - timedelta(seconds=1)  # the worker died mid-send
+    db.session.commit()
+
+    assert outbox.claim_due(db.session, limit=10) == [row.id]
+    assert aware(reload(row).lease_until) > utcnow()
+
+
+def test_a_reclaimed_row_is_sent_once(app):
+    row = owe_welcome(add_subscriber("ann@example.com"))
+    outbox.claim_due(db.session, limit=10, lease_seconds=0)
+    db.session.commit()
+
+    assert outbox.deliver_due() == 1
+    assert outbox.deliver_due() == 0
+    assert reload(row).status == SENT
+    assert len(files_in_outbox(app)) == 1
+
+
+def test_deliver_due_sends_and_records_the_result(app):
+    row = owe_welcome(add_subscriber("ann@example.com"))
+
+    assert outbox.deliver_due() == 1
+
+    row = reload(row)
+    assert row.status == SENT and row.sent_at is not None and row.last_error is None
+    assert row.message_id and row.message_id.startswith("<") and row.message_id.endswith(">")
+    assert len(files_in_outbox(app)) == 1
+    assert outbox.due_count(db.session) == 0
+
+
+def test_a_row_claimed_before_an_unsubscribe_is_skipped_not_sent(app):
+    sub = add_subscriber("ann@example.com")
+    row = owe_welcome(sub)
+    ids = outbox.claim_due(db.session, limit=10)
+    db.session.commit()
+
+    subscriptions.unsubscribe(db.session, sub.id)  # lands while the worker holds the row
+    db.session.commit()
+    outbox.send_claimed(ids)
+
+    row = reload(row)
+    assert row.status == SKIPPED
+    assert "unsubscribed" in row.last_error
+    assert files_in_outbox(app) == []
+
+
+@pytest.mark.parametrize("status", [Status.PENDING.value, Status.BOUNCED.value, Status.COMPLAINED.value,
+                                    Status.UNSUBSCRIBED.value])
+def test_list_mail_is_skipped_for_anyone_not_confirmed(app, status):
+    row = owe_welcome(add_subscriber("ann@example.com", status))
+
+    outbox.deliver_due()
+
+    assert reload(row).status == SKIPPED
+    assert files_in_outbox(app) == []
+
+
+@pytest.mark.parametrize("status", [Status.BOUNCED.value, Status.COMPLAINED.value, Status.CONFIRMED.value])
+def test_a_confirmation_is_skipped_for_suppressed_and_already_confirmed_addresses(app, status):
+    sub = add_subscriber("ann@example.com", status)
+    outbox.queue(db.session, "confirmation", sub.id, "confirmation:x", consent_id=1)
+    db.session.commit()
+
+    outbox.deliver_due()
+
+    assert db.session.scalar(select(Delivery.status)) == SKIPPED
+    assert files_in_outbox(app) == []
+
+
+# --- dedupe --------------------------------------------------------------------------------------------
+
+def test_queue_with_the_same_key_twice_owes_one_mail(app):
+    sub = add_subscriber("ann@example.com")
+
+    first = outbox.queue(db.session, "welcome", sub.id, "welcome:once")
+    second = outbox.queue(db.session, "welcome", sub.id, "welcome:once")
+    db.session.commit()
+
+    assert (first, second) == (True, False)
+    assert db.session.scalar(select(func.count()).select_from(Delivery)) == 1
+
+
+def test_a_sent_mail_is_not_owed_again_under_its_key(app):
+    sub = add_subscriber("ann@example.com")
+    owe_welcome(sub, "welcome:once")
+    outbox.deliver_due()
+
+    assert outbox.queue(db.session, "welcome", sub.id, "welcome:once") is False
+    db.session.commit()
+    assert outbox.deliver_due() == 0
+    assert len(files_in_outbox(app)) == 1
+
+
+def test_a_message_that_cannot_be_built_is_retried_and_does_not_stop_the_batch(app):
+    sub = add_subscriber("ann@example.com")
+    outbox.queue(db.session, "magnet", sub.id, "magnet:broken", magnet_id=424242)  # no such magnet
+    good = owe_welcome(sub)
+
+    outbox.deliver_due()
+
+    broken = db.session.scalar(select(Delivery).where(Delivery.dedupe_key == "magnet:broken"))
+    assert broken.status == QUEUED and broken.attempts == 1 and broken.last_error
+    assert aware(broken.next_attempt_at) > utcnow()
+    assert reload(good).status == SENT
+
+
+# --- SMTP replies ------------------------------------------------------------------------------------
+
+def test_smtp_delivery_reaches_the_server(sink, tmp_path, sqlite_template):
+    with smtp_app(tmp_path, sqlite_template, sink.url) as app:
+        row = owe_welcome(add_subscriber("ann@example.com"))
+
+        outbox.deliver_due()
+
+        (msg,) = sink.wait_for("ann@example.com", "Welcome", timeout=5)
+        assert reload(row).status == SENT
+        assert msg["Message-ID"] == reload(row).message_id
+        assert sink.handler.messages[0].envelope_from == "newsletter@localhost"
+        assert files_in_outbox(app) == []  # SMTP_URL set: nothing lands in the local outbox
+
+
+def test_temporary_failure_puts_the_row_back_with_backoff(sink, tmp_path, sqlite_template):
+    with smtp_app(tmp_path, sqlite_template, sink.url):
+        row = owe_welcome(add_subscriber("ann@example.com"))
+        sink.handler.temporary_failures = 1
+
+        before = utcnow()
+        outbox.deliver_due()
+
+        row = reload(row)
+        assert row.status == QUEUED
+        assert row.attempts == 1
+        assert "451" in row.last_error
+        assert row.lease_until is None
+        wait = (aware(row.next_attempt_at) - before).total_seconds()
+        assert 10 < wait < 50, wait  # 30 s base, jittered by ±50 %
+        assert outbox.deliver_due() == 0  # not due yet
+        assert sink.to("ann@example.com") == []
+
+        # Second failure: the wait doubles.
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        sink.handler.temporary_failures = 1
+        before = utcnow()
+        outbox.deliver_due()
+        row = reload(row)
+        assert row.status == QUEUED and row.attempts == 2
+        assert 25 < (aware(row.next_attempt_at) - before).total_seconds() < 95
+
+        # The server recovers: the row goes out, once.
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        outbox.deliver_due()
+        assert reload(row).status == SENT
+        assert len(sink.wait_for("ann@example.com", "Welcome", timeout=5)) == 1
+
+
+def test_temporary_failures_past_the_retry_deadline_give_up(sink, tmp_path, sqlite_template):
+    with smtp_app(tmp_path, sqlite_template, sink.url):
+        sub = add_subscriber("ann@example.com")
+        row = owe_welcome(sub)
+        row.created_at = utcnow() - timedelta(days=3)
+        db.session.commit()
+        sink.handler.temporary_failures = 1
+
+        outbox.deliver_due()
+
+        row = reload(row)
+        assert row.status == FAILED and row.attempts == 1
+        assert db.session.get(Subscriber, sub.id).status == Status.CONFIRMED.value  # not a bounce
+
+
+def test_permanent_failure_fails_the_row_and_marks_the_subscriber_bounced(sink, tmp_path, sqlite_template):
+    with smtp_app(tmp_path, sqlite_template, sink.url):
+        gone = add_subscriber("gone@example.com")
+        ann = add_subscriber("ann@example.com")
+        refused = owe_welcome(gone)
+        fine = owe_welcome(ann)
+        sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+
+        outbox.deliver_due()
+
+        refused, fine = reload(refused), reload(fine)
+        assert refused.status == FAILED and refused.attempts == 1
+        assert "550" in refused.last_error
+        assert db.session.get(Subscriber, gone.id).status == Status.BOUNCED.value
+        assert fine.status == SENT  # the same connection carries on after the refusal
+        assert len(sink.wait_for("ann@example.com", "Welcome", timeout=5)) == 1
+        assert sink.to("gone@example.com") == []
+
+        # A bounced address gets nothing more, not even when it signs up again.
+        subscriptions.subscribe(db.session, subscriptions.SignupRequest(email="gone@example.com"))
+        db.session.commit()
+        assert outbox.due_count(db.session) == 0
+
+
+class RefusingSender(SinkHandler):
+    """A server that will not take mail from our envelope sender (a relay or SPF policy, say)."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return "550 5.7.1 sender address not allowed"
+
+
+def wrong_password(server, session, envelope, mechanism, auth_data):
+    return AuthResult(success=False, handled=False)
+
+
+@contextmanager
+def smtp_server(handler, **options):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+NOT_THE_RECIPIENT = ("SMTPTransport classifies every 5xx as PermanentFailure, so a refused MAIL FROM or a failed "
+                     "AUTH (problems of ours, not of the address) marks each subscriber in the batch bounced")
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_THE_RECIPIENT)
+def test_a_refused_sender_does_not_bounce_the_subscriber(tmp_path, sqlite_template):
+    with smtp_server(RefusingSender()) as port, smtp_app(tmp_path, sqlite_template, f"smtp://127.0.0.1:{port}"):
+        sub = add_subscriber("ann@example.com")
+        row = owe_welcome(sub)
+
+        outbox.deliver_due()
+
+        assert db.session.get(Subscriber, sub.id).status == Status.CONFIRMED.value
+        assert reload(row).status == QUEUED  # retried once the sender is fixed
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_THE_RECIPIENT)
+def test_a_wrong_smtp_password_does_not_bounce_the_subscriber(tmp_path, sqlite_template):
+    with smtp_server(SinkHandler(), authenticator=wrong_password, auth_require_tls=False) as port, \
+            smtp_app(tmp_path, sqlite_template, f"smtp://mailer:wrong@127.0.0.1:{port}"):
+        sub = add_subscriber("ann@example.com")
+        row = owe_welcome(sub)
+
+        outbox.deliver_due()
+
+        assert db.session.get(Subscriber, sub.id).status == Status.CONFIRMED.value
+        assert reload(row).status == QUEUED
+
+
+# --- the SMTP transport itself ---------------------------------------------------------------------
+
+def test_transport_reconnects_after_the_server_restarts():
+    first = SmtpSink().start()
+    transport = SMTPTransport(first.url, timeout=5)
+    try:
+        transport.send(a_message("before restart"), "newsletter@mailer.test", "ann@example.com")
+        first.wait_for("ann@example.com", "before restart", timeout=5)
+        old_connection = transport._smtp
+        first.stop()
+
+        second = SmtpSink(port=first.port).start()
+        try:
+            reply = transport.send(a_message("after restart"), "newsletter@mailer.test", "ann@example.com")
+            assert reply.startswith("250")
+            second.wait_for("ann@example.com", "after restart", timeout=5)
+            assert transport._smtp is not old_connection  # the dropped connection was replaced
+        finally:
+            second.stop()
+    finally:
+        transport.close()
+
+
+def test_transport_reuses_one_connection_for_a_batch(sink):
+    transport = SMTPTransport(sink.url, timeout=5)
+    try:
+        transport.send(a_message("one"), "newsletter@mailer.test", "ann@example.com")
+        connection = transport._smtp
+        transport.send(a_message("two"), "newsletter@mailer.test", "ann@example.com")
+        assert transport._smtp is connection
+    finally:
+        transport.close()
+    assert len(sink.wait_for("ann@example.com", "", count=2, timeout=5)) == 2
+
+
+def test_transport_classifies_replies(sink):
+    transport = SMTPTransport(sink.url, timeout=5)
+    try:
+        sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+        with pytest.raises(PermanentFailure, match="550"):
+            transport.send(a_message("x", "gone@example.com"), "newsletter@mailer.test", "gone@example.com")
+        sink.handler.temporary_failures = 1
+        with pytest.raises(TemporaryFailure, match="451"):
+            transport.send(a_message("y"), "newsletter@mailer.test", "ann@example.com")
+        assert transport.send(a_message("z"), "newsletter@mailer.test", "ann@example.com").startswith("250")
+    finally:
+        transport.close()
+
+
+def test_transport_to_a_server_that_is_down_is_a_temporary_failure():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    transport = SMTPTransport(f"smtp://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(TemporaryFailure):
+        transport.send(a_message("x"), "newsletter@mailer.test", "ann@example.com")
+    transport.close()
+
+
+def test_outbox_transport_writes_whole_eml_files(tmp_path):
+    transport = OutboxTransport(tmp_path / "outbox")
+
+    transport.send(a_message("hello"), "newsletter@mailer.test", "ann@example.com")
+
+    (path,) = (tmp_path / "outbox").iterdir()
+    assert path.suffix == ".eml"
+    assert b"Subject: hello" in path.read_bytes()
