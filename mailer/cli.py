@@ -29,12 +29,14 @@ def register(app: Flask) -> None:
     from .dev import dev
     from .digests_cli import digest_cli
     from .feeds_cli import feed
+    from .subscribers_cli import subscribers
 
     app.cli.add_command(dev)
     app.cli.add_command(digest_cli)
     app.cli.add_command(embed)
     app.cli.add_command(api_token)
     app.cli.add_command(feed)
+    app.cli.add_command(subscribers)
 
 
 @click.group("api-token")

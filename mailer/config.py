@@ -32,6 +32,13 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
 
 
+def _positive_int(env: dict, name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value <= 0:
+        raise ConfigError(f"{name}: {value} is not a positive number of seconds")
+    return value
+
+
 def digest_crontab(value: str):
     """Celery's crontab from the five standard fields (minute hour day-of-month month day-of-week)."""
     from celery.schedules import crontab
@@ -87,6 +94,11 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
     smtp_url = env.get("SMTP_URL") or None
     if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
         raise ConfigError(f"SMTP_URL: scheme must be smtp:// or smtps://, got {smtp_url.split(':', 1)[0]!r}")
+    if smtp_url:
+        try:
+            urlsplit(smtp_url).port
+        except ValueError:
+            raise ConfigError("SMTP_URL: the port must be a number from 1 to 65535") from None
 
     rate_limit = env.get("SIGNUP_RATE_LIMIT", "5/minute;20/hour")
     try:
@@ -120,8 +132,8 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "FEED_URL": env.get("FEED_URL") or None,
         "EMBED_ORIGINS": [_origin(o, "EMBED_ORIGINS") for o in env.get("EMBED_ORIGINS", "").split(",") if o.strip()],
         "SIGNUP_RATE_LIMIT": rate_limit,
-        "DOWNLOAD_LINK_MAX_AGE": _int(env, "DOWNLOAD_LINK_MAX_AGE", 7 * 24 * 3600),
-        "CONFIRM_LINK_MAX_AGE": _int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
+        "DOWNLOAD_LINK_MAX_AGE": _positive_int(env, "DOWNLOAD_LINK_MAX_AGE", 7 * 24 * 3600),
+        "CONFIRM_LINK_MAX_AGE": _positive_int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
         "SWEEP_SECONDS": _int(env, "SWEEP_SECONDS", 5),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "SEND_RATE": _int(env, "SEND_RATE", 0),

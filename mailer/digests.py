@@ -71,7 +71,7 @@ def owe_digest(session: Session, digest_id: int) -> int:
     rows = select(
         literal("digest"), Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String),
         cast(literal("{}"), JSON), literal(QUEUED), literal(0), literal(now), literal(now), literal(digest_id),
-    ).where(Subscriber.status == Status.CONFIRMED.value).order_by(Subscriber.id)
+    ).where(Subscriber.status == Status.CONFIRMED.value)
     columns = ["kind", "subscriber_id", "dedupe_key", "payload", "status", "attempts", "next_attempt_at",
                "created_at", "digest_id"]
     insert = Delivery.__table__.insert().from_select(columns, rows)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from .compose import compose, may_send
 from .extensions import db
 from .mail.pacing import Pacer
-from .mail.transport import PermanentFailure, TemporaryFailure, open_transport
+from .mail.transport import PermanentFailure, SenderRejected, TemporaryFailure, open_transport
 from .models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,16 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
             if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
                 _release(ids[n:], lease, utcnow())
                 return
-            if _deliver(transport, pacer, halted, delivery_id, lease) == THROTTLED:
-                # The server asked us to slow down: hand the rest back rather than push on.
-                _release(ids[n + 1:], lease, utcnow() + timedelta(seconds=pacer.backoff))
+            pause = _deliver(transport, pacer, halted, delivery_id, lease)
+            if pause is not None:
+                # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
+                _release(ids[n + 1:], lease, utcnow() + pause)
                 return
     finally:
         transport.close()
 
 
 LEASE_MARGIN = 2  # seconds: never start a mail so close to the end of the lease that it could finish after
-THROTTLED = "throttled"
 _pacers: dict[int, Pacer] = {}
 
 
@@ -124,7 +124,9 @@ def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
     db.session.commit()
 
 
-def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int, lease: datetime | None) -> str | None:
+def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
+             lease: datetime | None) -> timedelta | None:
+    """Send one claimed row and record the result; returns a pause when the rest of the batch should wait."""
     session = db.session
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.status != SENDING or (lease is not None and aware(delivery.lease_until) != lease):
@@ -156,11 +158,16 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int, 
         msg = compose(delivery, subscriber)
         pacer.wait()
         reply = transport.send(msg, sender=_envelope_sender(), recipient=subscriber.email if subscriber else delivery.recipient)
+    except SenderRejected as exc:
+        # Our configuration is wrong (MAIL_FROM, SMTP credentials): retry once it is fixed; bounce nobody.
+        log.error("delivery %s: %s; check MAIL_FROM and SMTP_URL", delivery.id, exc)
+        _retry_later(delivery, str(exc))
+        outcome = timedelta(seconds=current_app.config.get("RETRY_BASE_SECONDS", 30))
     except PermanentFailure as exc:
         _fail(delivery, subscriber, str(exc))
     except TemporaryFailure as exc:
         if pacer.throttled(exc.code):
-            outcome = THROTTLED
+            outcome = timedelta(seconds=pacer.backoff)
         _retry_later(delivery, str(exc))
     except Exception as exc:
         log.exception("delivery %s: could not build or send the message; will retry", delivery.id)

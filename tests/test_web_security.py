@@ -138,15 +138,10 @@ def session_cookie(client) -> str:
     return page.headers["Set-Cookie"]
 
 
-COOKIE_DEFAULTS = ("security.register uses app.config.setdefault for SESSION_COOKIE_SAMESITE/SECURE, but Flask's "
-                   "default config already has those keys (None/False), so the settings never apply")
-
-
 def test_session_cookie_is_httponly(client):
     assert "HttpOnly" in session_cookie(client)
 
 
-@pytest.mark.xfail(strict=True, reason=COOKIE_DEFAULTS)
 def test_session_cookie_is_samesite_lax(client):
     assert "SameSite=Lax" in session_cookie(client)
 
@@ -158,7 +153,6 @@ def test_https_base_url_adds_hsts(tmp_path, sqlite_template):
         assert "max-age=" in response.headers["Strict-Transport-Security"]
 
 
-@pytest.mark.xfail(strict=True, reason=COOKIE_DEFAULTS)
 def test_https_base_url_makes_the_session_cookie_secure(tmp_path, sqlite_template):
     with fresh_app(tmp_path, sqlite_template, BASE_URL="https://news.example.com") as app:
         assert "Secure" in session_cookie(app.test_client())
@@ -191,7 +185,6 @@ def test_healthz_is_503_when_the_database_is_down(tmp_path):
 
 # --- the development outbox ------------------------------------------------------------------------
 
-@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the leak has its own test below
 def test_dev_outbox_lists_and_shows_mail_locally(client):
     one_mail_in_the_outbox(client)
 
@@ -211,8 +204,6 @@ def test_dev_outbox_lists_and_shows_mail_locally(client):
     assert "Confirm my subscription" in html.text
 
 
-@pytest.mark.xfail(strict=True, reason="devmail parses path.open('rb') without closing the file: one leaked "
-                                       "file object per mail listed or shown")
 def test_dev_outbox_closes_the_files_it_reads(client):
     one_mail_in_the_outbox(client)
     with warnings.catch_warnings(record=True) as caught:
@@ -330,7 +321,6 @@ def test_embed_escapes_what_it_echoes(client):
     assert "<script>alert(1)</script>" not in response.text
 
 
-@pytest.mark.xfail(strict=True, reason="embed() lets find_magnet's InvalidSignup escape to the catch-all handler: 500")
 def test_embed_with_an_unknown_magnet_is_a_4xx(client):
     response = client.get("/embed", query_string={"magnet": "no-such-magnet"})
 

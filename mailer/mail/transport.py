@@ -24,6 +24,10 @@ class PermanentFailure(Exception):
     """The server refused this recipient for good (5xx)."""
 
 
+class SenderRejected(PermanentFailure):
+    """The server refuses *us* (our sender address, our credentials): no recipient is at fault."""
+
+
 class SMTPTransport:
     """One connection reused across a batch, reopened once when the server has dropped it."""
 
@@ -66,6 +70,10 @@ class SMTPTransport:
                 self.close()
                 if attempt == 2:
                     raise TemporaryFailure("the SMTP server closed the connection") from None
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError) as exc:
+                self.close()
+                raise SenderRejected(f"the SMTP server refused us, not the recipient: {exc.smtp_code} "
+                                     f"{exc.smtp_error!r}") from None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()))
                 self._reset()

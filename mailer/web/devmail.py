@@ -18,6 +18,11 @@ def only_local_development():
         abort(404)
 
 
+def _parse(path: Path, headersonly: bool = False):
+    with path.open("rb") as f:
+        return BytesParser(policy=policy.default).parse(f, headersonly=headersonly)
+
+
 def _outbox() -> Path:
     return Path(current_app.config["OUTBOX_DIR"])
 
@@ -26,13 +31,13 @@ def _read(name: str):
     path = _outbox() / name
     if path.suffix != ".eml" or path.parent != _outbox() or not path.is_file():
         abort(404)
-    return BytesParser(policy=policy.default).parse(path.open("rb"))
+    return _parse(path)
 
 
 @bp.get("/")
 def inbox():
     files = sorted(_outbox().glob("*.eml"), reverse=True)[:200] if _outbox().exists() else []
-    mails = [{"name": f.name, "msg": BytesParser(policy=policy.default).parse(f.open("rb"), headersonly=True)} for f in files]
+    mails = [{"name": f.name, "msg": _parse(f, headersonly=True)} for f in files]
     return render_template("dev/outbox.html", mails=mails)
 
 

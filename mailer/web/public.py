@@ -115,7 +115,10 @@ def unsubscribe(token: str):
 
 @bp.get("/embed")
 def embed():
-    find_magnet(db.session, request.args.get("magnet"))
+    try:
+        find_magnet(db.session, request.args.get("magnet"))
+    except InvalidSignup as exc:
+        return render_template("site/message.html", title="No such form", message=str(exc)), 404
     return render_template("site/embed.html", values=request.args, error=None, field=None)
 
 

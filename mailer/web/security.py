@@ -13,9 +13,12 @@ def register(app: Flask) -> None:
     # Only the blogs we serve may call /subscribe from their pages' scripts.
     CORS(app, resources={r"/subscribe": {"origins": app.config["EMBED_ORIGINS"] or []}},
          methods=["POST"], allow_headers=["Content-Type"], max_age=3600)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", app.config["BASE_URL"].startswith("https://"))
+    # Flask's defaults already hold these keys (True, None, False): setdefault would never apply.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if app.config["BASE_URL"].startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
     app.after_request(_headers)
 
 

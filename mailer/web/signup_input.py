@@ -29,8 +29,8 @@ def read_signup(request: Request) -> dict[str, str | None]:
             raise BadRequestBody(name, f"The field {name!r} must be a string.")
         if value is not None and len(value) > 2000:
             raise BadRequestBody(name, f"The field {name!r} is too long.")
-        if value is not None and "\0" in value:
-            raise BadRequestBody(name, f"The field {name!r} contains a NUL character.")
+        if value is not None and any(c in value for c in "\0\r\n"):
+            raise BadRequestBody(name, f"The field {name!r} contains a line break or a NUL character.")
         fields[name] = value
     if fields["email"] is None:
         raise BadRequestBody("email", "The field 'email' is missing.")

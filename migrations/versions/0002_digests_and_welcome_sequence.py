@@ -87,7 +87,6 @@ def upgrade():
         batch_op.drop_index(batch_op.f('ix_delivery_due'))
         batch_op.create_index('ix_delivery_due', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status IN ('queued', 'sending')"), sqlite_where=sa.text("status IN ('queued', 'sending')"))
         batch_op.create_index('ix_delivery_digest_status', ['digest_id', 'status'], unique=False)
-        batch_op.create_foreign_key(batch_op.f('fk_delivery_digest_id_digest'), 'digest', ['digest_id'], ['id'], ondelete='CASCADE')
 
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.add_column(sa.Column('welcome_step', sa.Integer(), nullable=False, server_default='0'))
@@ -113,7 +112,6 @@ def downgrade():
         batch_op.drop_column('welcome_step')
 
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_delivery_digest_id_digest'), type_='foreignkey')
         batch_op.drop_index('ix_delivery_digest_status')
         batch_op.drop_index('ix_delivery_due', postgresql_where=sa.text("status IN ('queued', 'sending')"), sqlite_where=sa.text("status IN ('queued', 'sending')"))
         batch_op.create_index(batch_op.f('ix_delivery_due'), ['status', 'next_attempt_at'], unique=False)

@@ -1,0 +1,133 @@
+"""Importing subscribers from a CSV file of any size: streamed, in batches, bad lines reported and skipped."""
+from __future__ import annotations
+
+import csv
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from .models import Status, utcnow
+from .roster import Added, add_subscribers
+from .subscriptions import InvalidSignup, clean_name, normalise_email
+
+BATCH = 1000
+KEEP_BAD_LINES = 1000
+NEVER_IMPORTED = (Status.UNSUBSCRIBED.value, Status.BOUNCED.value, Status.COMPLAINED.value)
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (no header, no email column, not text)."""
+
+
+@dataclass
+class ImportReport(Added):
+    rows: int = 0
+    skipped: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)  # the first KEEP_BAD_LINES of `skipped`
+
+    def skip(self, line: int, reason: str) -> None:
+        self.skipped += 1
+        if len(self.bad_lines) < KEEP_BAD_LINES:
+            self.bad_lines.append((line, reason))
+
+
+def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, source_name: str,
+                       on_progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Add or update everyone in a CSV with an `email` (and optional `name`) column.
+
+    Commits after each batch: a huge file never holds one long transaction, and re-running after a failure is safe.
+    """
+    report, batch, stamp = ImportReport(), {}, utcnow()
+    columns, records = _read_csv(lines)
+
+    def flush() -> None:
+        report.add(add_subscribers(session, batch, confirmed=confirmed, form="import",
+                                   source=f"the file {source_name}", stamp=stamp))
+        session.commit()
+        batch.clear()
+        if on_progress:
+            on_progress(report.rows)
+
+    for line, row in records:
+        report.rows += 1
+        try:
+            email, name = _person(row, columns, confirmed)
+        except InvalidSignup as exc:
+            report.skip(line, str(exc))
+            continue
+        if email in batch:
+            report.duplicates += 1
+            batch[email] = batch[email] or name
+        else:
+            batch[email] = name
+            if len(batch) >= BATCH:
+                flush()
+    flush()
+    return report
+
+
+def _person(row: list[str], columns: list[str], confirmed: bool) -> tuple[str, str | None]:
+    """The normalised email and name of one row, or InvalidSignup with the reason to report."""
+    if len(row) != len(columns):
+        raise InvalidSignup("row", f"expected {len(columns)} columns, found {len(row)}")
+    cell = dict(zip(columns, row))
+    try:
+        email, name = normalise_email(cell["email"]), clean_name(cell.get("name"))
+    except InvalidSignup as exc:
+        if exc.field != "email":
+            raise InvalidSignup(exc.field, f"bad name: {exc}") from None
+        detail = str(exc).removeprefix("That email address is not valid: ")
+        raise InvalidSignup("email", f"not a valid email: {cell['email'].strip()[:100]!r} ({detail})") from None
+    # An export read back in must not resubscribe anyone, nor confirm someone who never did.
+    status = cell.get("status", "").strip().lower()
+    if status in NEVER_IMPORTED:
+        raise InvalidSignup("status", f"marked {status} in the file: not imported, so as not to resubscribe them")
+    if confirmed and status == Status.PENDING.value:
+        raise InvalidSignup("status", "marked pending in the file: they never confirmed, so not imported as confirmed")
+    return email, name
+
+
+def _read_csv(lines: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header's column names (lower-cased) and the records after it, each with the line it starts on."""
+    lines = iter(lines)
+    try:
+        head = list(itertools.islice(lines, 2))  # enough for the Sniffer, and all that is held
+    except UnicodeDecodeError as exc:
+        raise _unreadable(1, exc) from None
+    if not head or not head[0].strip("\ufeff \r\n"):
+        raise ImportFileError("The first line is empty; it must name the columns, one of them 'email'.")
+    head[0] = head[0].lstrip("\ufeff")  # the byte order mark Excel writes, when not opened as utf-8-sig
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(x.rstrip("\r\n") for x in head), delimiters=",;").delimiter
+    except csv.Error:
+        delimiter = ","  # one column, or nothing to tell them apart
+    reader = csv.reader(itertools.chain(head, lines), delimiter=delimiter)
+    header = next(reader)
+    columns = [c.strip().lower() for c in header]
+    if "email" not in columns:
+        raise ImportFileError(f"The first line has no 'email' column (it has: {', '.join(header)}). "
+                              "Name the columns in the first line, one of them 'email' (and optionally 'name').")
+    return columns, _records(reader)
+
+
+def _records(reader) -> Iterator[tuple[int, list[str]]]:
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _unreadable(start, exc) from None
+        line, start = start, reader.line_num + 1
+        if any(cell.strip() for cell in row):  # blank lines, and lines of only separators, are not rows
+            yield line, row
+
+
+def _unreadable(line: int, exc: Exception) -> ImportFileError:
+    problem = (f"is not UTF-8 text ({exc.reason}); save the file as 'CSV UTF-8'" if isinstance(exc, UnicodeDecodeError)
+               else f"cannot be read as CSV ({exc}: a quote left open?); fix it")
+    return ImportFileError(f"Line {line} {problem} and import it again (the lines before it are saved; "
+                           "importing again is safe).")
