@@ -23,19 +23,21 @@ class DigestError(ValueError):
     """A request about a digest that cannot be carried out as asked; the message says why."""
 
 
-def unsent_posts(session: Session, now: datetime | None = None) -> list[Post]:
+def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False) -> list[Post]:
     """Published posts that no digest (but a cancelled one) has carried, oldest first."""
     sent = (select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
             .where(Digest.status != DigestStatus.CANCELLED.value))
     now = now or utcnow()
     return list(session.scalars(
-        select(Post).where(Post.id.not_in(sent), or_(Post.published_at.is_(None), Post.published_at <= now))
-        .order_by(Post.published_at, Post.id)
+        select(Post).where(Post.id.not_in(sent), or_(Post.published_at.is_(None), Post.published_at <= now),
+                           or_(Post.announce, literal(back_catalogue)))
+        .order_by(Post.published_at.is_(None), Post.published_at, Post.id)
     ))
 
 
 def choose_posts(session: Session, post_ids: list[int] | None = None) -> list[Post]:
-    posts = unsent_posts(session)
+    # Posts picked by id may come from the back catalogue; otherwise only posts announced as new.
+    posts = unsent_posts(session, back_catalogue=post_ids is not None)
     if post_ids is not None:
         unknown = set(post_ids) - {p.id for p in posts}
         if unknown:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import feedparser
+from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import FeedState, utcnow
+from .models import FeedState, Post, utcnow
 from .posts import InvalidPost, check_url, clean_summary, guid_for, save_post
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,12 @@ def fetch_feed(session: Session, url: str, timeout: float = 10) -> FeedResult:
         # First write of the transaction: it takes the lock, so two fetches of one feed store one after the other.
         _record(session, url, headers.get("etag"), headers.get("last-modified"))
         result = FeedResult(url)
+        first_fetch = not session.scalar(select(exists().where(Post.source == "feed")))
         for values in posts:
-            _, outcome = save_post(session, **values, source="feed")
+            post, outcome = save_post(session, **values, source="feed")
             setattr(result, outcome, getattr(result, outcome) + 1)
+            if first_fetch:
+                post.announce = False  # the blog's back catalogue: subscribers did not sign up for old posts
         session.commit()
     except FeedError as exc:
         session.rollback()

@@ -149,6 +149,8 @@ class Post(db.Model):
     summary_text: Mapped[str] = mapped_column(Text, default="")
     published_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     source: Mapped[str] = mapped_column(String(10), default="feed")  # feed, manual
+    # False for the back catalogue found by the feed's first fetch: stored, but no digest sends it unasked.
+    announce: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 

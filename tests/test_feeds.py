@@ -294,3 +294,21 @@ def test_a_feed_url_that_is_not_http_is_refused(app):
     with pytest.raises(FeedError, match="is not an http\\(s\\) address: set it to the blog's feed"):
         fetch_feed(db.session, "file:///etc/passwd")
     assert db.session.get(FeedState, "file:///etc/passwd").last_error.startswith("FEED_URL 'file:///etc/passwd'")
+
+
+def test_the_first_fetch_is_the_back_catalogue_and_later_posts_are_news(app, feed_server):
+    from mailer import digests
+
+    feed_server.serve("wordpress-rss2.xml")
+    fetch_feed(db.session, feed_server.url)
+    with pytest.raises(digests.NothingNew):
+        digests.choose_posts(db.session)  # subscribers did not sign up for the blog's old posts
+    assert [p.title for p in digests.choose_posts(db.session, [seed_post().id])] == [seed_post().title]
+
+    newer = (FIXTURES / "wordpress-rss2.xml").read_text().replace(
+        "<item>", "<item><title>A brand new answer</title><link>https://blog.example.com/new/</link>"
+                  "<guid>https://blog.example.com/?p=999</guid><pubDate>Fri, 20 Nov 2026 10:00:00 +0000</pubDate>"
+                  "</item><item>", 1)
+    feed_server.serve(body=newer.encode())
+    assert fetch_feed(db.session, feed_server.url).new == 1
+    assert [p.title for p in digests.choose_posts(db.session)] == ["A brand new answer"]

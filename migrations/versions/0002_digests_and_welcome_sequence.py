@@ -50,6 +50,7 @@ def upgrade():
     sa.Column('summary_text', sa.Text(), nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('announce', sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_post')),
