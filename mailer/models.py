@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, text
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, func, text
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from .extensions import db
@@ -40,7 +40,7 @@ class Subscriber(db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value, index=True)
-    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -50,6 +50,12 @@ class Subscriber(db.Model):
 
     consents: WriteOnlyMapped[Consent] = relationship(back_populates="subscriber", passive_deletes=True)
     deliveries: WriteOnlyMapped[Delivery] = relationship(back_populates="subscriber", passive_deletes=True)
+
+    __table_args__ = (
+        # Prefix searches (LIKE 'abc%') use a btree on PostgreSQL only with pattern operators.
+        Index("ix_subscriber_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        Index("ix_subscriber_name_prefix", func.lower(name), postgresql_ops={"lower_1": "text_pattern_ops"}),
+    )
 
     @property
     def may_receive_list_mail(self) -> bool:
@@ -173,6 +179,9 @@ class WelcomeStep(db.Model):
     position: Mapped[int] = mapped_column(unique=True)
     delay_hours: Mapped[int] = mapped_column(default=0)
     template: Mapped[str] = mapped_column(String(50))  # templates/email/<template>.{subject.txt,txt,html}
+    # Set in the console, these replace the template's subject and body text.
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(default=True)
 
 
@@ -192,3 +201,43 @@ class FeedState(db.Model):
     modified: Mapped[str | None] = mapped_column(String(100))
     fetched_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class AdminUser(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class LoginAttempt(db.Model):
+    """Each console login attempt, for lockouts per account and per IP."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    ip: Mapped[str | None] = mapped_column(String(45), index=True)
+    succeeded: Mapped[bool] = mapped_column(default=False)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class MailEvent(db.Model):
+    """A bounce or complaint reported by the mail server or a provider's webhook, normalised."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # provider + the provider's own id: a repeated notification is recognised and ignored.
+    event_key: Mapped[str] = mapped_column(String(300), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))  # dsn, ses, postmark, sendgrid
+    kind: Mapped[str] = mapped_column(String(20))  # hard_bounce, soft_bounce, complaint
+    email: Mapped[str | None] = mapped_column(String(254))
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="SET NULL"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column()
+    detail: Mapped[str] = mapped_column(String(1000), default="")
+    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class ErasedAddress(db.Model):
+    """What is left of an erased subscriber: a hash, so an import does not bring the address back by accident."""
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
