@@ -91,11 +91,14 @@ def _person(row: list[str], columns: list[str], confirmed: bool) -> tuple[str, s
 
 def _read_csv(lines: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header's column names (lower-cased) and the records after it, each with the line it starts on."""
-    lines = iter(lines)
-    try:
-        head = list(itertools.islice(lines, 2))  # enough for the Sniffer, and all that is held
-    except UnicodeDecodeError as exc:
-        raise _unreadable(1, exc) from None
+    lines, head = iter(lines), []
+    for number in (1, 2):  # enough for the Sniffer, and all that is ever held
+        try:
+            head.append(next(lines))
+        except StopIteration:
+            break
+        except UnicodeDecodeError as exc:
+            raise _unreadable(number, exc) from None
     if not head or not head[0].strip("\ufeff \r\n"):
         raise ImportFileError("The first line is empty; it must name the columns, one of them 'email'.")
     head[0] = head[0].lstrip("\ufeff")  # the byte order mark Excel writes, when not opened as utf-8-sig

@@ -35,11 +35,11 @@ def import_command(path: Path, confirmed: bool) -> None:
     except OSError as exc:
         raise click.ClickException(f"Cannot read {path}: {exc.strerror}. Check the path and its permissions.") from None
     size = path.stat().st_size
-    # The text layer is read in chunks, so the byte offset underneath is a good enough measure of progress.
-    with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text, \
-            click.progressbar(length=size, label=f"Importing {path.name}") as bar:
+    # Decoded a line at a time, so a line that is not UTF-8 is named by its number (the BOM is the importer's).
+    lines = (line.decode() for line in raw)
+    with raw, click.progressbar(length=size, label=f"Importing {path.name}") as bar:
         try:
-            report = import_subscribers(db.session, text, confirmed, path.name,
+            report = import_subscribers(db.session, lines, confirmed, path.name,
                                         on_progress=lambda _rows: bar.update(raw.tell() - bar.pos))
         except ImportFileError as exc:
             db.session.rollback()
