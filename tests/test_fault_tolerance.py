@@ -1,0 +1,189 @@
+"""The services failing under the app, for real: PostgreSQL and Redis cut and restored, processes SIGKILLed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from sqlalchemy import func, select
+
+from mailer.extensions import db
+from mailer.models import Delivery, Subscriber
+from tests.conftest import ROOT, Worker, build_stack_env, fresh_database, make_app, stack_overrides
+from tests.faults import CuttableProxy
+from tests.smtp_sink import SmtpSink, _free_port
+
+pytestmark = pytest.mark.integration
+FAULT_REDIS_DB = 12
+
+
+@pytest.fixture
+def sink():
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def proxied_env(redis_url, sink, tmp_path):
+    """A stack whose PostgreSQL and Redis are reached through proxies the test can cut."""
+    import redis
+
+    redis.Redis(db=FAULT_REDIS_DB).flushdb()
+    pg_proxy, redis_proxy = CuttableProxy("127.0.0.1", 5432), CuttableProxy("127.0.0.1", 6379)
+    direct = fresh_database("mailer_fault_tolerance")
+    proxied = direct.replace("127.0.0.1:5432", f"127.0.0.1:{pg_proxy.port}")
+    env = build_stack_env(direct, f"redis://127.0.0.1:{redis_proxy.port}/{FAULT_REDIS_DB}", sink.url, tmp_path)
+    env["DATABASE_URL"] = proxied
+    yield env, pg_proxy, redis_proxy
+    pg_proxy.close(), redis_proxy.close()
+
+
+@pytest.fixture
+def proxied_app(proxied_env, tmp_path):
+    env, pg_proxy, redis_proxy = proxied_env
+    app = make_app(tmp_path, **stack_overrides(env))
+    with app.app_context():
+        yield app, pg_proxy, redis_proxy
+        db.session.remove()
+        db.engine.dispose()
+
+
+def count(model, **where) -> int:
+    db.session.rollback()
+    query = select(func.count()).select_from(model)
+    for name, value in where.items():
+        query = query.where(getattr(model, name) == value)
+    return db.session.scalar(query)
+
+
+def test_database_down_gives_503_stores_nothing_and_recovers_without_restart(proxied_app):
+    app, pg_proxy, _ = proxied_app
+    client = app.test_client()
+    assert client.post("/subscribe", json={"email": "before@example.com"}).status_code == 202
+
+    pg_proxy.cut()
+    down = client.post("/subscribe", json={"email": "during@example.com"})
+    assert down.status_code == 503 and "try again" in down.json["error"]
+    page = client.post("/subscribe", data={"email": "during@example.com"})
+    assert page.status_code == 503 and b"Nothing was saved" in page.data
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json["database"].startswith("down")
+
+    pg_proxy.restore()
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/subscribe", json={"email": "after@example.com"}).status_code == 202
+    assert count(Subscriber, email="during@example.com") == 0  # nothing half-written
+    assert count(Subscriber) == 2 and count(Delivery) == 2
+
+
+def test_redis_down_signups_succeed_and_confirmations_go_out_when_it_returns(proxied_env, sink, tmp_path):
+    env, _, redis_proxy = proxied_env
+    worker = Worker(env, tmp_path / "worker.log", concurrency=1, name="redisfault")
+    try:
+        app = make_app(tmp_path, **stack_overrides(env))
+        with app.app_context():
+            redis_proxy.cut()
+            client = app.test_client()
+            started = time.monotonic()
+            for n in range(5):
+                assert client.post("/subscribe", json={"email": f"r{n}@example.com"}).status_code == 202
+            assert time.monotonic() - started < 5, "a signup must not wait long on a broker that is down"
+            assert client.get("/healthz").status_code == 503
+            time.sleep(2)
+            assert sink.handler.messages == []  # the worker cannot hear about them yet
+
+            redis_proxy.restore()
+            for n in range(5):
+                sink.wait_for(f"r{n}@example.com", "Confirm your", timeout=60)
+            assert count(Delivery, status="sent") == 5
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        worker.stop()
+
+
+def test_sigkilled_web_and_worker_processes_lose_no_acknowledged_signup(redis_url, sink, tmp_path):
+    import redis
+
+    redis.Redis(db=11).flushdb()
+    # A short lease, so the rows the killed worker held come back within the test.
+    env = build_stack_env(fresh_database("mailer_sigkill"), "redis://127.0.0.1:6379/11", sink.url, tmp_path,
+                          SIGNUP_RATE_LIMIT="100000/minute", LEASE_SECONDS="5")
+    port = _free_port()
+    log = (tmp_path / "gunicorn.log").open("wb")
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                            "mailer:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = Worker(env, tmp_path / "worker.log", concurrency=2, name="sigkill")
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def sign_up(thread: int) -> None:
+        n = 0
+        while not stop.is_set():
+            email = f"load{thread}-{n}@example.com"
+            n += 1
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/subscribe", data=f'{{"email": "{email}"}}'.encode(),
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    if response.status == 202:
+                        acknowledged.append(email)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # no answer, or an error: nothing was promised
+
+    try:
+        _wait_for_port(port)
+        threads = [threading.Thread(target=sign_up, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        for pid in _children(web.pid)[:1]:
+            os.kill(pid, signal.SIGKILL)  # a gunicorn worker dies mid-request; the arbiter starts another
+        worker.kill()
+        time.sleep(2)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert len(acknowledged) > 50
+
+        app = make_app(tmp_path, **stack_overrides(env))
+        with app.app_context():
+            stored = set(db.session.scalars(select(Subscriber.email)))
+            assert set(acknowledged) <= stored, f"lost: {sorted(set(acknowledged) - stored)[:5]}"
+            worker = Worker(env, tmp_path / "worker2.log", concurrency=2, name="sigkill2")
+            deadline = time.monotonic() + 90
+            while count(Delivery, status="queued") + count(Delivery, status="sending") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            for email in acknowledged[:: max(1, len(acknowledged) // 20)]:
+                sink.wait_for(email, "Confirm your", timeout=30)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        stop.set()
+        worker.stop()
+        web.terminate()
+        web.wait(timeout=20)
+        log.close()
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError(f"gunicorn did not answer on {port}")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
