@@ -37,7 +37,8 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> EmailMessage:
 def _confirmation(delivery: Delivery, subscriber: Subscriber):
     consent = db.session.get(Consent, delivery.payload["consent_id"])
     # No name and nothing else the visitor typed: the address may not be theirs.
-    return "confirmation", {"confirm_url": links.confirm_url(consent.id), "magnet": consent.magnet}
+    return "confirmation", {"confirm_url": links.confirm_url(consent.id), "magnet": consent.magnet,
+                            "imported": consent.form == "import"}
 
 
 def _magnet(delivery: Delivery, subscriber: Subscriber):

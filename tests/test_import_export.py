@@ -5,6 +5,10 @@ import csv
 import io
 import tracemalloc
 
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -126,6 +130,9 @@ def test_unconfirmed_import_owes_one_confirmation_per_new_or_pending_address(app
     assert run("email\nnew@example.com\n").mails_owed == 0  # importing again the same day asks no one twice
     # The queued row is a real confirmation: it goes out, and its link confirms as any signup does.
     assert outbox.deliver_due(limit=10) == 2 and count(Delivery, Delivery.status == "sent") == 2
+    texts = [BytesParser(policy=policy.default).parsebytes(path.read_bytes()).get_body(("plain",)).get_content()
+             for path in Path(app.config["OUTBOX_DIR"]).glob("*.eml")]
+    assert sum("brought over from our earlier mailing list" in t for t in texts) == 2  # not "you signed up"
     subscriptions.confirm_subscription(db.session, consent.id)
     db.session.commit()
     assert status_of("new@example.com") == "confirmed"
