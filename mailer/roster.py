@@ -28,21 +28,28 @@ class Added:
     updated: int = 0
     duplicates: int = 0   # already added earlier in the same run (same `stamp`)
     suppressed: int = 0   # existing unsubscribed, bounced or complained addresses: left as they are
+    erased: int = 0       # erased on request earlier: never added back by an import
     mails_owed: int = 0   # confirmation emails queued
 
     def add(self, other: Added) -> None:
-        for name in ("created", "updated", "duplicates", "suppressed", "mails_owed"):
+        for name in ("created", "updated", "duplicates", "suppressed", "erased", "mails_owed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def add_subscribers(session: Session, people: dict[str, str | None], *, confirmed: bool, form: str,
                     source: str, stamp: datetime | None = None) -> Added:
     """Upsert normalised email -> name in one statement; a status only ever goes from pending to confirmed."""
+    from .privacy import erased
+
     stamp = stamp or utcnow()
+    result = Added()
+    gone = erased(session, list(people))
+    if gone:
+        result.erased = len(gone)
+        people = {email: name for email, name in people.items() if email not in gone}
     table = Subscriber.__table__
     before = {email: (status, outbox.aware(touched)) for email, status, touched in session.execute(
         select(table.c.email, table.c.status, table.c.updated_at).where(table.c.email.in_(list(people))))}
-    result = Added()
     result.duplicates = sum(1 for _, touched in before.values() if touched == stamp)
     rows = [_row(email, name, confirmed, stamp) for email, name in people.items()
             if email not in before or before[email][1] != stamp]

@@ -1,18 +1,15 @@
 """`mailer subscribers import|export`: moving the list in and out as CSV."""
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from . import outbox
 from .extensions import db
+from .exporting import export_csv
 from .importing import ImportFileError, ImportReport, import_subscribers
-from .models import Status, Subscriber
-from .roster import FIELDS, public_record
+from .models import Status
 
 SHOW_BAD_LINES = 20
 EXPORT_BATCH = 1000
@@ -60,6 +57,8 @@ def summary(report: ImportReport, confirmed: bool) -> str:
     parts = [f"{report.created} added", f"{report.updated} already known"]
     if report.suppressed:
         parts.append(f"{report.suppressed} of them left unsubscribed or bounced")
+    if report.erased:
+        parts.append(f"{report.erased} not added back (erased on request earlier)")
     parts += [f"{report.duplicates} duplicates", f"{report.skipped} bad lines skipped"]
     mail = ("nothing sent (consent recorded as given elsewhere)" if confirmed
             else f"{report.mails_owed} confirmation emails queued")
@@ -70,22 +69,42 @@ def summary(report: ImportReport, confirmed: bool) -> str:
 @click.option("--status", type=click.Choice([s.value for s in Status]), help="Only subscribers with this status.")
 def export_command(status: str | None) -> None:
     """Write all subscribers (or those with --status) to standard output as CSV."""
-    columns = [getattr(Subscriber, name) for name in ("id", *FIELDS)]
-    click.echo(",".join(FIELDS))
-    after = 0
-    while True:
-        # Keyset batches: each is one short query, and only one batch is ever in memory.
-        query = select(*columns).where(Subscriber.id > after).order_by(Subscriber.id).limit(EXPORT_BATCH)
-        if status:
-            query = query.where(Subscriber.status == status)
-        rows = db.session.execute(query).all()
-        db.session.rollback()  # no read transaction held open while the output is written
-        if not rows:
-            break
-        chunk = io.StringIO()
-        writer = csv.writer(chunk, lineterminator="\n")
-        for row in rows:
-            record = public_record(row)
-            writer.writerow([record[name] or "" for name in FIELDS])
-        click.echo(chunk.getvalue(), nl=False)
-        after = rows[-1].id
+    for chunk in export_csv(db.session, status, batch=EXPORT_BATCH):
+        click.echo(chunk, nl=False)
+
+
+@subscribers.command("data")
+@click.argument("email")
+def data_command(email: str) -> None:
+    """Print everything stored about the subscriber EMAIL as JSON (for a data access request)."""
+    import json
+
+    from .privacy import export_subscriber
+
+    click.echo(json.dumps(export_subscriber(db.session, _one(email)), indent=2, ensure_ascii=False))
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_command(email: str, yes: bool) -> None:
+    """Erase the subscriber EMAIL and their personal data; only a hash is kept, so imports skip them."""
+    from .privacy import erase_subscriber
+
+    subscriber = _one(email)
+    if not yes:
+        click.confirm(f"Erase {subscriber.email} and everything stored about them? This cannot be undone", abort=True)
+    erase_subscriber(db.session, subscriber)
+    db.session.commit()
+    click.echo(f"Erased {email}.")
+
+
+def _one(email: str):
+    from sqlalchemy import select
+
+    from .models import Subscriber
+
+    found = db.session.scalar(select(Subscriber).where(Subscriber.email == email.strip().lower()))
+    if found is None:
+        raise click.ClickException(f"No subscriber has the address {email!r}. Check the spelling.")
+    return found

@@ -78,6 +78,30 @@ def subscriber_one(email: str):
     return jsonify(public_record(found))
 
 
+@bp.get("/subscribers/<path:email>/data")
+def subscriber_data(email: str):
+    """Everything stored about one subscriber (a data access request)."""
+    from ..privacy import export_subscriber
+
+    found = _find(email.strip().lower())
+    if found is None:
+        return error(f"No subscriber has the address {email!r}.", 404)
+    return jsonify(export_subscriber(db.session, found))
+
+
+@bp.delete("/subscribers/<path:email>")
+def subscriber_erase(email: str):
+    """Erase one subscriber's personal data; a hash stays so imports do not add them back."""
+    from ..privacy import erase_subscriber
+
+    found = _find(email.strip().lower())
+    if found is None:
+        return error(f"No subscriber has the address {email!r}.", 404)
+    erase_subscriber(db.session, found)
+    db.session.commit()
+    return jsonify(erased=True)
+
+
 @bp.get("/stats")
 def stats():
     """Subscribers by status, confirmations in the last 30 days, deliveries by status and by kind."""

@@ -1,0 +1,73 @@
+"""A subscriber's data on request: everything exported as JSON, and erasure that imports respect."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from mailer import outbox, subscriptions
+from mailer.api import create_token
+from mailer.extensions import db
+from mailer.importing import import_subscribers
+from mailer.models import Consent, Delivery, Download, ErasedAddress, MailEvent, Subscriber
+from mailer.privacy import email_hash
+from mailer.subscriptions import SignupRequest
+
+
+def signed_up_and_confirmed(email="Ann@Example.com", name="Ann") -> Subscriber:
+    subscriptions.subscribe(db.session, SignupRequest(email=email, name=name, ip="203.0.113.9", user_agent="Firefox"))
+    consent_id = db.session.scalar(select(Delivery.payload).where(Delivery.kind == "confirmation"))["consent_id"]
+    consent = subscriptions.confirm_subscription(db.session, consent_id)
+    db.session.add(Download(subscriber_id=consent.subscriber_id, magnet_id=consent.magnet_id))
+    db.session.add(MailEvent(event_key="dsn:1", provider="dsn", kind="soft_bounce", email="ann@example.com",
+                             subscriber_id=consent.subscriber_id, detail="4.2.2 mailbox full"))
+    db.session.commit()
+    outbox.deliver_due(10)
+    return db.session.get(Subscriber, consent.subscriber_id)
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_the_export_holds_everything_stored_about_them(app, runner):
+    signed_up_and_confirmed()
+    result = runner.invoke(args=["subscribers", "data", "ANN@example.com"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["subscriber"]["email"] == "ann@example.com" and data["subscriber"]["name"] == "Ann"
+    assert data["consents"][0]["ip"] == "203.0.113.9" and data["consents"][0]["consent_text"]
+    assert {e["kind"] for e in data["emails"]} == {"confirmation", "magnet", "welcome"}
+    assert data["downloads"][0]["magnet"] == "The Multigenerational Manager's Handbook"
+    assert data["bounces_and_complaints"][0]["detail"] == "4.2.2 mailbox full"
+
+
+def test_erasure_removes_personal_data_and_keeps_only_a_hash(app, client):
+    signed_up_and_confirmed()
+    token = create_token(db.session, "t")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/subscribers/ann@example.com/data", headers=headers).json["subscriber"]["name"] == "Ann"
+    assert client.delete("/api/v1/subscribers/ann@example.com", headers=headers).json == {"erased": True}
+    assert count(Subscriber) == count(Consent) == count(Delivery) == count(Download) == 0
+    event = db.session.scalar(select(MailEvent))
+    assert event.email is None and event.subscriber_id is None and event.detail == ""
+    assert db.session.scalar(select(ErasedAddress.email_hash)) == email_hash("ann@example.com")
+    assert client.delete("/api/v1/subscribers/ann@example.com", headers=headers).status_code == 404
+
+
+def test_an_import_does_not_bring_an_erased_address_back(app, runner):
+    signed_up_and_confirmed()
+    assert runner.invoke(args=["subscribers", "erase", "ann@example.com", "--yes"]).exit_code == 0
+    report = import_subscribers(db.session, ["email,name\n", "ANN@example.com,Ann\n", "bob@example.com,Bob\n"],
+                                True, "old-list.csv")
+    assert (report.created, report.erased) == (1, 1)
+    assert db.session.scalars(select(Subscriber.email)).all() == ["bob@example.com"]
+    # Signing up again herself is a new, explicit consent, and works.
+    subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com"))
+    assert db.session.scalar(select(func.count()).where(Subscriber.email == "ann@example.com")) == 1
+
+
+def test_erasing_an_unknown_address_says_so(app, runner):
+    result = runner.invoke(args=["subscribers", "erase", "nobody@example.com", "--yes"])
+    assert result.exit_code != 0 and "No subscriber has the address" in result.output
