@@ -55,12 +55,13 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api
+    from . import admin, api
     from .web import devmail, errors, public, security
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(devmail.bp)
+    app.register_blueprint(admin.bp)
     errors.register(app)
     security.register(app)
 

@@ -26,6 +26,7 @@ def main() -> None:
 
 
 def register(app: Flask) -> None:
+    from .admin.cli import admin_cli
     from .dev import dev
     from .digests_cli import digest_cli
     from .feeds_cli import feed
@@ -37,6 +38,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(api_token)
     app.cli.add_command(feed)
     app.cli.add_command(subscribers)
+    app.cli.add_command(admin_cli)
 
 
 @click.group("api-token")

@@ -8,6 +8,7 @@ from .digests import digest_frame, greeting, test_frame
 from .extensions import db
 from .mail.messages import build, message_id, render_parts
 from .models import Consent, Delivery, LeadMagnet, Status, Subscriber
+from .welcome_mail import welcome_template
 
 LIST_MAIL = {"welcome", "digest"}
 
@@ -48,8 +49,8 @@ def _magnet(delivery: Delivery, subscriber: Subscriber):
 
 
 def _welcome(delivery: Delivery, subscriber: Subscriber):
-    return delivery.payload.get("template", "welcome"), {
-        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id)}
+    return welcome_template(delivery.payload.get("template", "welcome"), {
+        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id)})
 
 
 TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}

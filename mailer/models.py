@@ -168,6 +168,11 @@ class Digest(db.Model):
     status: Mapped[str] = mapped_column(String(10), default=DigestStatus.SENDING.value)
     recipients: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The ledger's final counts, kept once nothing is pending: history pages need not count a million rows.
+    sent_count: Mapped[int | None] = mapped_column()
+    failed_count: Mapped[int | None] = mapped_column()
+    skipped_count: Mapped[int | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 

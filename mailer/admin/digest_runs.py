@@ -1,0 +1,47 @@
+"""A digest on its way: the live progress page and its JSON, pause, resume and cancel."""
+from __future__ import annotations
+
+from flask import abort, flash, jsonify, redirect, render_template, url_for
+
+from .. import digests, outbox
+from ..extensions import db
+from ..models import Digest
+from . import bp, results
+from .forms import ActionForm
+
+
+def _result(digest_id: int) -> tuple[Digest, results.Result]:
+    digest = db.session.get(Digest, digest_id) or abort(404)
+    [result] = results.results(db.session, [digest])
+    db.session.commit()
+    return digest, result
+
+
+@bp.get("/digests/<int:digest_id>")
+def digest(digest_id: int):
+    digest, result = _result(digest_id)
+    return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm())
+
+
+@bp.get("/digests/<int:digest_id>/progress")
+def digest_progress(digest_id: int):
+    """Polled every second by the progress page's script."""
+    return jsonify(_result(digest_id)[1].as_json())
+
+
+@bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel):action>")
+def digest_steer(digest_id: int, action: str):
+    digest = db.session.get(Digest, digest_id) or abort(404)
+    try:
+        getattr(digests, action)(db.session, digest)
+    except digests.DigestError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        if action == "resume":
+            outbox.wake()
+        flash({"pause": "Paused: mails not yet handed to a worker wait until you resume.",
+               "resume": "Resumed: sending carries on where it stopped.",
+               "cancel": "Cancelled: the mails not yet sent will not be sent."}[action], "ok")
+    return redirect(url_for("admin.digest", digest_id=digest_id))

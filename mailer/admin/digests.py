@@ -1,0 +1,90 @@
+"""Composing a digest: choose the posts, preview it as a subscriber sees it, send a test, then send after confirming."""
+from __future__ import annotations
+
+from flask import Response, flash, redirect, render_template, request, url_for
+
+from .. import digests, outbox
+from ..extensions import db
+from ..subscriptions import InvalidSignup
+from . import bp, mail_html, results
+from .forms import ActionForm, DigestForm, TestSendForm
+
+
+def _choice() -> tuple[list[int], str, str]:
+    """The posts, subject and intro being composed, from the query string or the posted form."""
+    values = request.values
+    return [int(i) for i in values.getlist("post_ids") if i.isdigit()], values.get("subject", ""), values.get("intro", "")
+
+
+def _parts(post_ids: list[int], subject: str, intro: str):
+    posts = digests.choose_posts(db.session, post_ids)
+    parts = digests.render_digest(subject.strip() or digests.default_subject(posts), intro.strip(), posts)
+    return posts, parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "#unsubscribe-link"})
+
+
+@bp.get("/digests")
+def digests_page():
+    before = request.args.get("before", type=int)
+    history = results.latest(db.session, 21, before)
+    shown = results.results(db.session, history[:20])
+    db.session.commit()
+    return render_template("admin/digests.html", posts=digests.unsent_posts(db.session, back_catalogue=True),
+                           form=DigestForm(formdata=None), history=shown,
+                           next_before=history[19].id if len(history) > 20 else None)
+
+
+@bp.get("/digests/preview")
+def digest_preview():
+    post_ids, subject, intro = _choice()
+    try:
+        posts, parts = _parts(post_ids, subject, intro)
+    except (digests.NothingNew, digests.DigestError) as exc:
+        flash(f"{exc} Tick at least one post." if not post_ids else str(exc), "error")
+        return redirect(url_for("admin.digests_page"))
+    recipients = db.session.scalar(digests.confirmed_count())
+    return render_template("admin/digest_preview.html", posts=posts, parts=parts, subject=subject, intro=intro,
+                           post_ids=post_ids, recipients=recipients, test_form=TestSendForm(formdata=None),
+                           confirm=request.args.get("confirm") == "1", form=ActionForm())
+
+
+@bp.get("/digests/preview.html")
+def digest_preview_html():
+    """The HTML part alone, for the preview's sandboxed iframe."""
+    try:
+        _, parts = _parts(*_choice())
+    except (digests.NothingNew, digests.DigestError) as exc:
+        return Response(str(exc), 409, mimetype="text/plain")
+    return mail_html(parts.html)
+
+
+@bp.post("/digests/test")
+def digest_test():
+    post_ids, subject, intro = _choice()
+    form = TestSendForm()
+    if not form.validate():
+        flash(f"Cannot send the test: {'; '.join(e for errs in form.errors.values() for e in errs)}", "error")
+    else:
+        try:
+            digests.send_test(db.session, form.to.data, subject, intro, post_ids)
+        except (digests.NothingNew, digests.DigestError, InvalidSignup) as exc:
+            db.session.rollback()
+            flash(f"Cannot send the test: {exc}", "error")
+        else:
+            db.session.commit()
+            outbox.wake()
+            flash(f"A test copy is on its way to {form.to.data}.", "ok")
+    return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro))
+
+
+@bp.post("/digests")
+def digest_send():
+    post_ids, subject, intro = _choice()
+    try:
+        digest = digests.create_digest(db.session, subject, intro, post_ids)
+    except (digests.NothingNew, digests.DigestError) as exc:
+        db.session.rollback()
+        flash(f"Nothing was sent: {exc}", "error")
+        return redirect(url_for("admin.digests_page"))
+    db.session.commit()
+    outbox.wake()
+    return redirect(url_for("admin.digest", digest_id=digest.id))

@@ -1,0 +1,64 @@
+"""The console's forms: Flask-WTF, so every one of them carries and checks a CSRF token."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (BooleanField, EmailField, HiddenField, IntegerField, PasswordField, StringField, TextAreaField,
+                     URLField)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: nothing but the CSRF token."""
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    next = HiddenField()
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired()])
+    new = PasswordField("New password", validators=[DataRequired(), Length(min=12, max=1024)])
+    repeat = PasswordField("New password again", validators=[DataRequired()])
+
+
+class PostForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=500)])
+    url = URLField("Address of the post", validators=[DataRequired(), Length(max=2000)])
+    summary = TextAreaField("Summary (HTML allowed)", validators=[Optional(), Length(max=20000)])
+    published_at = StringField("Published (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)", validators=[Optional()])
+
+
+class DigestForm(FlaskForm):
+    subject = StringField("Subject", validators=[Optional(), Length(max=200)])
+    intro = TextAreaField("Introduction", validators=[Optional(), Length(max=5000)])
+
+
+class TestSendForm(DigestForm):
+    to = EmailField("Send a test to", validators=[DataRequired(), Email(check_deliverability=False)])
+
+
+class MagnetForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
+    file = FileField("New file (PDF, EPUB, ZIP…)")
+
+
+class NewMagnetForm(MagnetForm):
+    slug = StringField("Short name used in the form (letters, digits, dashes)",
+                       validators=[DataRequired(), Length(max=80)])
+    file = FileField("File", validators=[FileRequired()])
+
+
+class StepForm(FlaskForm):
+    delay_hours = IntegerField("Hours after confirmation", validators=[NumberRange(min=0, max=24 * 365)])
+    subject = StringField("Subject (empty: the built-in one)", validators=[Optional(), Length(max=200)])
+    body = TextAreaField("Body as plain text (empty: the built-in one)", validators=[Optional(), Length(max=20000)])
+    enabled = BooleanField("Send this step")
+
+
+class ImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired()])
+    confirmed = BooleanField("They already agreed elsewhere: add them as confirmed and send nothing")

@@ -1,0 +1,69 @@
+"""Lead magnets: the list with download counts, a new magnet, a new file or new words for one."""
+from __future__ import annotations
+
+import mimetypes
+import re
+import secrets
+from pathlib import Path
+
+from flask import abort, current_app, flash, redirect, render_template, url_for
+from sqlalchemy import func, select
+from werkzeug.utils import secure_filename
+
+from ..extensions import db
+from ..models import Download, LeadMagnet
+from . import bp
+from .forms import MagnetForm, NewMagnetForm
+
+
+def store_file(upload, slug: str) -> tuple[str, str, str]:
+    """Save an upload under the instance folder; returns (absolute path, download name, content type)."""
+    name = secure_filename(upload.filename or "") or f"{slug}.pdf"
+    folder = Path(current_app.config["INSTANCE_PATH"]) / "magnets"
+    folder.mkdir(parents=True, exist_ok=True)
+    # A new name each time: links already mailed keep working, and a half-written file is never served.
+    path = folder / f"{slug}-{secrets.token_hex(4)}{Path(name).suffix.lower()}"
+    upload.save(str(path))
+    kind = mimetypes.guess_type(name)[0] or upload.mimetype or "application/octet-stream"
+    return str(path), name, kind
+
+
+@bp.get("/magnets")
+def magnets():
+    counts = dict(db.session.execute(select(Download.magnet_id, func.count()).group_by(Download.magnet_id)).all())
+    rows = list(db.session.scalars(select(LeadMagnet).order_by(LeadMagnet.id)))
+    return render_template("admin/magnets.html", magnets=rows, counts=counts)
+
+
+@bp.route("/magnets/new", methods=["GET", "POST"])
+def magnet_new():
+    form = NewMagnetForm()
+    if form.validate_on_submit():
+        slug = form.slug.data.strip().lower()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
+            form.slug.errors.append("Use lower-case letters, digits and dashes only, like 'checklist-2027'.")
+        elif db.session.scalar(select(LeadMagnet.id).where(LeadMagnet.slug == slug)):
+            form.slug.errors.append(f"There is already a magnet called {slug!r}.")
+        else:
+            path, name, kind = store_file(form.file.data, slug)
+            db.session.add(LeadMagnet(slug=slug, title=form.title.data.strip(), file=path, filename=name,
+                                      description=(form.description.data or "").strip(), content_type=kind))
+            db.session.commit()
+            flash(f"Added “{form.title.data.strip()}”. Use magnet={slug} in a signup form to offer it.", "ok")
+            return redirect(url_for("admin.magnets"))
+    return render_template("admin/magnet_form.html", form=form, magnet=None), 400 if form.errors else 200
+
+
+@bp.route("/magnets/<int:magnet_id>", methods=["GET", "POST"])
+def magnet_edit(magnet_id: int):
+    magnet = db.session.get(LeadMagnet, magnet_id) or abort(404)
+    form = MagnetForm(obj=magnet)
+    if form.validate_on_submit():
+        magnet.title = form.title.data.strip()
+        magnet.description = (form.description.data or "").strip()
+        if form.file.data:
+            magnet.file, magnet.filename, magnet.content_type = store_file(form.file.data, magnet.slug)
+        db.session.commit()
+        flash(f"Saved “{magnet.title}”{' with its new file' if form.file.data else ''}.", "ok")
+        return redirect(url_for("admin.magnets"))
+    return render_template("admin/magnet_form.html", form=form, magnet=magnet), 400 if form.errors else 200

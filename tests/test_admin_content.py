@@ -1,0 +1,197 @@
+"""Console pages for content: dashboard, posts, digests, lead magnets, welcome sequence, embed, outbox."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailer import outbox
+from mailer.extensions import db
+from mailer.models import Delivery, Digest, LeadMagnet, Post, WelcomeStep
+from tests import factories
+from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
+
+
+@pytest.fixture
+def admin(client, monkeypatch):
+    monkeypatch.setattr(outbox, "wake", lambda: None)  # no broker in these tests
+    create_admin()
+    log_in(client)
+    return client
+
+
+def test_dashboard_shows_statuses_charts_and_latest_digests(admin):
+    factories.subscribers(3)
+    factories.subscribers(2, status="pending", prefix="new")
+    page = admin.get("/admin/").text
+    assert 'href="/admin/subscribers?status=confirmed"' in page and "<svg" in page and "<rect" in page
+    assert "60.0% have confirmed" in page or "have confirmed" in page
+    assert "No digest has been sent yet" in page
+    assert 'style="' not in page and "<script>" not in page  # the strict CSP allows neither
+
+
+def test_posts_list_add_edit_and_fetch_without_a_feed(admin):
+    assert "No posts yet" in admin.get("/admin/posts").text
+    form = {"csrf_token": token(admin, "/admin/posts/new"), "title": "Handling a counter-offer",
+            "url": "https://blog.example.com/counter-offer/", "summary": "<p>Say <b>thanks</b>.</p><script>x</script>",
+            "published_at": "2026-11-20T09:00"}
+    assert admin.post("/admin/posts/new", data=form).status_code == 302
+    post = db.session.scalar(select(Post))
+    assert post.source == "manual" and "<script>" not in post.summary_html
+    edit = admin.get(f"/admin/posts/{post.id}").text
+    assert "Handling a counter-offer" in edit
+    bad = admin.post(f"/admin/posts/{post.id}", data={**form, "url": "ftp://nope"})
+    assert bad.status_code == 400 and "must be an http(s) address" in bad.text
+    moved = {**form, "title": "Handling a counter-offer well", "url": "https://blog.example.com/counter/"}
+    assert admin.post(f"/admin/posts/{post.id}", data=moved).status_code == 302
+    db.session.expire_all()
+    assert [(p.title, p.url) for p in db.session.scalars(select(Post))] == [("Handling a counter-offer well", moved["url"])]
+    fetched = admin.post("/admin/posts/fetch", data={"csrf_token": token(admin)}, follow_redirects=True)
+    assert "No feed is configured" in fetched.text
+
+
+def compose(admin, **extra):
+    first, second = factories.post("First post", n=2), factories.post("Second post", n=1)
+    return [first.id, second.id], {"post_ids": [first.id, second.id], "subject": "This week", "intro": "Hello!", **extra}
+
+
+def test_compose_preview_test_send_confirm_send_and_steer(admin):
+    factories.subscribers(3)
+    ids, choice = compose(admin)
+    page = admin.get("/admin/digests").text
+    assert "First post" in page and "Second post" in page
+    preview = admin.get("/admin/digests/preview", query_string=choice)
+    assert preview.status_code == 200 and "This week" in preview.text and "3 confirmed subscribers" in preview.text
+    assert "Hello!" in preview.text and 'sandbox' in preview.text
+    html = admin.get("/admin/digests/preview.html", query_string=choice)
+    assert "First post" in html.text and "script-src" not in html.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self'" in html.headers["Content-Security-Policy"]
+    confirm = admin.get("/admin/digests/preview", query_string={**choice, "confirm": "1"}).text
+    assert "Yes, send it now" in confirm
+
+    tested = admin.post("/admin/digests/test", data={**choice, "to": "me@example.com", "csrf_token": token(admin)})
+    assert tested.status_code == 302 and db.session.scalar(select(Delivery.recipient)) == "me@example.com"
+    assert admin.post("/admin/digests", data=choice).status_code == 400  # no CSRF token
+    sent = admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)})
+    digest = db.session.scalar(select(Digest))
+    assert sent.headers["Location"] == f"/admin/digests/{digest.id}" and digest.recipients == 3
+    again = admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)}, follow_redirects=True)
+    assert "Nothing was sent" in again.text and db.session.scalar(select(Digest.id).where(Digest.id != digest.id)) is None
+
+    progress = admin.get(f"/admin/digests/{digest.id}/progress").get_json()
+    assert (progress["status"], progress["pending"], progress["sent"], progress["percent"]) == ("sending", 3, 0, 0)
+    assert 'data-progress="/admin/digests/' in admin.get(f"/admin/digests/{digest.id}").text
+    steer = f"/admin/digests/{digest.id}/"
+    assert "Paused" in admin.post(steer + "pause", data={"csrf_token": token(admin)}, follow_redirects=True).text
+    assert admin.get(steer + "progress").get_json()["status"] == "paused"
+    assert "Resumed" in admin.post(steer + "resume", data={"csrf_token": token(admin)}, follow_redirects=True).text
+    assert "Cancelled" in admin.post(steer + "cancel", data={"csrf_token": token(admin)}, follow_redirects=True).text
+    done = admin.get(steer + "progress").get_json()
+    assert (done["status"], done["skipped"], done["pending"], done["percent"]) == ("cancelled", 3, 0, 100)
+    db.session.expire_all()
+    assert db.session.get(Digest, digest.id).skipped_count == 3  # final counts kept on the digest
+    assert "is cancelled; only a digest that is paused can resume" in admin.post(steer + "resume", data={"csrf_token": token(admin)}, follow_redirects=True).text
+    history = admin.get("/admin/digests").text
+    assert "This week" in history and "cancelled" in history
+
+
+def test_a_finished_digest_keeps_its_counts_and_the_history_no_longer_counts_the_ledger(admin):
+    factories.subscribers(2)
+    _, choice = compose(admin)
+    admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)})
+    db.session.execute(Delivery.__table__.update().values(status="sent"))
+    db.session.commit()
+    assert admin.get("/admin/").text.count('class="badge sent"') == 1
+    db.session.execute(Delivery.__table__.delete())  # were the ledger read again, it would say 0
+    db.session.commit()
+    result = admin.get("/admin/digests/1/progress").get_json()
+    assert (result["status"], result["sent"], result["percent"]) == ("sent", 2, 100)
+
+
+def test_preview_with_no_post_ticked_says_so(admin):
+    factories.post()
+    response = admin.get("/admin/digests/preview", follow_redirects=True)
+    assert "Tick at least one post" in response.text
+
+
+def test_magnets_list_new_upload_and_edit(admin, app, tmp_path):
+    assert "Manager&#39;s Handbook" in admin.get("/admin/magnets").text
+    form = {"csrf_token": token(admin, "/admin/magnets/new"), "slug": "checklist", "title": "Interview checklist",
+            "description": "One page.", "file": (io.BytesIO(b"%PDF-1.4 test"), "Check list.pdf")}
+    assert admin.post("/admin/magnets/new", data=form, content_type="multipart/form-data").status_code == 302
+    magnet = db.session.scalar(select(LeadMagnet).where(LeadMagnet.slug == "checklist"))
+    path = Path(magnet.file)
+    assert path.is_absolute() and path.parent == tmp_path / "magnets" and path.read_bytes().startswith(b"%PDF")
+    assert magnet.filename == "Check_list.pdf" and magnet.content_type == "application/pdf"
+    dup = {**form, "file": (io.BytesIO(b"x"), "x.pdf"), "csrf_token": token(admin, "/admin/magnets/new")}
+    assert "already a magnet" in admin.post("/admin/magnets/new", data=dup, content_type="multipart/form-data").text
+    edit = {"csrf_token": token(admin, f"/admin/magnets/{magnet.id}"), "title": "The interview checklist",
+            "description": "Two pages.", "file": (io.BytesIO(b"%PDF-1.5 new"), "v2.pdf")}
+    assert admin.post(f"/admin/magnets/{magnet.id}", data=edit, content_type="multipart/form-data").status_code == 302
+    db.session.expire_all()
+    magnet = db.session.get(LeadMagnet, magnet.id)
+    assert magnet.title == "The interview checklist" and Path(magnet.file).read_bytes() == b"%PDF-1.5 new"
+    from mailer.links import download_url
+
+    factories.subscribers(1)
+    link = download_url(1, magnet.id).removeprefix(app.config["BASE_URL"])
+    with admin.get(link) as download:
+        assert download.data == b"%PDF-1.5 new"  # a link already mailed downloads the new file
+
+
+def test_welcome_steps_edit_preview_and_switch(admin):
+    steps = list(db.session.scalars(select(WelcomeStep).order_by(WelcomeStep.position)))
+    page = admin.get("/admin/welcome").text
+    assert "Welcome to Career Q&amp;A" in page and "Turn off" in page
+    step = steps[1]
+    form = {"csrf_token": token(admin, f"/admin/welcome/{step.id}"), "delay_hours": "48", "subject": "Two tips",
+            "body": "First tip.\n\nSecond <tip>.", "enabled": "y"}
+    assert admin.post(f"/admin/welcome/{step.id}", data=form).status_code == 302
+    html = admin.get(f"/admin/welcome/{step.id}/preview.html").text
+    assert "Hi Alex," in html and "Second &lt;tip&gt;." in html
+    assert "Two tips" in admin.get(f"/admin/welcome/{step.id}").text
+    bad = admin.post(f"/admin/welcome/{step.id}", data={**form, "subject": "a\r\nBcc: x"})
+    assert bad.status_code == 400
+    assert "is off" in admin.post("/admin/welcome/off", data={"csrf_token": token(admin)}, follow_redirects=True).text
+    assert not any(db.session.scalars(select(WelcomeStep.enabled)))
+    admin.post("/admin/welcome/on", data={"csrf_token": token(admin)})
+    assert all(db.session.scalars(select(WelcomeStep.enabled)))
+
+
+def test_a_sent_welcome_step_uses_the_words_written_in_the_console(app):
+    from mailer.compose import compose as compose_mail
+
+    [email] = factories.subscribers(1)
+    step = db.session.scalar(select(WelcomeStep).where(WelcomeStep.position == 2))
+    step.subject, step.body = "Your own subject", "Your own words."
+    db.session.commit()
+    delivery = Delivery(kind="welcome", subscriber_id=1, dedupe_key="welcome:1:2", payload={"template": step.template})
+    db.session.add(delivery)
+    db.session.commit()
+    msg = compose_mail(delivery, delivery.subscriber)
+    assert msg["Subject"] == "Your own subject" and "Your own words." in msg.get_body(("plain",)).get_content()
+    first = db.session.scalar(select(WelcomeStep).where(WelcomeStep.position == 1))
+    other = Delivery(kind="welcome", subscriber_id=1, dedupe_key="welcome:1:1", payload={"template": first.template})
+    db.session.add(other)
+    db.session.commit()
+    assert compose_mail(other, other.subscriber)["Subject"] == "Welcome to Career Q&A"  # unedited: the template
+
+
+def test_embed_shows_the_three_snippets_and_a_live_preview(admin):
+    page = admin.get("/admin/embed").text
+    assert page.count("data-copy=") == 3 and "/embed.js" in page and 'src="/embed?magnet=handbook"' in page
+
+
+def test_outbox_reads_local_mail_and_is_gone_with_smtp(admin, app):
+    folder = Path(app.config["OUTBOX_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "0001.eml").write_bytes(b"Subject: Hello there\r\nTo: a@example.com\r\nFrom: b@example.com\r\n"
+                                      b"Content-Type: text/plain\r\n\r\nBody text\r\n")
+    assert "Hello there" in admin.get("/admin/outbox").text
+    mail = admin.get("/admin/outbox/0001.eml").text
+    assert "Body text" in mail
+    assert admin.get("/admin/outbox/..%2Fmailer.db").status_code == 404
+    app.config["SMTP_URL"] = "smtp://mail.example.com:25"
+    assert admin.get("/admin/outbox").status_code == 404
