@@ -56,11 +56,12 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, api
-    from .web import devmail, errors, public, security
+    from .web import devmail, errors, public, security, webhooks
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(devmail.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
     errors.register(app)
     security.register(app)

@@ -27,8 +27,10 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     from .admin.cli import admin_cli
+    from .bounces.cli import bounces_cli
     from .dev import dev
     from .digests_cli import digest_cli
+    from .dns_records import dns_records
     from .feeds_cli import feed
     from .subscribers_cli import subscribers
 
@@ -39,6 +41,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(feed)
     app.cli.add_command(subscribers)
     app.cli.add_command(admin_cli)
+    app.cli.add_command(bounces_cli)
+    app.cli.add_command(dns_records)
 
 
 @click.group("api-token")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -75,6 +76,46 @@ def _secret_key(env: dict, instance: Path, production: bool) -> str:
     return path.read_text().strip()
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def _deliverability(env: dict) -> dict:
+    """DKIM signing, the VERP bounce domain, and the bounce webhooks' credentials (docs/DELIVERABILITY.md)."""
+    from .bounces.webhook_auth import sendgrid_public_key
+    from .mail.dkim import load_private_key, read_pem
+
+    key, selector = env.get("DKIM_PRIVATE_KEY", "").strip(), env.get("DKIM_SELECTOR", "").strip()
+    for name in ("DKIM_SELECTOR", "DKIM_DOMAIN", "BOUNCE_DOMAIN"):
+        if env.get(name) and not _HOSTNAME.match(env[name].strip()):
+            raise ConfigError(f"{name}: {env[name].strip()[:100]!r} is not a DNS name like mail2025 or bounces.example.com")
+    if key:
+        try:
+            load_private_key(key)
+        except ValueError as exc:
+            raise ConfigError(f"DKIM_PRIVATE_KEY {exc}; generate one with `openssl genrsa 2048` (see `mailer dns-records`)") from None
+        if not selector:
+            raise ConfigError("DKIM_SELECTOR is not set; DKIM_PRIVATE_KEY needs it (a name like mail2025, see `mailer dns-records`)")
+    sendgrid = env.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip()
+    if sendgrid:
+        try:
+            sendgrid_public_key(sendgrid)
+        except ValueError as exc:
+            raise ConfigError(f"SENDGRID_WEBHOOK_PUBLIC_KEY {exc}: paste the Signed Event Webhook's verification key") from None
+    postmark = (env.get("POSTMARK_WEBHOOK_USER", ""), env.get("POSTMARK_WEBHOOK_PASSWORD", ""))
+    if any(postmark) and not all(postmark):
+        raise ConfigError("POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both, or neither")
+    return {
+        "DKIM_PRIVATE_KEY": read_pem(key) if key else None,
+        "DKIM_SELECTOR": selector or None,
+        "DKIM_DOMAIN": env.get("DKIM_DOMAIN", "").strip().lower() or None,  # None: MAIL_FROM's domain
+        "BOUNCE_DOMAIN": env.get("BOUNCE_DOMAIN", "").strip().lower() or None,  # None: MAIL_FROM's domain
+        "SES_TOPIC_ARNS": [arn.strip() for arn in env.get("SES_TOPIC_ARNS", "").split(",") if arn.strip()],
+        "POSTMARK_WEBHOOK_USER": postmark[0] or None,
+        "POSTMARK_WEBHOOK_PASSWORD": postmark[1] or None,
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid or None,
+    }
+
+
 def load(env: dict | None = None, instance: Path | None = None) -> dict:
     """Build the app's settings from `env` (the process environment by default)."""
     env = dict(os.environ if env is None else env)
@@ -144,4 +185,5 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "DIGEST_SCHEDULE": _crontab(env.get("DIGEST_SCHEDULE", "")),
         "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
         "BLOG_URL": env.get("BLOG_URL") or None,
+        **_deliverability(env),
     }

@@ -5,13 +5,13 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta, timezone
-from email.utils import parseaddr
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .bounces import verp
 from .compose import compose, may_send
 from .extensions import db
 from .mail.pacing import Pacer
@@ -157,7 +157,7 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
     try:
         msg = compose(delivery, subscriber)
         pacer.wait()
-        reply = transport.send(msg, sender=_envelope_sender(), recipient=subscriber.email if subscriber else delivery.recipient)
+        reply = transport.send(msg, sender=_envelope_sender(delivery), recipient=subscriber.email if subscriber else delivery.recipient)
     except SenderRejected as exc:
         # Our configuration is wrong (MAIL_FROM, SMTP credentials): retry once it is fixed; bounce nobody.
         log.error("delivery %s: %s; check MAIL_FROM and SMTP_URL", delivery.id, exc)
@@ -198,8 +198,9 @@ class _HaltedDigests:
         return self.statuses.get(digest_id)
 
 
-def _envelope_sender() -> str:
-    return parseaddr(current_app.config["MAIL_FROM"])[1]
+def _envelope_sender(delivery: Delivery) -> str:
+    # VERP: a bounce to this address names the delivery, and only we can make one that verifies.
+    return verp.envelope_sender(delivery.id)
 
 
 def _fail(delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:

@@ -255,7 +255,7 @@ def test_smtp_delivery_reaches_the_server(sink, tmp_path, sqlite_template):
         (msg,) = sink.wait_for("ann@example.com", "Welcome", timeout=5)
         assert reload(row).status == SENT
         assert msg["Message-ID"] == reload(row).message_id
-        assert sink.handler.messages[0].envelope_from == "newsletter@localhost"
+        assert sink.handler.messages[0].envelope_from.startswith(f"bounces+{row.id}-")  # VERP: names the delivery
         assert files_in_outbox(app) == []  # SMTP_URL set: nothing lands in the local outbox
 
 

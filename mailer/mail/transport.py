@@ -4,12 +4,20 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import dkim
+
 log = logging.getLogger(__name__)
+Signer = Callable[[bytes], bytes]
+
+
+def _unsigned(data: bytes) -> bytes:
+    return data
 
 
 class TemporaryFailure(Exception):
@@ -31,7 +39,7 @@ class SenderRejected(PermanentFailure):
 class SMTPTransport:
     """One connection reused across a batch, reopened once when the server has dropped it."""
 
-    def __init__(self, url: str, timeout: float = 30):
+    def __init__(self, url: str, timeout: float = 30, sign: Signer = _unsigned):
         parts = urlsplit(url)
         self.implicit_tls = parts.scheme == "smtps"
         self.starttls = parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true", "yes")
@@ -40,6 +48,7 @@ class SMTPTransport:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
+        self.sign = sign
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -60,11 +69,18 @@ class SMTPTransport:
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:
         """Send to exactly one envelope recipient; returns the server's reply."""
+        # As send_message would: non-ASCII addresses need SMTPUTF8 and a UTF-8 message.
+        international = not f"{sender}{recipient}".isascii()
+        options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
+        # Signed once flattened with CRLF: exactly these bytes go on the wire, so the signature holds.
+        data = self.sign(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=international)))
         for attempt in (1, 2):
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
+                if international:
+                    self._require_smtputf8()
+                self._smtp.sendmail(sender, [recipient], data, mail_options=options)
                 return "250 accepted"
             except smtplib.SMTPServerDisconnected:
                 self.close()
@@ -85,6 +101,11 @@ class SMTPTransport:
                 self.close()
                 raise TemporaryFailure(f"cannot reach the SMTP server {self.host}:{self.port}: {exc}") from None
         raise AssertionError("unreachable")
+
+    def _require_smtputf8(self) -> None:
+        self._smtp.ehlo_or_helo_if_needed()
+        if not self._smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("the SMTP server does not support SMTPUTF8, which this address needs")
 
     def _reset(self) -> None:
         try:
@@ -112,8 +133,9 @@ def _classify(code: int, reply: bytes | str) -> Exception:
 class OutboxTransport:
     """Writes each message to instance/outbox/ for reading in the browser."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, sign: Signer = _unsigned):
         self.directory = Path(directory)
+        self.sign = sign
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -121,7 +143,7 @@ class OutboxTransport:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         path = self.directory / f"{stamp}-{name}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(bytes(msg))
+        tmp.write_bytes(self.sign(bytes(msg)))
         tmp.replace(path)  # readers never see half a message
         return f"250 written to {path.name}"
 
@@ -130,6 +152,7 @@ class OutboxTransport:
 
 
 def open_transport(config: dict) -> SMTPTransport | OutboxTransport:
+    sign = (lambda data: dkim.sign(data, config)) if dkim.enabled(config) else _unsigned
     if config.get("SMTP_URL"):
-        return SMTPTransport(config["SMTP_URL"], timeout=float(config.get("SMTP_TIMEOUT", 30)))
-    return OutboxTransport(config["OUTBOX_DIR"])
+        return SMTPTransport(config["SMTP_URL"], timeout=float(config.get("SMTP_TIMEOUT", 30)), sign=sign)
+    return OutboxTransport(config["OUTBOX_DIR"], sign=sign)

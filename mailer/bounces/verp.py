@@ -1,0 +1,47 @@
+"""VERP: each mail's envelope sender names its delivery, signed, so a bounce says which mail failed."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from email.utils import parseaddr
+
+from flask import current_app
+
+LOCAL_PART = "bounces"
+SIGNATURE_LENGTH = 10  # base32 characters: 50 bits, far beyond what a forger can guess by mailing us
+_ADDRESS = re.compile(rf"^{LOCAL_PART}\+(\d{{1,18}})-([a-z2-7]{{{SIGNATURE_LENGTH}}})@", re.IGNORECASE)
+
+
+def bounce_domain(config: Mapping) -> str:
+    """BOUNCE_DOMAIN, or the domain of MAIL_FROM."""
+    return config.get("BOUNCE_DOMAIN") or parseaddr(config["MAIL_FROM"])[1].rpartition("@")[2].lower() or "localhost"
+
+
+def _signature(delivery_id: int, key: str) -> str:
+    mac = hmac.new(key.encode(), f"mailer.verp:{delivery_id}".encode(), hashlib.sha256).digest()
+    # Lower case: some MTAs lower-case the local part on the way back.
+    return base64.b32encode(mac).decode()[:SIGNATURE_LENGTH].lower()
+
+
+def envelope_sender(delivery_id: int, config: Mapping | None = None) -> str:
+    """bounces+<delivery id>-<signature>@<bounce domain>, the Return-Path of this delivery's mail."""
+    config = config if config is not None else current_app.config
+    return f"{LOCAL_PART}+{delivery_id}-{_signature(delivery_id, config['SECRET_KEY'])}@{bounce_domain(config)}"
+
+
+def delivery_from_address(address: str, config: Mapping | None = None) -> int | None:
+    """The delivery id in a VERP address whose signature is ours, else None."""
+    config = config if config is not None else current_app.config
+    match = _ADDRESS.match(parseaddr(address or "")[1] or "")
+    if match is None:
+        return None
+    delivery_id, signature = int(match.group(1)), match.group(2).lower()
+    # Old keys too, so bounces of mail sent before a key rotation still count.
+    keys = [config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or [])]
+    valid = False
+    for key in keys:
+        valid |= hmac.compare_digest(_signature(delivery_id, key), signature)
+    return delivery_id if valid else None
