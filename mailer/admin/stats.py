@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from time import monotonic
 
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
@@ -10,6 +11,8 @@ from sqlalchemy.orm import Session
 from ..models import Status, Subscriber
 
 DAYS = 90
+CACHE_SECONDS = 60
+_cache: dict[str, tuple[float, Snapshot]] = {}
 
 
 @dataclass
@@ -21,6 +24,23 @@ class Day:
     @property
     def rate(self) -> float | None:
         return self.confirmed / self.signups if self.signups else None
+
+
+@dataclass
+class Snapshot:
+    statuses: dict[str, int]
+    days: list[Day]
+    taken_at: datetime
+
+
+def snapshot(session: Session, key: str) -> Snapshot:
+    """The dashboard's numbers, counted at most once a minute per process: at a million rows a count takes 0.1-0.3 s."""
+    now = monotonic()
+    cached = _cache.get(key)
+    if cached is None or cached[0] < now:
+        cached = (now + CACHE_SECONDS, Snapshot(by_status(session), signups_per_day(session), datetime.now(timezone.utc)))
+        _cache[key] = cached
+    return cached[1]
 
 
 def by_status(session: Session) -> dict[str, int]:
