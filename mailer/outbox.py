@@ -32,7 +32,8 @@ def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: st
         kind=kind, subscriber_id=subscriber_id, recipient=recipient, dedupe_key=dedupe_key, payload=payload,
         status=QUEUED, attempts=0, next_attempt_at=now, created_at=now,
     ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: the driver may report -1 for an INSERT that did insert.
+    return session.execute(stmt.returning(Delivery.id)).scalar() is not None
 
 
 def wake() -> None:

@@ -5,9 +5,11 @@ import time
 from collections import Counter
 
 import pytest
+from sqlalchemy import select
 
 from mailer.api import create_token
 from mailer.extensions import db
+from mailer.models import Subscriber
 from tests import factories
 
 pytestmark = pytest.mark.integration
@@ -134,3 +136,13 @@ def test_bad_digest_requests_get_4xx(pg_app, api, body):
         body = {"subject": "a\r\nBcc: x"}
     response = api.post("/digests", body)
     assert 400 <= response.status_code < 500 and response.json["error"]
+
+
+def test_queue_says_whether_it_inserted_on_postgresql(pg_app):
+    from mailer import outbox
+
+    [email] = factories.subscribers(1)
+    subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == email))
+    assert outbox.queue(db.session, "welcome", subscriber_id, "welcome:test:1") is True
+    assert outbox.queue(db.session, "welcome", subscriber_id, "welcome:test:1") is False
+    db.session.rollback()
