@@ -78,6 +78,17 @@ def test_the_record_shows_consent_mails_downloads_and_events_and_unsubscribes(ad
     assert admin.get("/admin/subscribers/999999").status_code == 404
 
 
+def test_a_person_s_data_export_and_erasure(admin):
+    factories.subscribers(1)
+    person = db.session.scalar(select(Subscriber))
+    data = admin.get(f"/admin/subscribers/{person.id}/data.json")
+    assert data.get_json()["subscriber"]["email"] == "reader0@example.com" and "attachment" in data.headers["Content-Disposition"]
+    assert admin.post(f"/admin/subscribers/{person.id}/erase").status_code == 400  # no CSRF token
+    done = admin.post(f"/admin/subscribers/{person.id}/erase", data={"csrf_token": token(admin)}, follow_redirects=True)
+    assert "is erased" in done.text
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
 def test_export_streams_the_csv_of_a_status(admin, monkeypatch):
     from mailer import exporting
 

@@ -1,10 +1,12 @@
 """Subscribers: search and keyset pages, one person's record, unsubscribe, CSV export."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 
+from .. import privacy
 from ..exporting import export_csv
 from ..extensions import db
 from ..models import Status, Subscriber
@@ -43,6 +45,25 @@ def unsubscribe(subscriber_id: int):
     db.session.commit()
     flash(f"{person.email} is unsubscribed: no further list mail goes to them, including mail already queued.", "ok")
     return redirect(url_for("admin.subscriber", subscriber_id=subscriber_id))
+
+
+@bp.post("/subscribers/<int:subscriber_id>/erase")
+def erase(subscriber_id: int):
+    person = db.session.get(Subscriber, subscriber_id) or abort(404)
+    email = person.email
+    privacy.erase_subscriber(db.session, person)
+    db.session.commit()
+    flash(f"{email} is erased with all their records; only a hash of the address is kept, "
+          "so an import will not add it back.", "ok")
+    return redirect(url_for("admin.subscribers"))
+
+
+@bp.get("/subscribers/<int:subscriber_id>/data.json")
+def person_data(subscriber_id: int):
+    """Everything stored about one person, for a data access request."""
+    person = db.session.get(Subscriber, subscriber_id) or abort(404)
+    return Response(json.dumps(privacy.export_subscriber(db.session, person), indent=2), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="subscriber-{person.id}.json"'})
 
 
 @bp.get("/subscribers/export.csv")
