@@ -63,6 +63,34 @@ def _crontab(value: str) -> str | None:
     return value.strip()
 
 
+def _abuse_guards(env: dict) -> dict:
+    """Signup abuse limits: each on by default; the error names the variable and what it takes."""
+    def whole(name: str, default: int) -> int:
+        value = _int(env, name, default)
+        if value < 0:
+            raise ConfigError(f"{name}: {value} must be 0 or more")
+        return value
+
+    form_min, form_max = whole("FORM_MIN_SECONDS", 2), whole("FORM_MAX_SECONDS", 2 * 3600)
+    if form_max <= form_min:
+        raise ConfigError(f"FORM_MAX_SECONDS ({form_max}) must be more than FORM_MIN_SECONDS ({form_min})")
+    provider = env.get("CAPTCHA_PROVIDER", "").strip().lower() or None
+    if provider not in (None, "turnstile", "hcaptcha"):
+        raise ConfigError(f"CAPTCHA_PROVIDER: {provider!r} is not turnstile or hcaptcha (leave it empty for no captcha)")
+    if provider and not (env.get("CAPTCHA_SITE_KEY") and env.get("CAPTCHA_SECRET")):
+        raise ConfigError(f"CAPTCHA_PROVIDER={provider} needs CAPTCHA_SITE_KEY and CAPTCHA_SECRET from the provider's dashboard")
+    return {
+        "CONFIRMATION_HOURLY_CAP": whole("CONFIRMATION_HOURLY_CAP", 500),  # 0: no cap
+        "FORM_MIN_SECONDS": form_min,
+        "FORM_MAX_SECONDS": form_max,
+        "CAPTCHA_PROVIDER": provider,
+        "CAPTCHA_SITE_KEY": env.get("CAPTCHA_SITE_KEY") or None,
+        "CAPTCHA_SECRET": env.get("CAPTCHA_SECRET") or None,
+        "CAPTCHA_TIMEOUT": _positive_int(env, "CAPTCHA_TIMEOUT", 5),
+        "UNCONFIRMED_PURGE_DAYS": whole("UNCONFIRMED_PURGE_DAYS", 7),  # 0: keep unconfirmed signups
+    }
+
+
 def _secret_key(env: dict, instance: Path, production: bool) -> str:
     if env.get("SECRET_KEY"):
         return env["SECRET_KEY"]
@@ -185,5 +213,6 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "DIGEST_SCHEDULE": _crontab(env.get("DIGEST_SCHEDULE", "")),
         "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
         "BLOG_URL": env.get("BLOG_URL") or None,
+        **_abuse_guards(env),
         **_deliverability(env),
     }

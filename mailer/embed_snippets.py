@@ -4,6 +4,21 @@ from __future__ import annotations
 from html import escape
 
 
+def _captcha_widget() -> str:
+    """The captcha's widget for the plain form when CAPTCHA_PROVIDER is set: without it every signup would be refused."""
+    from flask import has_app_context
+
+    if not has_app_context():
+        return ""
+    from .web.captcha import widget
+
+    found = widget()
+    if not found:
+        return ""
+    return (f'\n  <div class="{found["widget_class"]}" data-sitekey="{escape(found["site_key"], quote=True)}"></div>'
+            f'\n  <script src="{found["script"]}" async defer></script>')
+
+
 def snippets(base_url: str, magnet: str = "handbook") -> dict[str, str]:
     base = escape(base_url, quote=True)
     return {
@@ -13,7 +28,7 @@ def snippets(base_url: str, magnet: str = "handbook") -> dict[str, str]:
   <input type="hidden" name="next" value="">  <!-- optional: a page of your blog to return to -->
   <div style="position:absolute;left:-5000px" aria-hidden="true"><input name="website" tabindex="-1" autocomplete="off"></div>
   <input type="email" name="email" placeholder="you@example.com" required>
-  <input type="text" name="name" placeholder="First name (optional)">
+  <input type="text" name="name" placeholder="First name (optional)">{_captcha_widget()}
   <button type="submit">Get the handbook</button>
 </form>""",
         "iframe": f'<iframe src="{base}/embed?magnet={magnet}" title="Get the handbook" '

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import outbox
+from . import confirmation_cap, outbox
 from .magnets import find_magnet
 from .mail.messages import refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
@@ -83,7 +83,7 @@ def subscribe(session: Session, request: SignupRequest) -> None:
         return
     if name and subscriber.status == Status.PENDING.value:
         subscriber.name = name
-    if _may_mail_again(session, subscriber.id, "confirmation"):
+    if _may_mail_again(session, subscriber.id, "confirmation") and confirmation_cap.allows_confirmation(session):
         outbox.queue(session, "confirmation", subscriber.id, f"confirmation:{consent.id}", consent_id=consent.id)
 
 

@@ -10,7 +10,7 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep and welcome steps always; the feed and digests when configured."""
+    """What beat runs: the outbox sweep and welcome steps always; the purge, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -18,6 +18,9 @@ def beat_schedule(config: dict) -> dict:
         "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=sweep),
                           "options": {"expires": sweep * 2}},
     }
+    if config.get("UNCONFIRMED_PURGE_DAYS"):
+        schedule["purge-unconfirmed"] = {"task": "worker.tasks.purge_unconfirmed", "schedule": timedelta(hours=1),
+                                         "options": {"expires": 3600}}
     if config.get("FEED_URL"):
         poll = config["FEED_POLL_SECONDS"]
         schedule["poll-feed"] = {"task": "worker.tasks.fetch_feed", "schedule": timedelta(seconds=poll),

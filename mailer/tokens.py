@@ -9,6 +9,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 CONFIRM = "confirm"
 DOWNLOAD = "download"
 UNSUBSCRIBE = "unsubscribe"
+FORM = "form"  # a signup form, signed when rendered: how long it was open tells people from bots
 
 
 class InvalidToken(ValueError):

@@ -55,3 +55,12 @@ def send_scheduled_digest() -> None:
     db.session.commit()
     log.info("scheduled digest %s owed to %s subscribers", digest.id, digest.recipients)
     outbox.wake()
+
+
+@shared_task(ignore_result=True)
+def purge_unconfirmed() -> None:
+    """Forget signups never confirmed within UNCONFIRMED_PURGE_DAYS (commits batch by batch)."""
+    from mailer.housekeeping import purge_unconfirmed as purge
+    from mailer.models import utcnow
+
+    purge(db.session, utcnow())

@@ -28,6 +28,8 @@ def create_token(session, name: str) -> str:
 
 @bp.before_request
 def require_token():
+    if request.endpoint == "api.openapi":
+        return None  # the description is public; every operation it describes still needs a token
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -47,9 +47,14 @@ def list_digests():
     return jsonify(digests=[digests.progress(db.session, d) for d in recent])
 
 
+def _digest(digest_id: int) -> Digest | None:
+    # An id past the database's integer range is no digest, not an overflow error.
+    return db.session.get(Digest, digest_id) if digest_id < 2**63 else None
+
+
 @bp.get("/digests/<int:digest_id>")
 def digest_status(digest_id: int):
-    digest = db.session.get(Digest, digest_id)
+    digest = _digest(digest_id)
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
     return jsonify(digests.progress(db.session, digest))
@@ -57,7 +62,7 @@ def digest_status(digest_id: int):
 
 @bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel):action>")
 def steer_digest(digest_id: int, action: str):
-    digest = db.session.get(Digest, digest_id)
+    digest = _digest(digest_id)
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timezone
 
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import BadRequest
@@ -17,7 +18,9 @@ FIELDS = ("title", "url", "summary", "published_at")
 
 
 def post_json(post: Post) -> dict:
-    when = aware(post.published_at).strftime("%Y-%m-%dT%H:%M:%SZ") if post.published_at else None
+    utc = aware(post.published_at).astimezone(timezone.utc) if post.published_at else None
+    # Not strftime's %Y: glibc does not pad a year before 1000 to four digits, and ISO 8601 needs them.
+    when = f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z" if utc else None
     return {"id": post.id, "title": post.title, "url": post.url, "summary": post.summary_html,
             "published_at": when, "source": post.source}
 

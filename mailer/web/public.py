@@ -9,43 +9,57 @@ from ..links import download_url
 from ..magnets import file_path, find_magnet
 from ..models import Consent, Download, LeadMagnet, Subscriber
 from ..subscriptions import InvalidSignup, SignupRequest
+from . import captcha, form_guard
 from .origins import safe_return_url
 from .signup_input import BadRequestBody, read_signup
 
 bp = Blueprint("public", __name__)
+bp.app_context_processor(form_guard.template_helpers)
+bp.after_app_request(form_guard.no_store_when_issued)
+THANKS = "Thanks! Check your inbox and click the link in our email to confirm."
 
 
 @bp.post("/subscribe")
 @csrf.exempt  # posted from the blog, another origin; the abuse guards stand in for CSRF
 @limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
 def subscribe():
+    """Store a signup and owe its confirmation; a bot (form_guard.bot_reason) gets the same answer, and nothing happens."""
     wants_json = request.is_json
     try:
         fields = read_signup(request)
+        reason = form_guard.bot_reason(fields)
+        if reason:
+            form_guard.log_bot(reason, request.remote_addr)
+            return _thanks(fields, wants_json)
+        captcha.verify(fields["captcha"], request.remote_addr)
         subscriptions.subscribe(db.session, SignupRequest(
             email=fields["email"], name=fields["name"], magnet=fields["magnet"],
             source_url=fields["source"] or request.referrer, form=fields["form"],
             ip=request.remote_addr, user_agent=request.user_agent.string,
         ))
-    except (InvalidSignup, BadRequestBody) as exc:
+    except (InvalidSignup, BadRequestBody, captcha.CaptchaRefused) as exc:
         db.session.rollback()
-        status = 400 if isinstance(exc, BadRequestBody) else 422
+        status = 422 if isinstance(exc, InvalidSignup) else 400
+        field = getattr(exc, "field", "captcha")
         if wants_json:
-            return jsonify(error=str(exc), field=exc.field), status
+            return jsonify(error=str(exc), field=field), status
         template = "site/embed.html" if request.form.get("form") == "iframe" else "site/signup_error.html"
-        return render_template(template, error=str(exc), field=exc.field, values=request.form,
+        return render_template(template, error=str(exc), field=field, values=request.form,
                                back=safe_return_url(request.form.get("next") or request.referrer)), status
     db.session.commit()
     outbox.wake()
-    message = "Thanks! Check your inbox and click the link in our email to confirm."
+    return _thanks(fields, wants_json)
+
+
+def _thanks(fields: dict, wants_json: bool):
     if wants_json:
-        return jsonify(status="ok", message=message), 202
+        return jsonify(status="ok", message=THANKS), 202
     if fields["form"] == "iframe":
-        return render_template("site/embed_thanks.html", message=message)
+        return render_template("site/embed_thanks.html", message=THANKS)
     back = safe_return_url(fields["next"])
     if back:
         return redirect(back, code=303)
-    return render_template("site/thanks.html", message=message, back=safe_return_url(request.referrer))
+    return render_template("site/thanks.html", message=THANKS, back=safe_return_url(request.referrer))
 
 
 @bp.get("/confirm/<token>")
@@ -120,6 +134,12 @@ def embed():
     except InvalidSignup as exc:
         return render_template("site/message.html", title="No such form", message=str(exc)), 404
     return render_template("site/embed.html", values=request.args, error=None, field=None)
+
+
+@bp.get("/embed/token")
+def embed_token():
+    """A fresh form token for embed.js, whose cached script cannot carry one (CORS: EMBED_ORIGINS)."""
+    return jsonify(token=form_guard.issue_token()), 200, {"Cache-Control": "no-store"}
 
 
 @bp.get("/embed.js")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from flask_cors import CORS
 
+from .captcha import provider
 from .origins import trusted_origins
 
 FRAMEABLE = {"public.embed", "public.subscribe"}
@@ -11,8 +12,9 @@ FRAMEABLE = {"public.embed", "public.subscribe"}
 
 def register(app: Flask) -> None:
     # Only the blogs we serve may call /subscribe from their pages' scripts.
-    CORS(app, resources={r"/subscribe": {"origins": app.config["EMBED_ORIGINS"] or []}},
-         methods=["POST"], allow_headers=["Content-Type"], max_age=3600)
+    CORS(app, resources={r"/subscribe": {"origins": app.config["EMBED_ORIGINS"] or [], "methods": ["POST"]},
+                         r"/embed/token": {"origins": app.config["EMBED_ORIGINS"] or [], "methods": ["GET"]}},
+         allow_headers=["Content-Type"], max_age=3600)
     # Flask's defaults already hold these keys (True, None, False): setdefault would never apply.
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
@@ -22,12 +24,25 @@ def register(app: Flask) -> None:
     app.after_request(_headers)
 
 
+def content_security_policy() -> str:
+    """No inline script or style anywhere; the captcha provider's origins only when one is configured."""
+    trusted = sorted(trusted_origins())
+    ancestors = " ".join(["'self'", *trusted]) if request.endpoint in FRAMEABLE else "'none'"
+    widget = " ".join(provider().origins) if provider() else ""
+    directives = [
+        "default-src 'self'", f"script-src 'self' {widget}", f"style-src 'self' {widget}", "img-src 'self' data:",
+        "object-src 'none'", "base-uri 'none'",
+        # Our forms post to us, and a signup may then be redirected back to the blog (`next`).
+        " ".join(["form-action 'self'", *trusted]),
+        f"frame-ancestors {ancestors}",
+    ]
+    if widget:
+        directives += [f"frame-src 'self' {widget}", f"connect-src 'self' {widget}"]
+    return "; ".join(d.strip() for d in directives)
+
+
 def _headers(response):
-    if request.endpoint in FRAMEABLE:
-        ancestors = " ".join(["'self'", *sorted(trusted_origins())])
-    else:
-        ancestors = "'none'"
-    response.headers.setdefault("Content-Security-Policy", f"frame-ancestors {ancestors}")
+    response.headers.setdefault("Content-Security-Policy", content_security_policy())
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     if current_app.config["BASE_URL"].startswith("https://"):

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from flask import Request
 
-FIELDS = ("email", "name", "magnet", "source", "next", "form")
+FIELDS = ("email", "name", "magnet", "source", "next", "form", "website", "form_token")
 FORMS = ("snippet", "iframe", "script", "api")
+# Captcha response tokens run to a few thousand characters (Turnstile's up to 2048), more than other fields.
+CAPTCHA_FIELDS = ("captcha", "cf-turnstile-response", "h-captcha-response")
+CAPTCHA_MAX = 16_000
 
 
 class BadRequestBody(ValueError):
@@ -23,11 +26,11 @@ def read_signup(request: Request) -> dict[str, str | None]:
         data = request.form
         default_form = "snippet"
     fields: dict[str, str | None] = {}
-    for name in FIELDS:
+    for name in FIELDS + CAPTCHA_FIELDS:
         value = data.get(name)
         if value is not None and not isinstance(value, str):
             raise BadRequestBody(name, f"The field {name!r} must be a string.")
-        if value is not None and len(value) > 2000:
+        if value is not None and len(value) > (CAPTCHA_MAX if name in CAPTCHA_FIELDS else 2000):
             raise BadRequestBody(name, f"The field {name!r} is too long.")
         if value is not None and any(c in value for c in "\0\r\n"):
             raise BadRequestBody(name, f"The field {name!r} contains a line break or a NUL character.")
@@ -35,4 +38,5 @@ def read_signup(request: Request) -> dict[str, str | None]:
     if fields["email"] is None:
         raise BadRequestBody("email", "The field 'email' is missing.")
     fields["form"] = fields["form"] if fields["form"] in FORMS else default_form
+    fields["captcha"] = next((fields[n] for n in CAPTCHA_FIELDS if fields[n]), None)
     return fields

@@ -2,29 +2,64 @@
 (function () {
   "use strict";
   var endpoint = {{ (base_url ~ "/subscribe")|tojson }};
+  var tokenUrl = {{ (base_url ~ "/embed/token")|tojson }};
+  var captcha = {{ captcha|tojson }};
   var script = document.currentScript;
   if (!script) { return; }
   var magnet = script.getAttribute("data-magnet") || "handbook";
   var buttonText = script.getAttribute("data-button") || "Get the handbook";
+  var formToken = "";
 
-  function el(tag, attrs, text) {
+  /* Styles through the CSSOM, not style attributes: a blog with a strict Content-Security-Policy allows these. */
+  function el(tag, attrs, text, css) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
     if (text) { node.textContent = text; }
+    if (css) { node.style.cssText = css; }
     return node;
   }
 
-  var form = el("form", {"class": "mailer-signup", "novalidate": "", "style": "display:flex;flex-wrap:wrap;gap:8px;max-width:480px;font:inherit"});
+  var field = "padding:10px;border:1px solid #bbb;border-radius:6px;font:inherit";
+  var form = el("form", {"class": "mailer-signup", "novalidate": ""}, "", "display:flex;flex-wrap:wrap;gap:8px;max-width:480px;font:inherit");
   var email = el("input", {type: "email", name: "email", required: "", maxlength: "254", placeholder: "you@example.com",
-                           "aria-label": "Email", style: "flex:2 1 200px;padding:10px;border:1px solid #bbb;border-radius:6px;font:inherit"});
+                           "aria-label": "Email"}, "", "flex:2 1 200px;" + field);
   var name = el("input", {type: "text", name: "name", maxlength: "100", placeholder: "First name (optional)",
-                          "aria-label": "First name", style: "flex:1 1 140px;padding:10px;border:1px solid #bbb;border-radius:6px;font:inherit"});
-  var trap = el("input", {type: "text", name: "website", tabindex: "-1", autocomplete: "off", "aria-hidden": "true",
-                          style: "position:absolute;left:-5000px"});
-  var button = el("button", {type: "submit", style: "flex:1 1 100%;padding:11px;border:0;border-radius:6px;background:#1f4e79;color:#fff;font:inherit;font-weight:600;cursor:pointer"}, buttonText);
-  var status = el("p", {role: "status", "aria-live": "polite", style: "flex:1 1 100%;margin:4px 0 0"});
-  [email, name, trap, button, status].forEach(function (n) { form.appendChild(n); });
+                          "aria-label": "First name"}, "", "flex:1 1 140px;" + field);
+  var trap = el("input", {type: "text", name: "website", tabindex: "-1", autocomplete: "off", "aria-hidden": "true"}, "",
+                "position:absolute;left:-5000px");
+  var button = el("button", {type: "submit", disabled: ""}, buttonText,
+                  "flex:1 1 100%;padding:11px;border:0;border-radius:6px;background:#1f4e79;color:#fff;font:inherit;font-weight:600;cursor:pointer");
+  var status = el("p", {role: "status", "aria-live": "polite"}, "", "flex:1 1 100%;margin:4px 0 0");
+  [email, name, trap].forEach(function (n) { form.appendChild(n); });
+  if (captcha) {
+    form.appendChild(el("div", {"class": captcha.widget_class, "data-sitekey": captcha.site_key}, "", "flex:1 1 100%"));
+    document.head.appendChild(el("script", {src: captcha.script, async: "", defer: ""}));
+  }
+  [button, status].forEach(function (n) { form.appendChild(n); });
   script.parentNode.insertBefore(form, script.nextSibling);
+
+  /* The form token says when the form was shown; the button waits for it (or for the service's silence). */
+  function fetchToken(delay) {
+    return fetch(tokenUrl, {credentials: "omit", cache: "no-store"}).then(function (response) {
+      return response.ok ? response.json() : {};
+    }).then(function (body) {
+      /* A renewed token replaces the old one only once it is a few seconds old: it must not look too quick. */
+      if (body.token) { setTimeout(function () { formToken = body.token; }, delay); }
+    }).catch(function () {});
+  }
+  fetchToken(0).then(function () { setTimeout(function () { button.disabled = false; }, 0); });
+  /* A page left open for hours still sends a token the server accepts. */
+  setInterval(function () { fetchToken(5000); }, 30 * 60 * 1000);
+
+  function captchaResponse() {
+    var input = captcha && form.querySelector("[name='cf-turnstile-response'], [name='h-captcha-response']");
+    return input ? input.value : "";
+  }
+
+  function resetCaptcha() {
+    var api = captcha && (window.turnstile || window.hcaptcha);
+    if (api && api.reset) { try { api.reset(); } catch (e) { /* the widget is gone; nothing to reset */ } }
+  }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -33,15 +68,16 @@
     fetch(endpoint, {
       method: "POST",
       headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({email: email.value, name: name.value, website: trap.value,
-                            magnet: magnet, form: "script", source: location.href})
+      body: JSON.stringify({email: email.value, name: name.value, website: trap.value, form_token: formToken,
+                            captcha: captchaResponse(), magnet: magnet, form: "script", source: location.href})
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (response.ok) {
-          form.replaceChildren(el("p", {role: "status", style: "margin:0"}, body.message || "Check your inbox to confirm."));
+          form.replaceChildren(el("p", {role: "status"}, body.message || "Check your inbox to confirm.", "margin:0"));
         } else {
           status.textContent = body.error || "Something went wrong. Please try again in a minute.";
           button.disabled = false;
+          resetCaptcha();
         }
       });
     }).catch(function () {

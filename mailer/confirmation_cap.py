@@ -1,0 +1,44 @@
+"""A global hourly cap on confirmation mails: a signup flood must not turn us into a mail cannon aimed at strangers."""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .models import Delivery, utcnow
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_last_alarm: datetime | None = None  # per process: one ERROR line an hour, not one per refused signup
+
+
+def allows_confirmation(session: Session, now: datetime | None = None) -> bool:
+    """True while fewer than CONFIRMATION_HOURLY_CAP confirmations were queued in the last hour (0: no cap)."""
+    cap = current_app.config.get("CONFIRMATION_HOURLY_CAP", 500)
+    if not cap:
+        return True
+    now = now or utcnow()
+    # Counting stops at `cap` rows: with an index on created_at for this kind, the cost is bounded by the cap,
+    # not by the size of the ledger.
+    recent = (select(Delivery.id)
+              .where(Delivery.kind == "confirmation", Delivery.created_at > now - timedelta(hours=1))
+              .limit(cap).subquery())
+    if session.scalar(select(func.count()).select_from(recent)) < cap:
+        return True
+    _alarm(now, cap)
+    return False
+
+
+def _alarm(now: datetime, cap: int) -> None:
+    global _last_alarm
+    with _lock:
+        if _last_alarm is not None and now - _last_alarm < timedelta(hours=1):
+            return
+        _last_alarm = now
+    log.error("CONFIRMATION_HOURLY_CAP reached: %s confirmation mails were queued in the last hour. Signups are "
+              "still stored and answered as usual, but get no confirmation mail until the hour has passed (they can "
+              "sign up again). Real traffic? Raise CONFIRMATION_HOURLY_CAP. Otherwise look for a signup flood.", cap)
