@@ -28,7 +28,7 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> EmailMessage:
         return build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id)
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
     if delivery.kind == "digest":
-        parts = digest_frame(delivery.digest_id).fill({"greeting": greeting(subscriber.name),
+        parts = digest_frame(delivery.digest_id, delivery.created_at).fill({"greeting": greeting(subscriber.name),
                                                        "unsubscribe_url": unsubscribe_url})
     else:
         parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))

@@ -93,16 +93,10 @@ def _clean_subject(subject: str | None) -> str | None:
 
 
 def progress(session: Session, digest: Digest) -> dict:
-    """Status and counts, from the ledger itself (so they are never out of step with what was sent)."""
-    counts = dict(session.execute(
-        select(Delivery.status, func.count()).where(Delivery.digest_id == digest.id).group_by(Delivery.status)).all())
-    pending = counts.get(QUEUED, 0) + counts.get(SENDING, 0) + counts.get(HELD, 0)
-    status = digest.status
-    if status == DigestStatus.SENDING.value and pending == 0:
-        status = "sent"
-    return {"id": digest.id, "subject": digest.subject, "status": status, "recipients": digest.recipients,
-            "sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "skipped": counts.get("skipped", 0),
-            "pending": pending, "created_at": digest.created_at.isoformat(),
+    """Status and counts (from the ledger while it sends, kept on the digest once done), with its posts."""
+    from .digest_results import results
+
+    return {**results(session, [digest])[0].as_json(),
             "posts": [{"id": p.id, "title": p.title, "url": p.url} for p in digest.posts]}
 
 
@@ -144,16 +138,20 @@ def render_digest(subject: str, intro: str, posts: list[Post]) -> Parts:
 
 
 @lru_cache(maxsize=16)
-def _cached_frame(digest_id: int, app_key: int) -> Parts:
+def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> Parts:
     from .extensions import db
 
     digest = db.session.get(Digest, digest_id)
     return render_digest(digest.subject, digest.intro, digest.posts)
 
 
-def digest_frame(digest_id: int) -> Parts:
-    """Rendered once per digest per worker process; only the per-recipient values vary after that."""
-    return _cached_frame(digest_id, id(current_app._get_current_object()))
+def digest_frame(digest_id: int, owed_at: datetime) -> Parts:
+    """Rendered once per digest per worker process; only the per-recipient values vary after that.
+
+    `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a
+    database restored or reset under a running worker, where an id comes round again, never gets an old frame.
+    """
+    return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()))
 
 
 def test_frame(payload: dict) -> Parts:

@@ -73,5 +73,16 @@ def mail_html(html: str) -> Response:
                                    "frame-ancestors 'self'"})
 
 
-from . import (dashboard, digest_runs, digests, embed, magnets, outbox, posts, roster_import, sessions,  # noqa: E402,F401
-               subscribers, welcome)
+from . import (  # noqa: E402,F401
+    dashboard,
+    digest_runs,
+    digests,
+    embed,
+    magnets,
+    outbox,
+    posts,
+    roster_import,
+    sessions,
+    subscribers,
+    welcome,
+)

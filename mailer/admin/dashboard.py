@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import render_template
 
+from .. import digest_results as results
 from ..extensions import db
-from . import bp, charts, results, stats
+from . import bp, charts, stats
 
 
 @bp.get("/")

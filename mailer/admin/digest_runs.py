@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
+from .. import digest_results as results
 from .. import digests, outbox
 from ..extensions import db
 from ..models import Digest
-from . import bp, results
+from . import bp
 from .forms import ActionForm
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
+from .. import digest_results as results
 from .. import digests, outbox
 from ..extensions import db
 from ..subscriptions import InvalidSignup
-from . import bp, mail_html, results
+from . import bp, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
 
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, EmailField, HiddenField, IntegerField, PasswordField, StringField, TextAreaField,
-                     URLField)
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 

@@ -1,7 +1,15 @@
 """Importing a CSV from the browser: upload, then a page that imports it a chunk at a time and shows the report."""
 from __future__ import annotations
 
-from flask import abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from .. import outbox
 from ..extensions import db

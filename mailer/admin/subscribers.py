@@ -4,7 +4,16 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 
 from .. import privacy
 from ..exporting import export_csv

@@ -44,7 +44,9 @@ def create_digest():
 @bp.get("/digests")
 def list_digests():
     recent = db.session.scalars(select(Digest).order_by(Digest.id.desc()).limit(50))
-    return jsonify(digests=[digests.progress(db.session, d) for d in recent])
+    listed = [digests.progress(db.session, d) for d in recent]
+    db.session.commit()  # keeps the final counts of digests that just finished: counted once, not per request
+    return jsonify(digests=listed)
 
 
 def _digest(digest_id: int) -> Digest | None:
@@ -57,7 +59,9 @@ def digest_status(digest_id: int):
     digest = _digest(digest_id)
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
-    return jsonify(digests.progress(db.session, digest))
+    state = digests.progress(db.session, digest)
+    db.session.commit()
+    return jsonify(state)
 
 
 @bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel):action>")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, utcnow
+from .models import Delivery, DeliveryStatus, Digest, DigestStatus, utcnow
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.HELD.value)
 
