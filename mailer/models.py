@@ -128,6 +128,10 @@ class Delivery(db.Model):
         Index("ix_delivery_due", "next_attempt_at", postgresql_where=text("status IN ('queued', 'sending')"),
               sqlite_where=text("status IN ('queued', 'sending')")),
         Index("ix_delivery_digest_status", "digest_id", "status"),
+        # The hourly cap on signup confirmations counts these, whatever the size of the ledger.
+        Index("ix_delivery_signup_confirmations", "created_at",
+              postgresql_where=text("kind = 'confirmation' AND dedupe_key LIKE 'confirmation:%'"),
+              sqlite_where=text("kind = 'confirmation' AND dedupe_key LIKE 'confirmation:%'")),
     )
 
 

@@ -109,7 +109,7 @@ def _record_consent(session: Session, subscriber_ids: list[int], confirmed: bool
     # The rows outbox.queue writes, a batch per statement: one at a time costs ~0.5 ms each.
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
-        {"kind": "confirmation", "subscriber_id": sub_id, "dedupe_key": f"confirmation:{consent_id}",
+        {"kind": "confirmation", "subscriber_id": sub_id, "dedupe_key": f"import-confirmation:{consent_id}",
          "payload": {"consent_id": consent_id}, "status": outbox.QUEUED, "attempts": 0,
          "next_attempt_at": stamp, "created_at": stamp} for consent_id, sub_id in consents])
     return len(consents)

@@ -65,7 +65,7 @@ def subscribe(session: Session, request: SignupRequest) -> None:
     """Record a signup and owe its confirmation; the caller answers the same whatever happened."""
     email, name = normalise_email(request.email), clean_name(request.name)
     magnet = find_magnet(session, request.magnet)
-    subscriber = _get_or_create(session, email, name)
+    subscriber, new = _get_or_create(session, email, name)
     if subscriber.status in SUPPRESSED:
         return
     consent = Consent(
@@ -83,7 +83,7 @@ def subscribe(session: Session, request: SignupRequest) -> None:
         return
     if name and subscriber.status == Status.PENDING.value:
         subscriber.name = name
-    if _may_mail_again(session, subscriber.id, "confirmation") and confirmation_cap.allows_confirmation(session):
+    if (new or _may_mail_again(session, subscriber.id, "confirmation")) and confirmation_cap.allows_confirmation(session):
         outbox.queue(session, "confirmation", subscriber.id, f"confirmation:{consent.id}", consent_id=consent.id)
 
 
@@ -135,16 +135,17 @@ def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: in
                      magnet_id=magnet.id)
 
 
-def _get_or_create(session: Session, email: str, name: str | None) -> Subscriber:
-    # Two signups for one new address at once must meet in one row, not fail on the unique index.
+def _get_or_create(session: Session, email: str, name: str | None) -> tuple[Subscriber, bool]:
+    """The subscriber with this address, and whether this call created it; one statement either way."""
+    # Two signups for one new address at once meet in one row, not in a failure on the unique index.
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     now = utcnow()
-    session.execute(
-        insert(Subscriber)
-        .values(email=email, name=name, status=Status.PENDING.value, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["email"])
-    )
-    return session.execute(select(Subscriber).where(Subscriber.email == email)).scalar_one()
+    stmt = insert(Subscriber).values(email=email, name=name, status=Status.PENDING.value, created_at=now,
+                                     updated_at=now, welcome_step=0)
+    # A no-op update, so that RETURNING gives the row whether it was inserted or already there.
+    stmt = stmt.on_conflict_do_update(index_elements=["email"], set_={"email": stmt.excluded.email})
+    subscriber = session.scalars(stmt.returning(Subscriber), execution_options={"populate_existing": True}).one()
+    return subscriber, outbox.aware(subscriber.created_at) == now
 
 
 def _may_mail_again(session: Session, subscriber_id: int, kind: str) -> bool:

@@ -212,10 +212,10 @@ def bot_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if "treated as a bot" in r.getMessage() and r.levelno == logging.INFO]
 
 
-@pytest.mark.parametrize("how", ["honeypot", "young", "old", "forged", "other purpose"])
+@pytest.mark.parametrize("how", ["honeypot", "young", "forged", "other purpose"])
 def test_a_bot_gets_the_normal_answer_and_nothing_happens(client, caplog, how):
     caplog.set_level(logging.INFO)
-    token = {"honeypot": form_token(60), "young": form_token(0.2), "old": form_token(3 * 3600),
+    token = {"honeypot": form_token(60), "young": form_token(0.2),
              "forged": form_token(60)[:-3] + "abc", "other purpose": tokens.make(tokens.CONFIRM, {"at": 0})}[how]
     body = {"email": "bot@example.com", "form_token": token, "website": "https://spam.example" if how == "honeypot" else ""}
 
@@ -227,6 +227,19 @@ def test_a_bot_gets_the_normal_answer_and_nothing_happens(client, caplog, how):
     assert (as_iframe.status_code, as_iframe.data) == (person.status_code, person.data)
     assert counts() == (1, 1, 1)  # the person only
     assert len(bot_lines(caplog)) == 2
+
+
+def test_a_form_left_open_too_long_is_served_afresh_with_a_word_and_nothing_stored(client):
+    stale = {"email": "slow@example.com", "form_token": form_token(3 * 3600)}
+
+    as_json = client.post("/subscribe", json=stale)
+    as_iframe = client.post("/subscribe", data={**stale, "form": "iframe"})
+
+    assert as_json.status_code == 400 and as_json.json["field"] == "form" and "submit it again" in as_json.json["error"]
+    assert as_iframe.status_code == 400 and b"submit it again" in as_iframe.data
+    fresh = re.search(rb'name="form_token" value="([^"]+)"', as_iframe.data).group(1).decode()
+    assert fresh != stale["form_token"]  # the page it answers with carries a new token
+    assert counts() == (0, 0, 0)
 
 
 def test_a_honeypot_filled_snippet_form_is_redirected_as_usual(client):

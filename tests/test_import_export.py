@@ -126,7 +126,7 @@ def test_unconfirmed_import_owes_one_confirmation_per_new_or_pending_address(app
     [delivery] = confirmations("new@example.com")
     [consent] = consents("new@example.com")
     assert consent.form == "import" and consent.confirmed_at is None and "list.csv" in consent.consent_text
-    assert (delivery.dedupe_key, delivery.payload) == (f"confirmation:{consent.id}", {"consent_id": consent.id})
+    assert (delivery.dedupe_key, delivery.payload) == (f"import-confirmation:{consent.id}", {"consent_id": consent.id})
     assert run("email\nnew@example.com\n").mails_owed == 0  # importing again the same day asks no one twice
     # The queued row is a real confirmation: it goes out, and its link confirms as any signup does.
     assert outbox.deliver_due(limit=10) == 2 and count(Delivery, Delivery.status == "sent") == 2

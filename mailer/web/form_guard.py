@@ -13,6 +13,15 @@ HONEYPOT = "website"  # hidden from people by CSS; form-filling bots fill every 
 TOKEN_FIELD = "form_token"
 
 
+class StaleForm(ValueError):
+    """A genuine form token, but from a page left open longer than FORM_MAX_SECONDS: ask the person to resend."""
+
+    field = "form"
+
+    def __init__(self) -> None:
+        super().__init__("This form was open for a long time, so we loaded a fresh one. Please submit it again.")
+
+
 def issue_token() -> str:
     """A token for a form rendered now (the iframe, our pages, or embed.js via GET /embed/token)."""
     # Milliseconds in the payload: itsdangerous's own timestamp is whole seconds, too coarse for a 2 s floor.
@@ -24,8 +33,9 @@ def bot_reason(fields: dict[str, str | None]) -> str | None:
 
     The plain HTML snippet is static HTML pasted into the blog, so it cannot carry a token: a submission
     with no token at all is judged by the honeypot alone (as are API-style JSON posts). A submission that
-    does carry a token is a bot when the token does not verify, or was issued less than FORM_MIN_SECONDS
-    or more than FORM_MAX_SECONDS before it came back.
+    does carry a token is a bot when the token does not verify, or came back less than FORM_MIN_SECONDS
+    after it was issued. A genuine token older than FORM_MAX_SECONDS raises StaleForm: a person who left
+    the page open gets a fresh form and a word of explanation, not a silent nothing.
     """
     if fields.get(HONEYPOT):
         return f"the hidden {HONEYPOT!r} field was filled"
@@ -36,14 +46,14 @@ def bot_reason(fields: dict[str, str | None]) -> str | None:
     try:
         issued = float(tokens.read(tokens.FORM, token, max_age=config["FORM_MAX_SECONDS"])["at"])
     except tokens.ExpiredToken:
-        return f"the form token is older than FORM_MAX_SECONDS ({config['FORM_MAX_SECONDS']} s)"
+        raise StaleForm() from None
     except (tokens.InvalidToken, KeyError, TypeError, ValueError):
         return "the form token does not verify"
     age = time.time() - issued
     if age < config["FORM_MIN_SECONDS"]:
         return f"the form came back {age:.1f} s after it was rendered (FORM_MIN_SECONDS is {config['FORM_MIN_SECONDS']})"
     if age > config["FORM_MAX_SECONDS"]:
-        return f"the form token is older than FORM_MAX_SECONDS ({config['FORM_MAX_SECONDS']} s)"
+        raise StaleForm()
     return None
 
 

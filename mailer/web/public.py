@@ -37,14 +37,17 @@ def subscribe():
             source_url=fields["source"] or request.referrer, form=fields["form"],
             ip=request.remote_addr, user_agent=request.user_agent.string,
         ))
-    except (InvalidSignup, BadRequestBody, captcha.CaptchaRefused) as exc:
+    except (InvalidSignup, BadRequestBody, captcha.CaptchaRefused, form_guard.StaleForm) as exc:
         db.session.rollback()
         status = 422 if isinstance(exc, InvalidSignup) else 400
         field = getattr(exc, "field", "captcha")
         if wants_json:
             return jsonify(error=str(exc), field=field), status
         template = "site/embed.html" if request.form.get("form") == "iframe" else "site/signup_error.html"
-        return render_template(template, error=str(exc), field=field, values=request.form,
+        values = request.form.to_dict()
+        if isinstance(exc, form_guard.StaleForm):
+            values.pop(form_guard.TOKEN_FIELD, None)  # the page answers with a fresh token
+        return render_template(template, error=str(exc), field=field, values=values,
                                back=safe_return_url(request.form.get("next") or request.referrer)), status
     db.session.commit()
     outbox.wake()
