@@ -193,6 +193,8 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "SECRET_KEY_FALLBACKS": [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "CELERY_BROKER_URL": broker_url,
+        # Two deployments (or test runs) sharing one Redis keep apart by queue name.
+        "CELERY_QUEUE": env.get("CELERY_QUEUE") or "celery",
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_URL": smtp_url,
         "OUTBOX_DIR": str(instance / "outbox"),

@@ -40,6 +40,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask, include=["worker.tasks"])
     celery_app.conf.update(
         broker_url=app.config["CELERY_BROKER_URL"],
+        task_default_queue=app.config.get("CELERY_QUEUE", "celery"),
         task_ignore_result=True,
         task_acks_late=True,                 # a task lost with its worker is redelivered...
         task_reject_on_worker_lost=True,     # ...even when the worker was killed outright

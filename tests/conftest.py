@@ -17,6 +17,8 @@ from tests.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Each run has its own databases and Celery queues, so two runs on one machine never meet.
+RUN = os.environ.get("TEST_RUN_ID") or str(os.getpid())
 PG_DB = "mailer_test"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "test-secret-key"
@@ -104,14 +106,30 @@ def smtp():
 
 
 def fresh_database(name: str) -> str:
-    """Drop and create database `name`; returns its SQLAlchemy URL."""
+    """Create database `name` for this run (dropped when the run ends); returns its SQLAlchemy URL."""
     need_service("PostgreSQL", "127.0.0.1", 5432)
     import psycopg
 
+    name = f"{name}_{RUN}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_this_runs_databases():
+    yield
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            # Found by name: test modules import this file as tests.conftest, a second copy of its globals.
+            names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"mailer_%_{RUN}",))
+            for (name,) in names.fetchall():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.OperationalError:
+        pass  # no PostgreSQL: nothing was created
 
 
 @pytest.fixture(scope="session")
@@ -122,9 +140,6 @@ def pg_url():
 @pytest.fixture(scope="session")
 def redis_url():
     need_service("Redis", "127.0.0.1", 6379)
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
     return REDIS_URL
 
 
@@ -142,6 +157,7 @@ def build_stack_env(pg_url: str, redis_url: str, smtp_url: str, instance: Path, 
         "MAILER_INSTANCE": str(instance),
         "SWEEP_SECONDS": "1",
         "EMBED_ORIGINS": "https://blog.example.com",
+        "CELERY_QUEUE": f"mailer-{RUN}-{pg_url.rsplit('/', 1)[1]}",
         **extra,
     }
     upgrade_schema(make_app(instance, SQLALCHEMY_DATABASE_URI=pg_url))
@@ -222,7 +238,7 @@ def stack_overrides(env: dict[str, str]) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "CELERY_BROKER_URL": env["CELERY_BROKER_URL"],
         "REDIS_URL": env["REDIS_URL"], "SMTP_URL": env["SMTP_URL"], "MAIL_FROM": env["MAIL_FROM"],
-        "EMBED_ORIGINS": [env["EMBED_ORIGINS"]], "BASE_URL": env["BASE_URL"],
+        "EMBED_ORIGINS": [env["EMBED_ORIGINS"]], "BASE_URL": env["BASE_URL"], "CELERY_QUEUE": env["CELERY_QUEUE"],
     }
 
 

@@ -28,9 +28,6 @@ def sink():
 @pytest.fixture(scope="module")
 def fault_env(redis_url, sink, tmp_path_factory):
     """A database and broker of their own, so no other test's worker joins in."""
-    import redis
-
-    redis.Redis.from_url(FAULT_REDIS).flushdb()
     return build_stack_env(fresh_database("mailer_faults"), FAULT_REDIS, sink.url, tmp_path_factory.mktemp("faults"),
                            LEASE_SECONDS="4", RETRY_BASE_SECONDS="1")
 

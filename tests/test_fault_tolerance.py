@@ -33,9 +33,6 @@ def sink():
 @pytest.fixture
 def proxied_env(redis_url, sink, tmp_path):
     """A stack whose PostgreSQL and Redis are reached through proxies the test can cut."""
-    import redis
-
-    redis.Redis(db=FAULT_REDIS_DB).flushdb()
     pg_proxy, redis_proxy = CuttableProxy("127.0.0.1", 5432), CuttableProxy("127.0.0.1", 6379)
     direct = fresh_database("mailer_fault_tolerance")
     proxied = direct.replace("127.0.0.1:5432", f"127.0.0.1:{pg_proxy.port}")
@@ -110,9 +107,6 @@ def test_redis_down_signups_succeed_and_confirmations_go_out_when_it_returns(pro
 
 
 def test_sigkilled_web_and_worker_processes_lose_no_acknowledged_signup(redis_url, sink, tmp_path):
-    import redis
-
-    redis.Redis(db=11).flushdb()
     # A short lease, so the rows the killed worker held come back within the test.
     env = build_stack_env(fresh_database("mailer_sigkill"), "redis://127.0.0.1:6379/11", sink.url, tmp_path,
                           SIGNUP_RATE_LIMIT="100000/minute", LEASE_SECONDS="5",
