@@ -23,12 +23,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
+    register_metrics(app)
     return app
 
 
 def register_logging(app: Flask) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_metrics(app: Flask) -> None:
+    from . import metrics
+
+    metrics.init_app(app)
 
 
 def register_proxies(app: Flask) -> None:

@@ -144,6 +144,22 @@ def _deliverability(env: dict) -> dict:
     }
 
 
+def _operations(env: dict) -> dict:
+    """Logs and metrics (docs/OPERATIONS.md)."""
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT: {log_format!r} is not text or json")
+    port = _int(env, "WORKER_METRICS_PORT", 0)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"WORKER_METRICS_PORT: {port} is not a port from 1 to 65535 (0 or empty: no endpoint)")
+    return {
+        "LOG_FORMAT": log_format,
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,  # None: /metrics answers loopback only
+        "WORKER_METRICS_PORT": port,
+        "WORKER_METRICS_ADDR": env.get("WORKER_METRICS_ADDR") or "127.0.0.1",
+    }
+
+
 def load(env: dict | None = None, instance: Path | None = None) -> dict:
     """Build the app's settings from `env` (the process environment by default)."""
     env = dict(os.environ if env is None else env)
@@ -217,4 +233,5 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "BLOG_URL": env.get("BLOG_URL") or None,
         **_abuse_guards(env),
         **_deliverability(env),
+        **_operations(env),
     }

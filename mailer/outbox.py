@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from . import metrics
 from .bounces import verp
 from .compose import compose, may_send
 from .extensions import db
@@ -140,6 +141,8 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
         delivery.status = DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value
         delivery.lease_until, delivery.last_error = None, None if paused else "digest cancelled"
         session.commit()
+        if not paused:
+            metrics.count_mail(delivery.kind, delivery.status)
         return None
     subscriber, status = None, None
     if delivery.subscriber_id is not None:
@@ -153,12 +156,15 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
         delivery.status = DeliveryStatus.SKIPPED.value
         delivery.last_error = f"subscriber is {status}"
         session.commit()
+        metrics.count_mail(delivery.kind, delivery.status)
         return None
     outcome = None
     try:
         msg = compose(delivery, subscriber)
         pacer.wait()
-        reply = transport.send(msg, sender=_envelope_sender(delivery), recipient=subscriber.email if subscriber else delivery.recipient)
+        with metrics.smtp_send_seconds().time():
+            reply = transport.send(msg, sender=_envelope_sender(delivery),
+                                   recipient=subscriber.email if subscriber else delivery.recipient)
     except SenderRejected as exc:
         # Our configuration is wrong (MAIL_FROM, SMTP credentials): retry once it is fixed; bounce nobody.
         log.error("delivery %s: %s; check MAIL_FROM and SMTP_URL", delivery.id, exc)
@@ -181,6 +187,7 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
         delivery.last_error = None
         log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, reply)
     session.commit()
+    metrics.count_mail(delivery.kind, delivery.status)
     return outcome
 
 

@@ -14,7 +14,7 @@ def beat_schedule(config: dict) -> dict:
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
-                           "options": {"expires": sweep * 2}},
+                           "kwargs": {"sweep": True}, "options": {"expires": sweep * 2}},
         "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=sweep),
                           "options": {"expires": sweep * 2}},
     }

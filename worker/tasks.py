@@ -4,15 +4,17 @@ import logging
 from celery import shared_task
 from flask import current_app
 
-from mailer import outbox
+from mailer import metrics, outbox
 from mailer.extensions import db
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
-def deliver_due(limit: int = 50) -> None:
+def deliver_due(limit: int = 50, sweep: bool = False) -> None:
     """Send one batch of due outbox rows; a full batch first asks for another, so idle workers join in."""
+    if sweep:  # beat's periodic call: its time is a metric (mailer_beat_last_sweep_timestamp_seconds)
+        metrics.record_sweep(current_app.config)
     outbox.deliver_due(limit, more=lambda: deliver_due.delay(limit))
 
 

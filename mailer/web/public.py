@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
 
-from .. import outbox, subscriptions, tokens
+from .. import metrics, outbox, subscriptions, tokens
 from ..extensions import csrf, db, limiter
 from ..links import download_url
 from ..magnets import file_path, find_magnet
@@ -50,6 +50,7 @@ def subscribe():
         return render_template(template, error=str(exc), field=field, values=values,
                                back=safe_return_url(request.form.get("next") or request.referrer)), status
     db.session.commit()
+    metrics.signups().inc()
     outbox.wake()
     return _thanks(fields, wants_json)
 
@@ -75,6 +76,7 @@ def confirm_page(token: str):
 def confirm(token: str):
     consent = subscriptions.confirm_subscription(db.session, _consent_for(token).id)
     db.session.commit()
+    metrics.confirmations().inc()
     outbox.wake()
     link = download_url(consent.subscriber_id, consent.magnet_id) if consent.magnet_id else None
     return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link,
