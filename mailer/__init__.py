@@ -1,8 +1,6 @@
 """mailer: a self-hosted newsletter and lead-magnet mailer."""
 from __future__ import annotations
 
-import logging
-
 from dotenv import load_dotenv
 from flask import Flask
 
@@ -28,8 +26,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from . import logs
+
+    logs.init_app(app)  # LOG_FORMAT=json: one JSON object per line; request and delivery ids on each line
 
 
 def register_metrics(app: Flask) -> None:

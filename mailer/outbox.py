@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import metrics
+from . import logs, metrics
 from .bounces import verp
 from .compose import compose, may_send
 from .extensions import db
@@ -34,7 +34,15 @@ def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: st
         status=QUEUED, attempts=0, next_attempt_at=now, created_at=now,
     ).on_conflict_do_nothing(index_elements=["dedupe_key"])
     # RETURNING, not rowcount: the driver may report -1 for an INSERT that did insert.
-    return session.execute(stmt.returning(Delivery.id)).scalar() is not None
+    delivery_id = session.execute(stmt.returning(Delivery.id)).scalar()
+    if delivery_id is not None:
+        session.info.setdefault("owed_deliveries", []).append(delivery_id)
+    return delivery_id is not None
+
+
+def owed(session: Session) -> list[int]:
+    """The ids of the rows queue() inserted in this session since the last call: for the caller's log line."""
+    return session.info.pop("owed_deliveries", [])
 
 
 def wake() -> None:
@@ -94,7 +102,8 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
             if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
                 _release(ids[n:], lease, utcnow())
                 return
-            pause = _deliver(transport, pacer, halted, delivery_id, lease)
+            with logs.delivery(delivery_id):
+                pause = _deliver(transport, pacer, halted, delivery_id, lease)
             if pause is not None:
                 # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
                 _release(ids[n + 1:], lease, utcnow() + pause)

@@ -6,13 +6,19 @@ import tempfile
 if os.environ.get("WORKER_METRICS_PORT", "0") not in ("", "0") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(tempfile.gettempdir(), f"mailer-worker-metrics-{os.environ['WORKER_METRICS_PORT']}")
 
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown  # noqa: E402
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown  # noqa: E402
 
-from mailer import create_app, metrics  # noqa: E402
+from mailer import create_app, logs, metrics  # noqa: E402
 from mailer.extensions import db  # noqa: E402
 
 flask_app = create_app()
 app = flask_app.extensions["celery"]
+
+
+@setup_logging.connect
+def _logging(loglevel=None, **_) -> None:
+    # Celery leaves logging to us: worker lines look like the web's (LOG_FORMAT), with the delivery id on them.
+    logs.configure(flask_app.config["LOG_FORMAT"], loglevel)
 
 
 @worker_init.connect

@@ -1,6 +1,8 @@
 """The pages a visitor sees: subscribe, confirm, download, unsubscribe, the embeds, health."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
 
 from .. import metrics, outbox, subscriptions, tokens
@@ -13,6 +15,7 @@ from . import captcha, form_guard
 from .origins import safe_return_url
 from .signup_input import BadRequestBody, read_signup
 
+log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
 bp.app_context_processor(form_guard.template_helpers)
 bp.after_app_request(form_guard.no_store_when_issued)
@@ -51,8 +54,15 @@ def subscribe():
                                back=safe_return_url(request.form.get("next") or request.referrer)), status
     db.session.commit()
     metrics.signups().inc()
+    _log_owed("signup stored", db.session)
     outbox.wake()
     return _thanks(fields, wants_json)
+
+
+def _log_owed(event: str, session) -> None:
+    # With the request id (logs.ContextFilter) this line links a request to the outbox rows the worker logs.
+    ids = outbox.owed(session)
+    log.info("%s; owed deliveries %s", event, ", ".join(map(str, ids)) or "none", extra={"delivery_ids": ids})
 
 
 def _thanks(fields: dict, wants_json: bool):
@@ -77,6 +87,7 @@ def confirm(token: str):
     consent = subscriptions.confirm_subscription(db.session, _consent_for(token).id)
     db.session.commit()
     metrics.confirmations().inc()
+    _log_owed(f"consent {consent.id} confirmed", db.session)
     outbox.wake()
     link = download_url(consent.subscriber_id, consent.magnet_id) if consent.magnet_id else None
     return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link,
