@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from flask import current_app
+
 from . import links
 from .digests import digest_frame, greeting, test_frame
 from .extensions import db
@@ -28,11 +30,24 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> EmailMessage:
         return build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id)
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
     if delivery.kind == "digest":
-        parts = digest_frame(delivery.digest_id, delivery.created_at).fill({"greeting": greeting(subscriber.name),
-                                                       "unsubscribe_url": unsubscribe_url})
+        frame, post_ids = digest_frame(delivery.digest_id, delivery.created_at)
+        parts = frame.fill(_digest_values(delivery, subscriber, post_ids, unsubscribe_url))
     else:
         parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))
     return build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
+
+
+def _digest_values(delivery: Delivery, subscriber: Subscriber, post_ids: tuple[int, ...], unsubscribe_url: str) -> dict:
+    """This recipient's name and links, for the placeholders of the digest's frame."""
+    config = current_app.config
+    values = {"greeting": greeting(subscriber.name), "unsubscribe_url": unsubscribe_url,
+              "preferences_url": links.preferences_url(subscriber.id)}
+    if config.get("OPEN_TRACKING"):
+        values["open_url"] = links.open_url(delivery.id, subscriber.id, delivery.digest_id)
+    if config.get("CLICK_TRACKING", True):
+        for post_id in post_ids:
+            values[f"link:{post_id}"] = links.click_url(delivery.id, subscriber.id, delivery.digest_id, post_id)
+    return values
 
 
 def _confirmation(delivery: Delivery, subscriber: Subscriber):
@@ -50,7 +65,8 @@ def _magnet(delivery: Delivery, subscriber: Subscriber):
 
 def _welcome(delivery: Delivery, subscriber: Subscriber):
     return welcome_template(delivery.payload.get("template", "welcome"), {
-        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id)})
+        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id),
+        "preferences_url": links.preferences_url(subscriber.id)})
 
 
 TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}

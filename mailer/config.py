@@ -231,6 +231,9 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "DIGEST_SCHEDULE": _crontab(env.get("DIGEST_SCHEDULE", "")),
         "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
         "BLOG_URL": env.get("BLOG_URL") or None,
+        # Post links in digests go through /c/<token> unless CLICK_TRACKING=0; the open pixel only with OPEN_TRACKING=1.
+        "CLICK_TRACKING": env.get("CLICK_TRACKING", "1").strip().lower() not in ("0", "false", "no", "off"),
+        "OPEN_TRACKING": env.get("OPEN_TRACKING", "0").strip().lower() in ("1", "true", "yes", "on"),
         **_abuse_guards(env),
         **_deliverability(env),
         **_operations(env),

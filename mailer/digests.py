@@ -1,11 +1,12 @@
-"""Digests of new posts: choosing the posts, owing one mail per confirmed subscriber, and steering the send."""
+"""Digests of new posts: choosing the posts, owing one mail per reader who wants it, and steering the send."""
 from __future__ import annotations
 
+from calendar import monthrange
 from datetime import datetime
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import JSON, String, cast, func, literal, or_, select, update
+from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from .mail.messages import Parts, placeholder, render_parts
@@ -13,6 +14,7 @@ from .models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Statu
                      utcnow)
 
 QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
+AUDIENCES = ("every", "monthly")  # who a digest is for: Subscriber.digest_frequency
 
 
 class NothingNew(Exception):
@@ -23,27 +25,44 @@ class DigestError(ValueError):
     """A request about a digest that cannot be carried out as asked; the message says why."""
 
 
-def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False) -> list[Post]:
-    """Published posts that no digest (but a cancelled one) has carried, oldest first."""
+def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False,
+                 audience: str = "every") -> list[Post]:
+    """Published posts that no digest for `audience` (but a cancelled one) has carried, oldest first.
+
+    The monthly summary takes only the posts published in the month before `now`.
+    """
     sent = (select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
-            .where(Digest.status != DigestStatus.CANCELLED.value))
+            .where(Digest.status != DigestStatus.CANCELLED.value, Digest.audience == audience))
     now = now or utcnow()
+    when = or_(Post.published_at.is_(None), Post.published_at <= now)
+    if audience == "monthly":
+        since = month_before(now)
+        when = or_(Post.published_at.between(since, now), and_(Post.published_at.is_(None), Post.created_at >= since))
     return list(session.scalars(
-        select(Post).where(Post.id.not_in(sent), or_(Post.published_at.is_(None), Post.published_at <= now),
-                           or_(Post.announce, literal(back_catalogue)))
+        select(Post).where(Post.id.not_in(sent), when, or_(Post.announce, literal(back_catalogue)))
         .order_by(Post.published_at.is_(None), Post.published_at, Post.id)
     ))
 
 
-def choose_posts(session: Session, post_ids: list[int] | None = None) -> list[Post]:
+def month_before(moment: datetime) -> datetime:
+    """The same time one calendar month earlier (the 31st of March gives the 28th or 29th of February)."""
+    year, month = (moment.year, moment.month - 1) if moment.month > 1 else (moment.year - 1, 12)
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
+
+
+def choose_posts(session: Session, post_ids: list[int] | None = None, audience: str = "every") -> list[Post]:
+    if audience not in AUDIENCES:
+        raise DigestError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     # Posts picked by id may come from the back catalogue; otherwise only posts announced as new.
-    posts = unsent_posts(session, back_catalogue=post_ids is not None)
+    posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience)
     if post_ids is not None:
         unknown = set(post_ids) - {p.id for p in posts}
         if unknown:
             raise DigestError(f"posts {sorted(unknown)} do not exist or were already sent in a digest")
         posts = [p for p in posts if p.id in set(post_ids)]
     if not posts:
+        if audience == "monthly":
+            raise NothingNew("No post of the last month is new to the monthly readers: nothing to summarise.")
         raise NothingNew("There are no new posts since the last digest: publish a post or fetch the feed first.")
     return posts
 
@@ -55,33 +74,42 @@ def default_subject(posts: list[Post]) -> str:
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
-                  post_ids: list[int] | None = None) -> Digest:
-    """Make a digest of the unsent posts and owe it to every confirmed subscriber, in one statement."""
-    posts = choose_posts(session, post_ids)
-    digest = Digest(subject=_clean_subject(subject) or default_subject(posts), intro=(intro or "").strip())
+                  post_ids: list[int] | None = None, audience: str = "every") -> Digest:
+    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement."""
+    posts = choose_posts(session, post_ids, audience)
+    digest = Digest(subject=_clean_subject(subject) or default_subject(posts), intro=(intro or "").strip(),
+                    audience=audience)
     session.add(digest)
     session.flush()
     session.execute(digest_post.insert(), [{"digest_id": digest.id, "post_id": p.id, "position": n}
                                            for n, p in enumerate(posts)])
-    digest.recipients = owe_digest(session, digest.id)
+    digest.recipients = owe_digest(session, digest.id, audience)
     return digest
 
 
-def owe_digest(session: Session, digest_id: int) -> int:
-    """INSERT … SELECT one delivery per confirmed subscriber: no Python loop, whatever the list size."""
+def readers(audience: str = "every", now: datetime | None = None):
+    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused."""
+    now = now or utcnow()
+    return (Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
+            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now))
+
+
+def owe_digest(session: Session, digest_id: int, audience: str = "every") -> int:
+    """INSERT … SELECT one delivery per reader of `audience`: no Python loop, whatever the list size."""
     now = utcnow()
     rows = select(
         literal("digest"), Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String),
         cast(literal("{}"), JSON), literal(QUEUED), literal(0), literal(now), literal(now), literal(digest_id),
-    ).where(Subscriber.status == Status.CONFIRMED.value)
+    ).where(*readers(audience, now))
     columns = ["kind", "subscriber_id", "dedupe_key", "payload", "status", "attempts", "next_attempt_at",
                "created_at", "digest_id"]
     insert = Delivery.__table__.insert().from_select(columns, rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
 
-def confirmed_count():
-    return select(func.count()).select_from(Subscriber).where(Subscriber.status == Status.CONFIRMED.value)
+def confirmed_count(audience: str = "every"):
+    """How many readers a digest for `audience` would reach now."""
+    return select(func.count()).select_from(Subscriber).where(*readers(audience))
 
 
 def _clean_subject(subject: str | None) -> str | None:
@@ -130,23 +158,33 @@ def _move(session: Session, digest_id: int, source: str, target: str) -> None:
                     .values(status=target))
 
 
-def render_digest(subject: str, intro: str, posts: list[Post]) -> Parts:
-    """The digest with placeholders where each recipient's name and unsubscribe link go."""
-    context = {"subject": subject, "intro": intro, "posts": posts, "blog_url": current_app.config.get("BLOG_URL"),
-               "greeting": placeholder("greeting"), "unsubscribe_url": placeholder("unsubscribe_url")}
+def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: bool = False) -> Parts:
+    """The digest with placeholders where each recipient's name and unsubscribe link go.
+
+    `for_recipients` (the frame the workers send) adds placeholders for each recipient's own links: the
+    preference page, a tracked link per post (`link:<post id>`, unless CLICK_TRACKING is off) and the open pixel
+    (with OPEN_TRACKING). Previews and test copies get the posts' own links.
+    """
+    config = current_app.config
+    tracked = for_recipients and config.get("CLICK_TRACKING", True)
+    context = {"subject": subject, "intro": intro, "posts": posts, "blog_url": config.get("BLOG_URL"),
+               "greeting": placeholder("greeting"), "unsubscribe_url": placeholder("unsubscribe_url"),
+               "post_links": {p.id: placeholder(f"link:{p.id}") if tracked else p.url for p in posts},
+               "preferences_url": placeholder("preferences_url") if for_recipients else "#preferences-link",
+               "open_url": placeholder("open_url") if for_recipients and config.get("OPEN_TRACKING") else None}
     return render_parts("digest", context)
 
 
 @lru_cache(maxsize=16)
-def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> Parts:
+def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> tuple[Parts, tuple[int, ...]]:
     from .extensions import db
 
     digest = db.session.get(Digest, digest_id)
-    return render_digest(digest.subject, digest.intro, digest.posts)
+    return render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True), tuple(p.id for p in digest.posts)
 
 
-def digest_frame(digest_id: int, owed_at: datetime) -> Parts:
-    """Rendered once per digest per worker process; only the per-recipient values vary after that.
+def digest_frame(digest_id: int, owed_at: datetime) -> tuple[Parts, tuple[int, ...]]:
+    """The frame and its post ids, rendered once per digest per worker process; only the per-recipient values vary.
 
     `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a
     database restored or reset under a running worker, where an id comes round again, never gets an old frame.

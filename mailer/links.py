@@ -20,3 +20,16 @@ def download_url(subscriber_id: int, magnet_id: int) -> str:
 
 def unsubscribe_url(subscriber_id: int) -> str:
     return _absolute(f"/unsubscribe/{tokens.make(tokens.UNSUBSCRIBE, {'s': subscriber_id})}")
+
+
+def preferences_url(subscriber_id: int) -> str:
+    return _absolute(f"/preferences/{tokens.make(tokens.PREFERENCES, {'s': subscriber_id})}")
+
+
+def click_url(delivery_id: int, subscriber_id: int, digest_id: int, post_id: int) -> str:
+    # Everything the click records is in the signed token: the redirect needs no lookup of the delivery.
+    return _absolute(f"/c/{tokens.make(tokens.CLICK, [delivery_id, subscriber_id, digest_id, post_id])}")
+
+
+def open_url(delivery_id: int, subscriber_id: int, digest_id: int) -> str:
+    return _absolute(f"/o/{tokens.make(tokens.OPEN, [delivery_id, subscriber_id, digest_id])}.gif")

@@ -47,6 +47,9 @@ class Subscriber(db.Model):
     # Welcome sequence progress: the last step owed, and when the next one falls due (NULL: none left).
     welcome_step: Mapped[int] = mapped_column(default=0)
     welcome_next_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    # Their choice on the preference page: every digest, the monthly summary, or none (welcome mails still come).
+    digest_frequency: Mapped[str] = mapped_column(String(10), default="every", server_default="every")
+    paused_until: Mapped[datetime | None] = mapped_column(Timestamp)
 
     consents: WriteOnlyMapped[Consent] = relationship(back_populates="subscriber", passive_deletes=True)
     deliveries: WriteOnlyMapped[Delivery] = relationship(back_populates="subscriber", passive_deletes=True)
@@ -170,6 +173,7 @@ class Digest(db.Model):
     subject: Mapped[str] = mapped_column(String(200))
     intro: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(10), default=DigestStatus.SENDING.value)
+    audience: Mapped[str] = mapped_column(String(10), default="every", server_default="every")  # every, monthly
     recipients: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # The ledger's final counts, kept once nothing is pending: history pages need not count a million rows.
@@ -179,6 +183,29 @@ class Digest(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
+
+
+class Click(db.Model):
+    """One request to a tracked link in a digest: every request counts, unique clickers are counted when read."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column()
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    digest_id: Mapped[int] = mapped_column()
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index("ix_click_digest_post", "digest_id", "post_id"),)
+
+
+class Open(db.Model):
+    """A load of a digest's tracking pixel: a hint, since privacy proxies fetch images nobody looked at."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column()
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    digest_id: Mapped[int] = mapped_column(index=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class WelcomeStep(db.Model):

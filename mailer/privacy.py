@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Subscriber
+from .models import Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Subscriber
 from .outbox import aware
 from .roster import public_record
 
@@ -50,7 +50,7 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     session.execute(insert(ErasedAddress).values(email_hash=email_hash(subscriber.email))
                     .on_conflict_do_nothing(index_elements=["email_hash"]))
     session.execute(update(MailEvent).where(MailEvent.subscriber_id == subscriber.id).values(email=None, detail=""))
-    for model in (Delivery, Download, Consent):  # explicit, not left to ON DELETE CASCADE, so SQLite agrees
+    for model in (Click, Open, Delivery, Download, Consent):  # explicit, not left to ON DELETE CASCADE, so SQLite agrees
         session.execute(delete(model).where(model.subscriber_id == subscriber.id))
     session.delete(subscriber)
 

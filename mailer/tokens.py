@@ -9,6 +9,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 CONFIRM = "confirm"
 DOWNLOAD = "download"
 UNSUBSCRIBE = "unsubscribe"
+PREFERENCES = "preferences"
+CLICK = "click"  # a post's link in one recipient's digest
+OPEN = "open"  # the tracking pixel of one recipient's digest
 FORM = "form"  # a signup form, signed when rendered: how long it was open tells people from bots
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
 from .. import digest_results as results
-from .. import digests, outbox
+from .. import digests, engagement, outbox
 from ..extensions import db
 from ..models import Digest
-from . import bp
+from . import bp, charts
 from .forms import ActionForm
 
 
@@ -21,7 +21,10 @@ def _result(digest_id: int) -> tuple[Digest, results.Result]:
 @bp.get("/digests/<int:digest_id>")
 def digest(digest_id: int):
     digest, result = _result(digest_id)
-    return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm())
+    clicks = engagement.digest_clicks(db.session, digest)
+    chart = charts.bar_chart([p.clicks for p in clicks.posts], [p.title[:60] for p in clicks.posts])
+    return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm(), clicks=clicks,
+                           click_chart=chart)
 
 
 @bp.get("/digests/<int:digest_id>/progress")

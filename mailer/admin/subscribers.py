@@ -15,7 +15,7 @@ from flask import (
     url_for,
 )
 
-from .. import privacy
+from .. import engagement, privacy
 from ..exporting import export_csv
 from ..extensions import db
 from ..models import Status, Subscriber
@@ -44,7 +44,7 @@ def subscribers():
 def subscriber(subscriber_id: int):
     person = db.session.get(Subscriber, subscriber_id) or abort(404)
     return render_template("admin/subscriber.html", person=person, history=search.history(db.session, person.id),
-                           form=ActionForm())
+                           clicks=engagement.subscriber_clicks(db.session, person.id), form=ActionForm())
 
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from .. import digests, outbox
+from .. import digests, engagement, outbox
 from ..extensions import db
 from ..models import Digest, Subscriber
 from ..subscriptions import InvalidSignup
@@ -15,21 +15,23 @@ from . import bp, error, read_json_object
 def create_digest():
     body = read_json_object() if request.content_length else {}
     subject, intro, post_ids = body.get("subject"), body.get("intro"), body.get("post_ids")
-    if not _fields_ok(subject, intro, post_ids):
-        return error('Expected {"subject": str, "intro": str, "post_ids": [int], "dry_run": bool, "test_to": str}, all optional.', 400)
+    audience = body.get("audience", "every")
+    if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
+        return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
+                     '"dry_run": bool, "test_to": str}, all optional.', 400)
     try:
         if body.get("dry_run"):
-            posts = digests.choose_posts(db.session, post_ids)
+            posts = digests.choose_posts(db.session, post_ids, audience)
             parts = digests.render_digest(subject or digests.default_subject(posts), intro or "", posts)
             sample = parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
-            return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts],
-                           recipients=db.session.scalar(digests.confirmed_count()), html=sample.html, text=sample.text)
+            return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
+                           recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
         if body.get("test_to"):
             count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
             db.session.commit()
             outbox.wake()
             return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
-        digest = digests.create_digest(db.session, subject, intro, post_ids)
+        digest = digests.create_digest(db.session, subject, intro, post_ids, audience)
     except digests.NothingNew as exc:
         return error(str(exc), 409)
     except digests.DigestError as exc:
@@ -59,7 +61,8 @@ def digest_status(digest_id: int):
     digest = _digest(digest_id)
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
-    state = digests.progress(db.session, digest)
+    state = {**digests.progress(db.session, digest), "audience": digest.audience,
+             **engagement.digest_clicks(db.session, digest).as_json()}
     db.session.commit()
     return jsonify(state)
 

@@ -53,10 +53,18 @@ SCHEMAS = {
                "properties": {"id": {"type": "integer"}, "subject": {"type": "string"},
                               "status": {"enum": ["sending", "paused", "cancelled", "sent"]},
                               **{n: {"type": "integer"} for n in ("recipients", "sent", "failed", "skipped", "pending")},
-                              "created_at": {"type": "string"}, "posts": {"type": "array"}}},
+                              "created_at": {"type": "string"}, "posts": {"type": "array"},
+                              "audience": {"enum": ["every", "monthly"]},
+                              "clicks": {"type": "array", "description": "per post (GET /digests/{id} only)", "items": {
+                                  "type": "object", "properties": {
+                                      "url": {"type": "string"}, "title": {"type": "string"},
+                                      "clicks": {"type": "integer"}, "unique_clickers": {"type": "integer"}}}},
+                              "unique_clickers": {"type": "integer"}, "opens": {"type": "integer"},
+                              "unique_openers": {"type": "integer"}}},
     "NewDigest": {"type": "object", "properties": {
         "subject": {"type": "string"}, "intro": {"type": "string"},
         "post_ids": {"type": "array", "items": {"type": "integer"}},
+        "audience": {"enum": ["every", "monthly"], "description": "monthly: the summary of the last month's posts for monthly readers"},
         "dry_run": {"type": "boolean", "description": "render the digest, send nothing"},
         "test_to": {"type": "string", "description": "send one test copy to this address, nothing else"}}},
 }

@@ -1,0 +1,82 @@
+"""Clicks and opens of digest mail: recorded from signed links, counted per digest and per subscriber."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from .models import Click, Digest, Open, Post, Subscriber, digest_post, utcnow
+
+
+def record_click(session: Session, delivery_id: int, subscriber_id: int, digest_id: int, post_id: int) -> str | None:
+    """The post's URL, from the database, with the click recorded; None when the post is gone. Caller commits.
+
+    A subscriber erased since the mail was sent still reaches the post, unrecorded.
+    """
+    row = session.execute(select(Post.url, select(Subscriber.id).where(Subscriber.id == subscriber_id).exists())
+                          .where(Post.id == post_id)).first()
+    if row is None:
+        return None
+    url, known = row
+    if known:
+        session.execute(Click.__table__.insert().values(delivery_id=delivery_id, subscriber_id=subscriber_id,
+                                                        digest_id=digest_id, post_id=post_id, at=utcnow()))
+    return url
+
+
+def record_open(session: Session, delivery_id: int, subscriber_id: int, digest_id: int) -> None:
+    if session.get(Subscriber, subscriber_id) is not None:
+        session.add(Open(delivery_id=delivery_id, subscriber_id=subscriber_id, digest_id=digest_id))
+
+
+@dataclass
+class PostClicks:
+    url: str
+    title: str
+    clicks: int
+    unique_clickers: int
+
+
+@dataclass
+class DigestClicks:
+    posts: list[PostClicks]
+    unique_clickers: int
+    opens: int
+    unique_openers: int
+
+    def as_json(self) -> dict:
+        return {"clicks": [asdict(p) for p in self.posts], "unique_clickers": self.unique_clickers,
+                "opens": self.opens, "unique_openers": self.unique_openers}
+
+
+def digest_clicks(session: Session, digest: Digest) -> DigestClicks:
+    """Clicks and unique clickers per post of the digest (posts nobody clicked included, in the digest's order)."""
+    counted = (select(Click.post_id, func.count().label("clicks"), func.count(distinct(Click.subscriber_id)).label("people"))
+               .where(Click.digest_id == digest.id).group_by(Click.post_id).subquery())
+    rows = session.execute(
+        select(Post.url, Post.title, func.coalesce(counted.c.clicks, 0), func.coalesce(counted.c.people, 0))
+        .join(digest_post, digest_post.c.post_id == Post.id)
+        .outerjoin(counted, counted.c.post_id == Post.id)
+        .where(digest_post.c.digest_id == digest.id).order_by(digest_post.c.position))
+    posts = [PostClicks(url, title, clicks, people) for url, title, clicks, people in rows]
+    unique = session.scalar(select(func.count(distinct(Click.subscriber_id))).where(Click.digest_id == digest.id))
+    opens, openers = session.execute(select(func.count(), func.count(distinct(Open.subscriber_id)))
+                                     .where(Open.digest_id == digest.id)).one()
+    return DigestClicks(posts, unique or 0, opens, openers)
+
+
+@dataclass
+class SubscriberClick:
+    at: datetime
+    digest_id: int
+    title: str
+    url: str
+
+
+def subscriber_clicks(session: Session, subscriber_id: int, limit: int = 100) -> list[SubscriberClick]:
+    """Their latest clicks, newest first."""
+    rows = session.execute(select(Click.at, Click.digest_id, Post.title, Post.url).join(Post, Post.id == Click.post_id)
+                           .where(Click.subscriber_id == subscriber_id).order_by(Click.id.desc()).limit(limit))
+    return [SubscriberClick(*row) for row in rows]

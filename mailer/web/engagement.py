@@ -1,0 +1,46 @@
+"""The tracked links of digest mail: /c/<token> records a click and redirects to the post; /o/<token>.gif an open."""
+from __future__ import annotations
+
+import base64
+
+from flask import Blueprint, Response, redirect, render_template
+
+from .. import engagement, tokens
+from ..extensions import db
+
+bp = Blueprint("engagement", __name__)
+# The smallest transparent GIF: 1×1, one colour.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+@bp.get("/c/<token>")
+def click(token: str):
+    """Only a target we signed redirects: the URL comes from the post's row, never from the request."""
+    try:
+        delivery_id, subscriber_id, digest_id, post_id = tokens.read(tokens.CLICK, token)
+    except (tokens.InvalidToken, tokens.ExpiredToken, TypeError, ValueError):
+        return _broken("This link is not valid. Copy the whole link from the email, or find the post on the blog.", 400)
+    url = engagement.record_click(db.session, delivery_id, subscriber_id, digest_id, post_id)
+    if url is None:
+        db.session.rollback()
+        return _broken("This post is no longer available. Find the latest posts on the blog.", 404)
+    db.session.commit()
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "no-store"  # every click should reach us, not a cache
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/o/<token>.gif")
+def pixel(token: str):
+    try:
+        delivery_id, subscriber_id, digest_id = tokens.read(tokens.OPEN, token)
+    except (tokens.InvalidToken, tokens.ExpiredToken, TypeError, ValueError):
+        return Response(status=404)
+    engagement.record_open(db.session, delivery_id, subscriber_id, digest_id)
+    db.session.commit()
+    return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store, private"})
+
+
+def _broken(message: str, status: int):
+    return render_template("site/message.html", title="This link does not work", message=message), status
