@@ -65,10 +65,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, api
-    from .web import devmail, engagement, errors, public, security, webhooks
+    from .web import devmail, engagement, errors, preferences, public, security, webhooks
 
     app.register_blueprint(public.bp)
     app.register_blueprint(engagement.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(devmail.bp)
     app.register_blueprint(webhooks.bp)

@@ -23,15 +23,17 @@ def digest_cli() -> None:
 @click.option("--subject", help="Subject line (default: from the post titles).")
 @click.option("--intro", help="An opening line above the posts.")
 @click.option("--wait/--no-wait", default=False, help="Stay and show a progress bar until the digest is sent.")
+@click.option("--monthly", is_flag=True, help="The monthly summary (last month's posts) for readers who chose it.")
 @with_appcontext
-def send(dry_run: bool, test_to: str | None, subject: str | None, intro: str | None, wait: bool) -> None:
-    """Send a digest of the new posts to every confirmed subscriber."""
+def send(dry_run: bool, test_to: str | None, subject: str | None, intro: str | None, wait: bool, monthly: bool) -> None:
+    """Send a digest of the new posts to every confirmed subscriber who wants each digest (or, --monthly, the summary)."""
+    audience = "monthly" if monthly else "every"
     try:
         if dry_run:
-            posts = digests.choose_posts(db.session)
+            posts = digests.choose_posts(db.session, audience=audience)
             parts = digests.render_digest(subject or digests.default_subject(posts), intro or "", posts)
             sample = parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
-            recipients = db.session.scalar(digests.confirmed_count())
+            recipients = db.session.scalar(digests.confirmed_count(audience))
             click.echo(f"Dry run: would send {len(posts)} post(s) to {recipients} confirmed subscriber(s).")
             click.echo(f"Subject: {sample.subject}\n")
             click.echo(sample.text)
@@ -42,7 +44,7 @@ def send(dry_run: bool, test_to: str | None, subject: str | None, intro: str | N
             outbox.wake()
             click.echo(f"Test digest with {count} post(s) queued for {test_to}.")
             return
-        digest = digests.create_digest(db.session, subject, intro)
+        digest = digests.create_digest(db.session, subject, intro, audience=audience)
     except digests.NothingNew as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

@@ -28,6 +28,10 @@ def beat_schedule(config: dict) -> dict:
     if config.get("DIGEST_SCHEDULE"):
         schedule["scheduled-digest"] = {"task": "worker.tasks.send_scheduled_digest",
                                         "schedule": digest_crontab(config["DIGEST_SCHEDULE"])}
+        # The monthly summary: the 1st of each month, at the hour and minute of DIGEST_SCHEDULE.
+        minute, hour = config["DIGEST_SCHEDULE"].split()[:2]
+        schedule["monthly-digest"] = {"task": "worker.tasks.send_scheduled_digest", "kwargs": {"audience": "monthly"},
+                                      "schedule": digest_crontab(f"{minute} {hour} 1 * *")}
     return schedule
 
 

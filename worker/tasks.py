@@ -46,16 +46,16 @@ def fetch_feed() -> None:
 
 
 @shared_task(ignore_result=True)
-def send_scheduled_digest() -> None:
+def send_scheduled_digest(audience: str = "every") -> None:
     from mailer.digests import NothingNew, create_digest
 
     try:
-        digest = create_digest(db.session)
+        digest = create_digest(db.session, audience=audience)
     except NothingNew:
-        log.info("scheduled digest: no new posts since the last digest; nothing sent")
+        log.info("scheduled %s digest: no new posts for it; nothing sent", audience)
         return
     db.session.commit()
-    log.info("scheduled digest %s owed to %s subscribers", digest.id, digest.recipients)
+    log.info("scheduled %s digest %s owed to %s subscribers", audience, digest.id, digest.recipients)
     outbox.wake()
 
 

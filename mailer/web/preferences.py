@@ -1,0 +1,72 @@
+"""/preferences/<token>: how often a reader hears from us, their name, a fresh handbook link, leaving; no account, no script."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from .. import outbox, preferences, subscriptions, tokens
+from ..extensions import db
+from ..models import utcnow
+from .public import BadLink, bad_link
+
+bp = Blueprint("preferences", __name__)
+bp.register_error_handler(BadLink, bad_link)
+
+DONE = {"frequency": "Saved: {choice}.", "pause": "Paused: no digests until {until}.",
+        "resume": "Welcome back: digests come again.", "name": "Saved: we will greet you as {name}.",
+        "download": "A fresh download link is on its way; it arrives in a few minutes."}
+
+
+def _subscriber_id(token: str) -> int:
+    try:
+        return int(tokens.read(tokens.PREFERENCES, token)["s"])
+    except (tokens.InvalidToken, tokens.ExpiredToken, KeyError, TypeError, ValueError):
+        raise BadLink("This preferences link is not valid. Copy the whole link from one of our emails.") from None
+
+
+@bp.get("/preferences/<token>")
+def page(token: str):
+    subscriber = preferences.reader(db.session, _subscriber_id(token))
+    return _render(token, subscriber)
+
+
+@bp.post("/preferences/<token>")
+def change(token: str):
+    subscriber_id = _subscriber_id(token)
+    action = request.form.get("action", "")
+    if action == "unsubscribe":
+        subscriptions.unsubscribe(db.session, subscriber_id)
+        db.session.commit()
+        return render_template("site/message.html", title="You are unsubscribed",
+                               message="You will get no more emails from us. Changed your mind? Sign up again on the blog.")
+    subscriber = preferences.reader(db.session, subscriber_id)
+    if subscriber is None:
+        return _render(token, None), 409
+    try:
+        if action == "frequency":
+            preferences.set_frequency(subscriber, request.form.get("frequency", ""))
+        elif action == "pause":
+            preferences.pause(subscriber)
+        elif action == "resume":
+            preferences.resume(subscriber)
+        elif action == "name":
+            preferences.rename(subscriber, request.form.get("name", ""))
+        elif action == "download":
+            preferences.fresh_download(db.session, subscriber)
+        else:
+            raise preferences.InvalidChoice("Choose one of the buttons on this page.")
+    except preferences.InvalidChoice as exc:
+        db.session.rollback()
+        return _render(token, db.session.get(type(subscriber), subscriber_id), error=str(exc)), 422
+    db.session.commit()
+    if action == "download":
+        outbox.wake()
+    message = DONE[action].format(choice=preferences.FREQUENCIES[subscriber.digest_frequency],
+                                  until=subscriber.paused_until.strftime("%-d %B %Y") if subscriber.paused_until else "",
+                                  name=subscriber.name or "“Hi”")
+    return _render(token, subscriber, message=message)
+
+
+def _render(token: str, subscriber, message: str | None = None, error: str | None = None) -> str:
+    paused = subscriber is not None and subscriber.paused_until is not None and outbox.aware(subscriber.paused_until) > utcnow()
+    return render_template("site/preferences.html", token=token, subscriber=subscriber, paused=paused,
+                           frequencies=preferences.FREQUENCIES, message=message, error=error)
