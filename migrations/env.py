@@ -6,8 +6,9 @@ from alembic import context
 from flask import current_app
 
 config = context.config
-# Keep the app's loggers alive: `mailer dev` migrates, then goes on logging.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Only when nothing has set logging up: the app's own handlers (JSON lines, say) must survive a migration.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db
