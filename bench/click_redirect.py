@@ -10,15 +10,12 @@ every answered request was recorded as a click.
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _common as c  # noqa: E402
+from bench.loadtest import wait_for_gunicorn, wrk  # noqa: E402
 
 DB = "mailer_bench_click"
 POSTS = 3
@@ -65,36 +62,6 @@ end
 """
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict:
-    args = [shutil.which("wrk") or "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-            "--timeout", "10s", *(["-s", str(script)] if script else []), url]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    percent = {p: _ms(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)\.?0*%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
-    if len(percent) < 2:
-        raise SystemExit(f"wrk gave no latency distribution (did every request fail?):\n{out}")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": percent["50"],
-            "p99": percent["99"], "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
-
-
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def _wait(port: int, timeout: float = 30) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/bare", timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start; see its log in the work folder")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=64)
@@ -111,8 +78,8 @@ def main() -> None:
         script = prepare(env, args.readers, work)
         port = c.free_port()
         c.spawn([str(c.BIN / "gunicorn"), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
-                 "--log-level", "warning", "bench.click_app:app"], cleanup, env=env, log_path=work / "gunicorn.log")
-        _wait(port)
+                 "--log-level", "warning", "bench.loadtest:app"], cleanup, env=env, log_path=work / "gunicorn.log")
+        wait_for_gunicorn(port)
         base = f"http://127.0.0.1:{port}"
         wrk(f"{base}/bench/bare", args.connections, 3)  # warm up both
         wrk(f"{base}/", args.connections, 2, script)

@@ -1,0 +1,60 @@
+"""Load from a second process on loopback with wrk, against the app served by gunicorn with one bare route added.
+
+`bench.loadtest:app` is that app: the production app plus `GET /bench/bare`, the baseline each HTTP benchmark
+measures against in the same run, through the same gunicorn.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+BARE = "/bench/bare"
+
+
+def _app():
+    from mailer import create_app
+
+    app = create_app()
+    app.add_url_rule(BARE, "bench_bare", lambda: "ok")
+    return app
+
+
+def __getattr__(name: str):
+    # Built on first use (by gunicorn), not when a benchmark imports wrk() from this module.
+    if name == "app":
+        return _app()
+    raise AttributeError(name)
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict:
+    """Requests/s, p50 and p99 in ms, request and non-2xx counts, and the raw output (with a Lua script's lines)."""
+    args = [shutil.which("wrk") or "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+            "--timeout", "10s", *(["-s", str(script)] if script else []), url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    percent = {p: _ms(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)\.?0*%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    if len(percent) < 2:
+        raise SystemExit(f"wrk gave no latency distribution (did every request fail?):\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    accepted = re.search(r"^ACCEPTED (\d+)$", out, re.M)  # printed by a Lua script that counts its 202s
+    return {"accepted": int(accepted.group(1)) if accepted else None,"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": percent["50"],
+            "p99": percent["99"], "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wait_for_gunicorn(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{BARE}", timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start; see its log in the work folder")

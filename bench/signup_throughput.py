@@ -1,0 +1,73 @@
+"""Signup throughput and latency: POST /subscribe under gunicorn on PostgreSQL, against a bare route of the same gunicorn.
+
+    .venv/bin/python bench/signup_throughput.py [--connections 64] [--seconds 20] [--workers 4]
+
+wrk (Debian package wrk) drives both from a second process on loopback. Prints requests/s, p50/p99 latency,
+their ratio (target: signups/s >= 0.5 x bare, p99 <= 50 ms at 64 connections) and checks that the number of
+stored subscribers equals the number of 202 answers.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import _common as c  # noqa: E402
+from bench.loadtest import wait_for_gunicorn, wrk  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (same for both runs)")
+    args = parser.parse_args()
+    cleanup = c.Cleanup()
+    try:
+        work = c.workdir("signup-bench", cleanup)
+        database = c.fresh_database("mailer_bench_signup", cleanup)
+        # The per-IP signup limit would turn a one-machine load test into 429s: this measures the signup itself.
+        env = c.stack_env(database, c.free_port(), work, SIGNUP_RATE_LIMIT="1000000/minute", MAILER_ENV="production",
+                          REDIS_URL=c.BROKER_URL)
+        c.flush_redis(c.BROKER_URL)
+        c.migrate(env)
+        port = c.free_port()
+        gunicorn = c.spawn([str(c.BIN / "gunicorn"), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
+                            "--log-level", "warning", "bench.loadtest:app"], cleanup, env=env,
+                           log_path=work / "gunicorn.log")
+        wait_for_gunicorn(port)
+        base = f"http://127.0.0.1:{port}"
+        wrk(f"{base}/bench/bare", args.connections, 3)  # warm up both
+        bare = wrk(f"{base}/bench/bare", args.connections, args.seconds)
+        signup = wrk(f"{base}/subscribe", args.connections, args.seconds, HERE / "signup.lua")
+        stored = _count(c.libpq_url("mailer_bench_signup"))
+        print(c.machine_line())
+        print(f"gunicorn {args.workers} sync workers, wrk 2 threads, {args.connections} connections, {args.seconds} s each")
+        print(f"bare route : {bare['rps']:8.0f} req/s   p50 {bare['p50']:6.1f} ms   p99 {bare['p99']:6.1f} ms")
+        print(f"signup     : {signup['rps']:8.0f} req/s   p50 {signup['p50']:6.1f} ms   p99 {signup['p99']:6.1f} ms"
+              f"   non-2xx {signup['non2xx']}")
+        print(f"ratio signups/bare: {signup['rps'] / bare['rps']:.2f} (target >= 0.5); p99 target <= 50 ms")
+        # wrk stops with up to one request per connection in flight: stored but never answered.
+        unanswered = stored - signup["accepted"]
+        verdict = "every 202 stored" if 0 <= unanswered <= args.connections else "MISMATCH"
+        print(f"202 answers: {signup['accepted']}; subscribers stored: {stored} "
+              f"({unanswered} in flight when wrk stopped); {verdict}")
+        gunicorn.poll()
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up", file=sys.stderr)
+    finally:
+        cleanup.run()
+
+
+def _count(libpq: str) -> int:
+    import psycopg
+
+    with psycopg.connect(libpq) as conn:
+        return conn.execute("SELECT count(*) FROM subscriber").fetchone()[0]
+
+
+if __name__ == "__main__":
+    main()
