@@ -40,7 +40,8 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None = None) ->
         raise SystemExit(f"wrk gave no latency distribution (did every request fail?):\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     accepted = re.search(r"^ACCEPTED (\d+)$", out, re.M)  # printed by a Lua script that counts its 202s
-    return {"accepted": int(accepted.group(1)) if accepted else None,"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": percent["50"],
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": percent["50"],
+            "accepted": int(accepted.group(1)) if accepted else None,
             "p99": percent["99"], "requests": int(re.search(r"(\d+) requests in", out).group(1)),
             "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
 
