@@ -15,13 +15,23 @@ from .welcome_mail import welcome_template
 LIST_MAIL = {"welcome", "digest"}
 
 
-def may_send(delivery: Delivery, subscriber_status: str | None) -> bool:
-    """Only the confirmation goes to an unconfirmed address; nothing goes to a suppressed one."""
+def may_send(delivery: Delivery, subscriber: Subscriber | None) -> bool:
+    """Only the confirmation goes to an unconfirmed address; nothing goes to a suppressed one.
+
+    Read at send time, so a choice made after a digest was owed (no digests, a pause) still counts.
+    """
     if delivery.kind == "test":
         return True  # to an address the admin typed, never to a subscriber's
+    status = subscriber.status if subscriber else None
     if delivery.kind == "confirmation":
-        return subscriber_status in (Status.PENDING.value, Status.UNSUBSCRIBED.value)
-    return subscriber_status == Status.CONFIRMED.value
+        return status in (Status.PENDING.value, Status.UNSUBSCRIBED.value)
+    if delivery.kind == "digest" and subscriber is not None and not wants_digests(subscriber):
+        return False
+    return status == Status.CONFIRMED.value
+
+
+def wants_digests(subscriber: Subscriber) -> bool:
+    return subscriber.digest_frequency != "none" and not subscriber.paused
 
 
 def compose(delivery: Delivery, subscriber: Subscriber | None) -> EmailMessage:

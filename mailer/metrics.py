@@ -127,7 +127,7 @@ class DatabaseCollector:
         ).one()
         age = 0.0
         if oldest is not None:
-            from .outbox import aware
+            from .models import aware
 
             age = max(0.0, (now - aware(oldest)).total_seconds())
         yield GaugeMetricFamily("mailer_outbox_due", "Outbox rows due now (queued or being sent)", value=count)

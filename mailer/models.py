@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes even for timezone-aware columns; naive means UTC here."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 class Status(str, enum.Enum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
@@ -61,8 +66,9 @@ class Subscriber(db.Model):
     )
 
     @property
-    def may_receive_list_mail(self) -> bool:
-        return self.status == Status.CONFIRMED.value
+    def paused(self) -> bool:
+        """Asked for a break from digests (the preference page) that has not ended yet."""
+        return self.paused_until is not None and aware(self.paused_until) > utcnow()
 
 
 class Consent(db.Model):

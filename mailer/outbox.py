@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
@@ -17,7 +17,7 @@ from .compose import compose, may_send
 from .extensions import db
 from .mail.pacing import Pacer
 from .mail.transport import PermanentFailure, SenderRejected, TemporaryFailure, open_transport
-from .models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, utcnow
+from .models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, aware, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +161,9 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
             .with_for_update(read=True).execution_options(populate_existing=True)
         ).scalar_one()
         status = subscriber.status
-    if not may_send(delivery, status):
+    if not may_send(delivery, subscriber):
         delivery.status = DeliveryStatus.SKIPPED.value
-        delivery.last_error = f"subscriber is {status}"
+        delivery.last_error = f"subscriber is {status}" if status != "confirmed" else "subscriber paused or wants no digests"
         session.commit()
         metrics.count_mail(delivery.kind, delivery.status)
         return None
@@ -245,11 +245,6 @@ def _retry_later(delivery: Delivery, error: str) -> None:
     delivery.next_attempt_at = when
     delivery.lease_until = None
     log.warning("delivery %s: %s; retrying in %.0f s", delivery.id, error, delay)
-
-
-def aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def due_count(session: Session) -> int:

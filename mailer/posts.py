@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import Post, utcnow
+from .models import Post, aware, utcnow
 
 SUMMARY_TAGS = {"p", "a", "em", "strong", "ul", "ol", "li", "br", "blockquote"}
 BLOCK_TAGS = {"p", "ul", "ol", "blockquote"}
@@ -98,11 +98,6 @@ def _check_published(value: object) -> datetime | None:
         raise InvalidPost("published_at", "The field 'published_at' must be an ISO 8601 date or time, like "
                                           "2026-11-20 or 2026-11-20T09:00:00Z.")
     return aware(value).astimezone(timezone.utc)
-
-
-def aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns; naive means UTC here.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def save_post(session: Session, *, guid: str, url: str, title: str, summary_html: str | None,

@@ -8,8 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Subscriber
-from .outbox import aware
+from .models import Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Subscriber, aware
 from .roster import public_record
 
 

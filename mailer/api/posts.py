@@ -9,8 +9,8 @@ from werkzeug.exceptions import BadRequest
 
 from ..extensions import db
 from ..feeds import FeedError, fetch_feed
-from ..models import Post
-from ..posts import InvalidPost, add_post, aware, list_posts
+from ..models import Post, aware
+from ..posts import InvalidPost, add_post, list_posts
 from . import bp, error, read_json_object
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200

@@ -5,7 +5,6 @@ from flask import Blueprint, render_template, request
 
 from .. import outbox, preferences, subscriptions, tokens
 from ..extensions import db
-from ..models import utcnow
 from .public import BadLink, bad_link
 
 bp = Blueprint("preferences", __name__)
@@ -67,6 +66,6 @@ def change(token: str):
 
 
 def _render(token: str, subscriber, message: str | None = None, error: str | None = None) -> str:
-    paused = subscriber is not None and subscriber.paused_until is not None and outbox.aware(subscriber.paused_until) > utcnow()
+    paused = subscriber is not None and subscriber.paused
     return render_template("site/preferences.html", token=token, subscriber=subscriber, paused=paused,
                            frequencies=preferences.FREQUENCIES, message=message, error=error)
