@@ -108,7 +108,7 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 
 
 def _deliverability(env: dict) -> dict:
-    """DKIM signing, the VERP bounce domain, and the bounce webhooks' credentials (docs/DELIVERABILITY.md)."""
+    """DKIM signing, the VERP bounce domain, and the bounce webhooks' credentials (the README, Deliverability)."""
     from .bounces.webhook_auth import sendgrid_public_key
     from .mail.dkim import load_private_key, read_pem
 
@@ -145,7 +145,7 @@ def _deliverability(env: dict) -> dict:
 
 
 def _operations(env: dict) -> dict:
-    """Logs and metrics (docs/OPERATIONS.md)."""
+    """Logs and metrics (the README, Operations)."""
     log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
     if log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT: {log_format!r} is not text or json")

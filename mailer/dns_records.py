@@ -90,4 +90,4 @@ def dns_records(zone: bool) -> None:
     mark = ";" if zone else "#"
     click.echo(f"{mark} Bounces: each mail's Return-Path is bounces+<delivery>-<signature>@{bounces}.\n"
                f"{mark} Mail to it must reach a server (MX for {bounces}) that pipes it into `mailer bounces process`\n"
-               f"{mark} or POSTs it to /webhooks/dsn; see docs/DELIVERABILITY.md. Set BOUNCE_DOMAIN to use another domain.")
+               f"{mark} or POSTs it to /webhooks/dsn; see the README, Deliverability. Set BOUNCE_DOMAIN to use another domain.")

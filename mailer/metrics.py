@@ -2,7 +2,7 @@
 
 Several processes (gunicorn workers, Celery pool children) count into files under PROMETHEUS_MULTIPROC_DIR
 when it is set; prometheus-client picks that mode when it is first imported, so the variable must be in the
-environment before the process starts. See docs/OPERATIONS.md.
+environment before the process starts. See the README, Operations.
 """
 from __future__ import annotations
 

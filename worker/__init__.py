@@ -23,7 +23,7 @@ def _logging(loglevel=None, **_) -> None:
 
 @worker_init.connect
 def _serve_metrics(**_) -> None:
-    # The worker's main process serves what its pool children count (WORKER_METRICS_PORT, docs/OPERATIONS.md).
+    # The worker's main process serves what its pool children count (WORKER_METRICS_PORT, the README, Operations).
     port = flask_app.config.get("WORKER_METRICS_PORT")
     if port:
         metrics.serve_worker_metrics(port, flask_app.config["WORKER_METRICS_ADDR"])
