@@ -252,3 +252,22 @@ def pg_app(stack_env, smtp, tmp_path):
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def api(pg_app):
+    """/api/v1 of `pg_app` with a fresh bearer token: api.get(path), api.post(path, body)."""
+    from mailer.api import create_token
+
+    token = create_token(db.session, "tests")
+    db.session.commit()
+    client = pg_app.test_client()
+
+    class Api:
+        def get(self, path):
+            return client.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
+
+        def post(self, path, body=None):
+            return client.post(f"/api/v1{path}", json=body or {}, headers={"Authorization": f"Bearer {token}"})
+
+    return Api()

@@ -9,7 +9,6 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from mailer import compose, digests, links, tokens
-from mailer.api import create_token
 from mailer.extensions import db
 from mailer.models import Click, Delivery, Open, Subscriber
 from tests import factories
@@ -17,22 +16,6 @@ from tests.admin_helpers import create_admin, log_in
 from tests.test_digests import wait_for_digest
 
 CLICK_LINK = re.compile(r"http://mailer\.test(/c/[A-Za-z0-9_.\-]+)")
-
-
-@pytest.fixture
-def api(pg_app):
-    token = create_token(db.session, "tests")
-    db.session.commit()
-    client = pg_app.test_client()
-
-    class Api:
-        def get(self, path):
-            return client.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
-
-        def post(self, path, body=None):
-            return client.post(f"/api/v1{path}", json=body or {}, headers={"Authorization": f"Bearer {token}"})
-
-    return Api()
 
 
 def click_paths(mail) -> list[str]:

@@ -7,28 +7,11 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from mailer.api import create_token
 from mailer.extensions import db
 from mailer.models import Subscriber
 from tests import factories
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(pg_app):
-    token = create_token(db.session, "tests")
-    db.session.commit()
-    client = pg_app.test_client()
-
-    class Api:
-        def get(self, path):
-            return client.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
-
-        def post(self, path, body=None):
-            return client.post(f"/api/v1{path}", json=body or {}, headers={"Authorization": f"Bearer {token}"})
-
-    return Api()
 
 
 def wait_for_digest(api, digest_id: int, done=lambda s: s["pending"] == 0, timeout: float = 60) -> dict:
