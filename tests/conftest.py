@@ -50,7 +50,22 @@ def make_app(tmp_path: Path, **overrides):
         "SMTP_URL": None,
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    _apps.append(app)
+    return app
+
+
+_apps: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_pools_of_apps_made_in_the_test():
+    """Every app a test made gives its connections back, even when the test failed half-way."""
+    yield
+    while _apps:
+        with _apps.pop().app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 def upgrade_schema(app) -> None:
