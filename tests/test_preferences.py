@@ -12,7 +12,6 @@ from mailer.extensions import db
 from mailer.models import Delivery, Subscriber
 from tests import factories
 from tests.conftest import csrf_from
-from tests.test_clicks import api  # noqa: F401  (the fixture)
 from tests.test_digests import copies, wait_for_digest
 
 
