@@ -437,7 +437,12 @@ class CpuSnapshot:
 
 
 class RssSampler(threading.Thread):
-    """Samples VmRSS and VmHWM of a worker's main process and its children every `interval` seconds."""
+    """Samples VmRSS and VmHWM of a worker's main process and its children every `interval` seconds.
+
+    `reset_peaks()` (at the start of the sending) writes 5 to /proc/<pid>/clear_refs, which resets VmHWM to the
+    current RSS: VmHWM read afterwards is the peak of the sending, including spikes between two samples,
+    not the peak of the process's start-up. The start-up peak is kept for the report.
+    """
 
     def __init__(self, main_pid: int, interval: float = 0.5, extra: dict[int, str] | None = None):
         super().__init__(daemon=True)
@@ -446,8 +451,11 @@ class RssSampler(threading.Thread):
         self.peak_hwm: dict[int, int] = {}
         self.peak_rss: dict[int, int] = {}
         self.first_rss: dict[int, int] = {}
+        self.startup_hwm: dict[int, int] = {}
+        self.hwm_reset = False
         self.timeline: list[tuple[float, dict[int, int]]] = []
         self.started = time.monotonic()
+        self._lock = threading.Lock()
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -456,42 +464,68 @@ class RssSampler(threading.Thread):
             self._halt.wait(self.interval)
         self.sample()
 
+    def pids(self) -> list[int]:
+        return list(dict.fromkeys([self.main_pid, *children(self.main_pid),
+                                   *[p for p in self.labels if p != self.main_pid]]))
+
+    def reset_peaks(self) -> bool:
+        """From now on, measure the peak of what follows; False if the kernel refused (VmHWM is then lifetime)."""
+        with self._lock:
+            ok = True
+            for pid in self.pids():
+                self.startup_hwm[pid] = memory_kb(pid)[1]
+                try:
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
+                except OSError:
+                    ok = False
+            self.hwm_reset = ok
+            self.peak_hwm.clear()
+            self.peak_rss.clear()
+            self.first_rss.clear()
+            self.timeline.clear()
+            self.started = time.monotonic()
+        return ok
+
     def sample(self) -> None:
-        pids = [self.main_pid, *children(self.main_pid), *[p for p in self.labels if p != self.main_pid]]
-        now = {}
-        for pid in dict.fromkeys(pids):
-            rss, hwm = memory_kb(pid)
-            if not rss:
-                continue
-            self.labels.setdefault(pid, "pool child")
-            self.first_rss.setdefault(pid, rss)
-            self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), rss)
-            self.peak_hwm[pid] = max(self.peak_hwm.get(pid, 0), hwm)
-            now[pid] = rss
-        self.timeline.append((time.monotonic() - self.started, now))
+        with self._lock:
+            now = {}
+            for pid in self.pids():
+                rss, hwm = memory_kb(pid)
+                if not rss:
+                    continue
+                self.labels.setdefault(pid, "pool child")
+                self.first_rss.setdefault(pid, rss)
+                self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), rss)
+                self.peak_hwm[pid] = max(self.peak_hwm.get(pid, 0), hwm)
+                now[pid] = rss
+            self.timeline.append((time.monotonic() - self.started, now))
 
     def stop(self) -> None:
         self._halt.set()
         self.join(timeout=5)
 
-    def report(self) -> list[tuple[str, int, int, int, int]]:
-        """(label, pid, RSS at first sample, peak sampled RSS, VmHWM) per process, in kB."""
-        return [(self.labels[pid], pid, self.first_rss[pid], self.peak_rss[pid], self.peak_hwm[pid])
+    def report(self) -> list[tuple[str, int, int, int, int, int]]:
+        """(label, pid, start-up VmHWM, RSS at first sample, peak sampled RSS, VmHWM) per process, in kB."""
+        return [(self.labels[pid], pid, self.startup_hwm.get(pid, 0), self.first_rss[pid], self.peak_rss[pid],
+                 self.peak_hwm[pid])
                 for pid in sorted(self.peak_hwm, key=lambda p: (self.labels[p] != "worker main", p))]
 
     def rss_at(self, seconds: float) -> dict[int, int]:
-        """The sample nearest to `seconds` after the start."""
+        """The sample nearest to `seconds` after the start (or the reset)."""
         if not self.timeline:
             return {}
         return min(self.timeline, key=lambda item: abs(item[0] - seconds))[1]
 
 
-def print_rss(rows, title: str = "worker memory") -> int:
+def print_rss(rows, title: str = "worker memory", reset: bool = True) -> int:
+    """Prints the table of RssSampler.report(); returns the largest peak (VmHWM) in kB."""
+    peak = "peak (VmHWM since reset)" if reset else "peak (VmHWM, lifetime)"
     print(f"  {title} (MB):")
-    print(f"    {'process':<14}{'pid':>8}{'RSS at start':>14}{'peak RSS':>10}{'VmHWM':>8}")
-    for label, pid, first, peak, hwm in rows:
-        print(f"    {label:<14}{pid:>8}{first / 1024:>14.1f}{peak / 1024:>10.1f}{hwm / 1024:>8.1f}")
-    return max(hwm for *_, hwm in rows) if rows else 0
+    print(f"    {'process':<14}{'pid':>8}{'start-up peak':>15}{'RSS at start':>14}{'largest sample':>16}{peak:>26}")
+    for label, pid, startup, first, sampled, hwm in rows:
+        print(f"    {label:<14}{pid:>8}{startup / 1024 if startup else float('nan'):>15.1f}{first / 1024:>14.1f}"
+              f"{sampled / 1024:>16.1f}{hwm / 1024:>26.1f}")
+    return max(row[-1] for row in rows) if rows else 0
 
 
 def workdir(prefix: str, cleanup: Cleanup, keep: bool = False) -> Path:
