@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
 from mailer.extensions import db
-from mailer.models import Post, Subscriber
+from mailer.models import Delivery, Post, Subscriber
 
 
 def subscribers(count: int, status: str = "confirmed", prefix: str = "reader") -> list[str]:
@@ -26,3 +28,14 @@ def post(title: str = "Career Q&A: Can You Keep in Touch with an Employer You Tu
     db.session.add(row)
     db.session.commit()
     return row
+
+
+def subscriber(email: str) -> Subscriber | None:
+    return db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def deliveries(sub: Subscriber, kind: str | None = None) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.subscriber_id == sub.id).order_by(Delivery.id)
+    if kind:
+        query = query.where(Delivery.kind == kind)
+    return list(db.session.scalars(query))

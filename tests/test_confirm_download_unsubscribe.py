@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from mailer import links, outbox, tokens
 from mailer.extensions import db
-from mailer.models import Consent, Delivery, DeliveryStatus, Download, Status, Subscriber
+from mailer.models import Consent, DeliveryStatus, Download, Status, Subscriber
 from tests.conftest import csrf_from
+from tests.factories import deliveries, subscriber
 
 BASE_URL = "http://mailer.test"
 SPAM_NAME = "Visit cheap-pills.example now"
@@ -23,17 +24,6 @@ EIGHT_DAYS = 8 * 24 * 3600
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-def subscriber(email: str) -> Subscriber:
-    return db.session.scalar(select(Subscriber).where(Subscriber.email == email))
-
-
-def deliveries(sub: Subscriber, kind: str | None = None) -> list[Delivery]:
-    query = select(Delivery).where(Delivery.subscriber_id == sub.id).order_by(Delivery.id)
-    if kind:
-        query = query.where(Delivery.kind == kind)
-    return list(db.session.scalars(query))
-
 
 def mailbox(app, to: str | None = None) -> list:
     """Every message the file transport wrote, oldest first (optionally only those to one address)."""

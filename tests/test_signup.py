@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Consent, Delivery, Status, Subscriber, utcnow
+from tests.factories import deliveries, subscriber
 
 BLOG_POST = "https://blog.example.com/2024/05/career-qa"
 SAME_ANSWER_STATES = ["new", "pending", "confirmed", "unsubscribed", "bounced", "complained"]
@@ -25,17 +26,6 @@ def post_form(client, data, **kwargs):
 
 def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
-
-
-def subscriber(email: str) -> Subscriber | None:
-    return db.session.scalar(select(Subscriber).where(Subscriber.email == email))
-
-
-def deliveries(sub: Subscriber, kind: str | None = None) -> list[Delivery]:
-    query = select(Delivery).where(Delivery.subscriber_id == sub.id).order_by(Delivery.id)
-    if kind:
-        query = query.where(Delivery.kind == kind)
-    return list(db.session.scalars(query))
 
 
 def add_subscriber(email: str, status: str, name: str | None = None) -> Subscriber:
