@@ -407,6 +407,27 @@ def wait_quiet(max_busy: float = 0.15, timeout: float = 900, window: float = 3) 
             said = True
 
 
+PG_SHARED = ("checkpointer", "background writer", "walwriter", "autovacuum launcher", "archiver",
+             "logical replication launcher", "stats collector")
+
+
+def postgres_pids(database: str) -> list[int]:
+    """The PostgreSQL processes working for `database`: its backends and autovacuum workers, plus the shared
+    background processes (WAL writer, checkpointer, ...). Other databases' backends (other people's test
+    runs on the same server) are left out, so they count as other processes."""
+    found = []
+    for pid in pids_named("postgres"):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if not title.startswith("postgres:"):
+            found.append(pid)  # the postmaster
+        elif f" {database} " in f"{title} " or title.endswith(PG_SHARED):
+            found.append(pid)
+    return found
+
+
 def machine_busy_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

@@ -164,6 +164,8 @@ def classify(frames: list[str]) -> str:
     found = callee_of("_deliver", "outbox")
     if found is not None:
         name, frame = found
+        if name == "__get__" and ("load_scalar_attributes" in deeper or "_load_expired" in deeper):
+            return "ledger: reload of an expired row on attribute access (a SELECT)"
         if name == "send" and "transport" in frame:
             if "create_default_context" in deeper:
                 return "SMTP: ssl.create_default_context() on connect"
@@ -186,6 +188,10 @@ def classify(frames: list[str]) -> str:
             return "a log line per mail"
         if name in ("_envelope_sender", "envelope_sender"):
             return "envelope sender (VERP)"
+        if name == "count_mail":
+            return "metrics.count_mail after the commit (reloads the expired row)"
+        if name in ("time", "__enter__", "__exit__", "smtp_send_seconds") and "metric" in deeper + frame:
+            return "metrics: SMTP timer"
         return "_deliver: building statements, attributes, other"
     found = callee_of("send_claimed", "outbox")
     if found is not None:
@@ -230,8 +236,8 @@ def run(args, cleanup: c.Cleanup) -> int:
     sampler = c.RssSampler(worker.pid)
     sampler.start()
     groups = lambda: {"worker pool": c.children(worker.pid), "worker main": [worker.pid], "beat": [beat.pid],  # noqa: E731
-                      "postgres": c.pids_named("postgres"), "redis": c.pids_named("redis-server"),
-                      "smtp-sink": [sink.pid]}
+                      "postgres": c.postgres_pids(args.db), "redis": c.pids_named("redis-server"),
+                      "smtp-sink": [sink.pid], "this script": [os.getpid()]}
     sampler.reset_peaks()
     cpu_before = c.CpuSnapshot(groups())
     sink_before = sink.count
@@ -253,7 +259,8 @@ def run(args, cleanup: c.Cleanup) -> int:
     if recipients != n:
         print(f"  WARNING: {recipients} deliveries owed, {n} expected", file=sys.stderr)
 
-    t_first = None
+    sink.wait_for(sink_before + 1, timeout=STALL_SECONDS)
+    t_first = time.monotonic()
     spy = None
     last_snap = cpu_before
     last_report, last_count, last_progress_at = t_trigger, 0, time.monotonic()
@@ -262,8 +269,6 @@ def run(args, cleanup: c.Cleanup) -> int:
         sink.wait_for(sink_before + recipients, timeout=1)
         now, done = time.monotonic(), sink.count - sink_before
         progress.append((now - t_trigger, done))
-        if done and t_first is None:
-            t_first = now
         if done > last_count:
             last_progress_at = now
         if done >= recipients:

@@ -70,13 +70,25 @@ def timed_bare_insert(libpq: str, extra_ddl: list[str], label: str, digest_id: i
         for ddl in extra_ddl:
             conn.execute(ddl)
         conn.execute("CHECKPOINT")
+        before = cpu_mark(libpq)
         started = time.monotonic()
         with conn.transaction():
             rows = conn.execute(BARE_INSERT.format(table="bench_bare"), {"digest": digest_id}).rowcount
         seconds = time.monotonic() - started
+        others = other_share(before, libpq)
         conn.execute("DROP TABLE bench_bare")
-    print(f"    {label:<58}{seconds:7.1f} s  ({rows} rows)")
+    print(f"    {label:<58}{seconds:7.1f} s  ({rows} rows; other processes used {others:.0%} of the CPUs)")
     return seconds
+
+
+def cpu_mark(libpq: str) -> c.CpuSnapshot:
+    return c.CpuSnapshot({"postgres": c.postgres_pids(libpq.rsplit("/", 1)[1]), "this process": [os.getpid()]})
+
+
+def other_share(before: c.CpuSnapshot, libpq: str) -> float:
+    """Share of the machine's CPUs used since `before` by processes other than ours (this one, our database's)."""
+    delta = c.CpuSnapshot.delta(before, cpu_mark(libpq))
+    return delta["other (processes, irq)"] / max(delta["_capacity"], 1e-9)
 
 
 def delivery_structure(libpq: str) -> list[tuple[str, str, str]]:
@@ -108,11 +120,12 @@ def timed_create_digest(app, libpq: str) -> tuple[float, int, int]:
     with app.app_context():
         db.session.execute(text("SELECT 1"))  # the connection is open before the clock starts
         db.session.commit()
+        before = cpu_mark(libpq)
         started = time.monotonic()
         digest = digests.create_digest(db.session)
         db.session.commit()
         seconds = time.monotonic() - started
-        result = (seconds, digest.id, digest.recipients)
+        result = (seconds, digest.id, digest.recipients, other_share(before, libpq))
         db.session.remove()
     return result
 
@@ -164,7 +177,8 @@ def send_and_sample(env: dict, app, sink: c.Sink, work: Path, cleanup: c.Cleanup
     sampler.start()
     c.wait_ready(worker, worker_log, "ready.")
     sampler.reset_peaks()
-    groups = lambda: {"worker pool": c.children(worker.pid), "postgres": c.pids_named("postgres")}  # noqa: E731
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    groups = lambda: {"worker pool": c.children(worker.pid), "postgres": c.postgres_pids(database)}  # noqa: E731
     cpu_before = c.CpuSnapshot(groups())
     started = time.monotonic()
     with app.app_context():
@@ -218,8 +232,9 @@ def run(args, cleanup: c.Cleanup) -> int:
             breakdown.append((label, timed_bare_insert(libpq, [ddl], f"  + only {label}", 1) - bare))
             print(f"        ({definition})")
     c.wait_quiet()
-    real, digest_id, owed = timed_create_digest(app, libpq)
-    print(f"    {'digests.create_digest + commit (the delivery table)':<58}{real:7.1f} s  ({owed} rows)")
+    real, digest_id, owed, others = timed_create_digest(app, libpq)
+    print(f"    {'digests.create_digest + commit (the delivery table)':<58}{real:7.1f} s  ({owed} rows; "
+          f"other processes used {others:.0%} of the CPUs)")
     claim_ms, claim_plan = timed_claim(app)
     print(f"    outbox.claim_due(50) with {owed} rows owed: {claim_ms * 1000:.1f} ms (median of 5, rolled back); "
           f"plan: {claim_plan}")
@@ -237,8 +252,9 @@ def run(args, cleanup: c.Cleanup) -> int:
     print(f"\n3. a second digest, with the first one's {owed} rows in the table")
     c.add_post(app, title="A second post for the second digest", url=c.POST_URL + "second/")
     c.wait_quiet()
-    second, _, owed2 = timed_create_digest(app, libpq)
-    print(f"    {'digests.create_digest + commit':<58}{second:7.1f} s  ({owed2} rows)")
+    second, _, owed2, others = timed_create_digest(app, libpq)
+    print(f"    {'digests.create_digest + commit':<58}{second:7.1f} s  ({owed2} rows; "
+          f"other processes used {others:.0%} of the CPUs)")
 
     print(f"\n4. the same worker against a list of {args.small}")
     small_db = args.db + "_small"
@@ -247,7 +263,7 @@ def run(args, cleanup: c.Cleanup) -> int:
     c.insert_subscribers(c.libpq_url(small_db), args.small)
     small_app = _app_for(small_env)
     c.add_post(small_app)
-    _, _, small_owed = timed_create_digest(small_app, c.libpq_url(small_db))
+    small_owed = timed_create_digest(small_app, c.libpq_url(small_db))[2]
     small_claim_ms, small_plan = timed_claim(small_app)
     print(f"    outbox.claim_due(50) with {small_owed} rows owed: {small_claim_ms * 1000:.1f} ms; plan: {small_plan}")
     small = send_and_sample(small_env, small_app, sink, work, cleanup, "bench-ledger-small", small_owed, None)
