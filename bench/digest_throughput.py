@@ -62,9 +62,6 @@ def ledger_counts(libpq: str, digest_id: int) -> dict[str, int]:
 
 def compose_one(app, digest_id: int) -> bytes:
     """One real message of the digest, as the worker builds it (compose + SMTP line endings)."""
-    from email import policy
-    from email.generator import BytesGenerator
-    from io import BytesIO
 
     from sqlalchemy import select
 
@@ -77,12 +74,9 @@ def compose_one(app, digest_id: int) -> bytes:
         delivery = db.session.scalars(select(Delivery).where(Delivery.digest_id == digest_id)
                                       .order_by(Delivery.id).limit(1)).one()
         subscriber = db.session.get(Subscriber, delivery.subscriber_id)
-        msg = compose(delivery, subscriber)
-        out = BytesIO()
-        # What smtplib.send_message writes: the message with CRLF line endings.
-        BytesGenerator(out, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
+        data = compose(delivery, subscriber).data  # exactly what the worker puts on the wire
         db.session.remove()
-        return out.getvalue()
+        return data
 
 
 class PySpy:
@@ -164,24 +158,20 @@ def classify(frames: list[str]) -> str:
     found = callee_of("_deliver", "outbox")
     if found is not None:
         name, frame = found
-        if name == "__get__" and ("load_scalar_attributes" in deeper or "_load_expired" in deeper):
-            return "ledger: reload of an expired row on attribute access (a SELECT)"
         if name == "send" and "transport" in frame:
             if "create_default_context" in deeper:
                 return "SMTP: ssl.create_default_context() on connect"
-            if "as_bytes" in deeper:
-                return "SMTP: flatten the message (as_bytes)"
             if "dkim" in deeper:
                 return "SMTP: DKIM signature"
             return "SMTP: the transaction (smtplib)"
         if name == "compose":
-            return "compose: build the EmailMessage"
-        if name == "get" and "sqlalchemy" in frame:
-            return "ledger: load the delivery row (session.get)"
-        if name == "execute" and "sqlalchemy" in frame:
+            return "compose: the message's bytes from the digest's frame"
+        if name == "_still_there":
             return "ledger: SELECT subscriber FOR SHARE"
+        if name == "_record":
+            return "ledger: UPDATE the row"
         if name == "commit" and "sqlalchemy" in frame:
-            return "ledger: UPDATE + COMMIT the row"
+            return "ledger: COMMIT"
         if name == "status":
             return "ledger: halted-digest check"
         if name in ("info", "_log") and "logging" in frame:
@@ -189,7 +179,7 @@ def classify(frames: list[str]) -> str:
         if name in ("_envelope_sender", "envelope_sender"):
             return "envelope sender (VERP)"
         if name == "count_mail":
-            return "metrics.count_mail after the commit (reloads the expired row)"
+            return "metrics: count the mail"
         if name in ("time", "__enter__", "__exit__", "smtp_send_seconds") and "metric" in deeper + frame:
             return "metrics: SMTP timer"
         return "_deliver: building statements, attributes, other"
@@ -197,6 +187,8 @@ def classify(frames: list[str]) -> str:
     if found is not None:
         if found[0] == "close":
             return "SMTP: QUIT at the end of the batch"
+        if found[0] == "_load":
+            return "ledger: read the batch's rows and subscribers"
         return "send_claimed: other"
     if callee_of("deliver_due", "outbox") is not None:
         return "ledger: claim the batch (UPDATE … FOR UPDATE SKIP LOCKED)"

@@ -7,15 +7,14 @@ and a digest of it are created in-process, then `outbox.deliver_due(50)` is call
 Celery task does, one app context per batch) until the ledger is empty.
 
 1. The same send three ways, to split the cost per mail without a profiler's distortion:
-     full       the real code: compose, flatten, SMTP to smtp-sink, ledger updates
-     no SMTP    outbox.open_transport replaced by a transport that accepts without flattening or sending
+     full       the real code: compose, SMTP to smtp-sink, ledger updates
+     no SMTP    outbox.open_transport replaced by a transport that accepts without sending
      no compose also outbox.compose replaced by a function returning one message built beforehand
-   (full - no SMTP) is flattening + SMTP, (no SMTP - no compose) is building the message,
+   (full - no SMTP) is SMTP, (no SMTP - no compose) is building the message,
    (no compose) is the ledger: claiming, reading, locking, updating and committing each row.
    Each line gives wall time, this process's CPU and PostgreSQL's CPU per mail.
 2. Single steps timed alone (median of many calls): ssl.create_default_context(), the unsubscribe token,
-   compose(), flattening a fresh message (the first flatten of a message costs more than later ones),
-   one SMTP transaction on an open connection.
+   compose() (the message's wire bytes), one SMTP transaction on an open connection.
 3. cProfile of a full send: the top functions by own and cumulative time.
 The database is dropped on exit.
 """
@@ -37,7 +36,7 @@ import _common as c  # noqa: E402
 
 
 class NullTransport:
-    """Accepts every message at once: no flattening, no network."""
+    """Accepts every message at once: no network."""
 
     def send(self, *args, **kwargs) -> str:
         return "250 accepted"
@@ -138,7 +137,7 @@ def run(args, cleanup: c.Cleanup) -> int:
     finally:
         outbox.open_transport, outbox.compose = real_open, real_compose
     print(f"  => per mail: ledger {no_compose * 1000:.2f} ms, building the message {(no_smtp - no_compose) * 1000:.2f}"
-          f" ms, flattening + SMTP {(full - no_smtp) * 1000:.2f} ms (wall)")
+          f" ms, SMTP {(full - no_smtp) * 1000:.2f} ms (wall)")
 
     print("\n2. single steps, median per call")
     steps(app, sink.port)
@@ -180,15 +179,10 @@ def steps(app, port: int) -> None:
     with app.app_context():
         delivery = db.session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(1)).one()
         subscriber = db.session.get(Subscriber, delivery.subscriber_id)
-        msg = compose(delivery, subscriber)
-        crlf = msg.policy.clone(linesep="\r\n")
-        data = msg.as_bytes(policy=crlf)
+        data = compose(delivery, subscriber).data
         timed("ssl.create_default_context() (each new connection)", lambda _: ssl.create_default_context(), repeat=30)
         timed("links.unsubscribe_url() (itsdangerous token)", lambda _: links.unsubscribe_url(subscriber.id))
-        timed("compose(delivery, subscriber) (EmailMessage)", lambda _: compose(delivery, subscriber))
-        timed("msg.as_bytes(CRLF policy), a fresh message (flatten)", lambda m: m.as_bytes(policy=crlf),
-              setup=lambda: compose(delivery, subscriber))
-        timed("msg.as_bytes(CRLF policy), the same message again", lambda _: msg.as_bytes(policy=crlf))
+        timed("compose(delivery, subscriber) (the wire bytes)", lambda _: compose(delivery, subscriber))
         smtp = smtplib.SMTP("127.0.0.1", port)
         try:
             timed(f"smtplib sendmail of {len(data)} bytes, open connection",

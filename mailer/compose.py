@@ -1,14 +1,12 @@
 """What each kind of owed mail says: turns a Delivery row into a message for its recipient."""
 from __future__ import annotations
 
-from email.message import EmailMessage
-
 from flask import current_app
 
 from . import links
 from .digests import digest_frame, greeting, test_frame
 from .extensions import db
-from .mail.messages import build, message_id, render_parts
+from .mail.messages import Outgoing, build, message_id, render_parts, wire
 from .models import Consent, Delivery, LeadMagnet, Status, Subscriber
 from .welcome_mail import welcome_template
 
@@ -34,17 +32,22 @@ def wants_digests(subscriber: Subscriber) -> bool:
     return subscriber.digest_frequency != "none" and not subscriber.paused
 
 
-def compose(delivery: Delivery, subscriber: Subscriber | None) -> EmailMessage:
+def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
+    """The message a row owes, ready for the wire."""
     msg_id = message_id(delivery.dedupe_key, delivery.created_at)
     if delivery.kind == "test":
-        return build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id)
+        return wire(build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id))
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
     if delivery.kind == "digest":
-        frame, post_ids = digest_frame(delivery.digest_id, delivery.created_at)
-        parts = frame.fill(_digest_values(delivery, subscriber, post_ids, unsubscribe_url))
+        frame = digest_frame(delivery.digest_id, delivery.created_at)
+        values = _digest_values(delivery, subscriber, frame.post_ids, unsubscribe_url)
+        fast = frame.mail.fill(values, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
+        if fast is not None:
+            return fast
+        parts = frame.mail.parts.fill(values)  # an address that needs quoting or SMTPUTF8: the general way
     else:
         parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))
-    return build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
+    return wire(build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url))
 
 
 def _digest_values(delivery: Delivery, subscriber: Subscriber, post_ids: tuple[int, ...], unsubscribe_url: str) -> dict:

@@ -4,12 +4,13 @@ from __future__ import annotations
 from calendar import monthrange
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from .mail.messages import Parts, placeholder, render_parts
+from .mail.messages import ListMailFrame, Parts, placeholder, render_parts
 from .models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post,
                      utcnow)
 
@@ -175,15 +176,22 @@ def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: b
     return render_parts("digest", context)
 
 
+class DigestFrame(NamedTuple):
+    mail: ListMailFrame
+    post_ids: tuple[int, ...]
+
+
 @lru_cache(maxsize=16)
-def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> tuple[Parts, tuple[int, ...]]:
+def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> DigestFrame:
     from .extensions import db
 
     digest = db.session.get(Digest, digest_id)
-    return render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True), tuple(p.id for p in digest.posts)
+    parts = render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True)
+    config = current_app.config
+    return DigestFrame(ListMailFrame(parts, config["MAIL_FROM"], config["LIST_ID"]), tuple(p.id for p in digest.posts))
 
 
-def digest_frame(digest_id: int, owed_at: datetime) -> tuple[Parts, tuple[int, ...]]:
+def digest_frame(digest_id: int, owed_at: datetime) -> DigestFrame:
     """The frame and its post ids, rendered once per digest per worker process; only the per-recipient values vary.
 
     `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a

@@ -5,11 +5,13 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import logs, metrics
 from .bounces import verp
@@ -91,24 +93,30 @@ def deliver_due(limit: int = 50, more=None) -> int:
 def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     """Send claimed rows over one connection, committing each result before the next mail.
 
-    With `lease`, rows are sent only while that lease is ours: a row whose lease ran out may have been
-    claimed again by another worker, so it is left to that worker.
+    The rows and their subscribers are read in one query; each mail then costs a locked look at the
+    subscriber's status, the SMTP dialogue and the UPDATE that records it. With `lease`, rows are sent only
+    while that lease is ours: a row whose lease ran out may have been claimed again by another worker, so it
+    is left to that worker.
     """
     transport = open_transport(current_app.config)
     pacer = pacer_for(current_app._get_current_object())
     halted = _HaltedDigests()
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False  # the batch stays loaded
     try:
-        for n, delivery_id in enumerate(ids):
+        batch = _load(session, ids, lease)
+        for n, (delivery, subscriber) in enumerate(batch):
             if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
-                _release(ids[n:], lease, utcnow())
+                _release([d.id for d, _ in batch[n:]], lease, utcnow())
                 return
-            with logs.delivery(delivery_id):
-                pause = _deliver(transport, pacer, halted, delivery_id, lease)
+            with logs.delivery(delivery.id):
+                pause = _deliver(transport, pacer, halted, delivery, subscriber)
             if pause is not None:
                 # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
-                _release(ids[n + 1:], lease, utcnow() + pause)
+                _release([d.id for d, _ in batch[n + 1:]], lease, utcnow() + pause)
                 return
     finally:
+        session.expire_on_commit = expire_on_commit
         transport.close()
 
 
@@ -123,6 +131,17 @@ def pacer_for(app) -> Pacer:
     return _pacers[id(app)]
 
 
+def _load(session: Session, ids: list[int], lease: datetime | None) -> list[tuple[Delivery, Subscriber | None]]:
+    """The claimed rows that are still ours, each with its subscriber, in id order."""
+    mine = [Delivery.id.in_(ids), Delivery.status == SENDING]
+    if lease is not None:
+        mine.append(Delivery.lease_until == lease)  # not sent and not claimed again meanwhile
+    rows = session.execute(select(Delivery, Subscriber).outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                           .where(*mine).order_by(Delivery.id)).all()
+    session.commit()
+    return [(delivery, subscriber) for delivery, subscriber in rows]
+
+
 def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
     """Give claimed rows back to the queue, due at `due`."""
     if not ids:
@@ -135,37 +154,31 @@ def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
     db.session.commit()
 
 
-def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
-             lease: datetime | None) -> timedelta | None:
+def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery: Delivery,
+             subscriber: Subscriber | None) -> timedelta | None:
     """Send one claimed row and record the result; returns a pause when the rest of the batch should wait."""
     session = db.session
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != SENDING or (lease is not None and aware(delivery.lease_until) != lease):
-        session.rollback()  # sent, or claimed again by another worker meanwhile
-        return None
     halt = halted.status(delivery.digest_id) if delivery.digest_id else None
     if halt is not None:
         # Paused or cancelled after this batch was claimed: hold the row for a resume, or drop it.
         paused = halt == DigestStatus.PAUSED.value
-        delivery.status = DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value
-        delivery.lease_until, delivery.last_error = None, None if paused else "digest cancelled"
+        status = DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value
+        _record(delivery, status=status, lease_until=None, last_error=None if paused else "digest cancelled")
         session.commit()
         if not paused:
-            metrics.count_mail(delivery.kind, delivery.status)
+            metrics.count_mail(delivery.kind, status)
         return None
-    subscriber, status = None, None
-    if delivery.subscriber_id is not None:
-        # A shared lock on PostgreSQL: an unsubscribe waits for a mail in flight instead of racing it.
-        subscriber = session.execute(
-            select(Subscriber).where(Subscriber.id == delivery.subscriber_id)
-            .with_for_update(read=True).execution_options(populate_existing=True)
-        ).scalar_one()
-        status = subscriber.status
-    if not may_send(delivery, subscriber):
-        delivery.status = DeliveryStatus.SKIPPED.value
-        delivery.last_error = f"subscriber is {status}" if status != "confirmed" else "subscriber paused or wants no digests"
+    if subscriber is not None and not _still_there(subscriber):
+        _record(delivery, status=DeliveryStatus.SKIPPED.value, last_error="subscriber erased")
         session.commit()
-        metrics.count_mail(delivery.kind, delivery.status)
+        metrics.count_mail(delivery.kind, DeliveryStatus.SKIPPED.value)
+        return None
+    if not may_send(delivery, subscriber):
+        status = subscriber.status if subscriber else None
+        _record(delivery, status=DeliveryStatus.SKIPPED.value,
+                last_error=f"subscriber is {status}" if status != "confirmed" else "subscriber paused or wants no digests")
+        session.commit()
+        metrics.count_mail(delivery.kind, DeliveryStatus.SKIPPED.value)
         return None
     outcome = None
     try:
@@ -187,17 +200,50 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery_id: int,
         _retry_later(delivery, str(exc))
     except Exception as exc:
         log.exception("delivery %s: could not build or send the message; will retry", delivery.id)
+        session.rollback()  # whatever failed may have been a statement
         _retry_later(delivery, f"{type(exc).__name__}: {exc}")
     else:
         pacer.accepted()
-        delivery.status = DeliveryStatus.SENT.value
-        delivery.sent_at = utcnow()
-        delivery.message_id = msg["Message-ID"]
-        delivery.last_error = None
+        _record(delivery, status=DeliveryStatus.SENT.value, sent_at=utcnow(), message_id=msg.message_id,
+                last_error=None)
         log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, reply)
     session.commit()
     metrics.count_mail(delivery.kind, delivery.status)
     return outcome
+
+
+def _still_there(subscriber: Subscriber) -> bool:
+    """Read the subscriber's status afresh, holding a shared lock until this mail's result is committed.
+
+    An unsubscribe or a change of preferences made after the batch was read counts, and one made while the
+    mail is in flight waits for it (PostgreSQL) instead of racing it. False when the subscriber was erased.
+    """
+    fresh = db.session.connection().execute(_FRESH_STATUS, {"id": subscriber.id}).one_or_none()
+    if fresh is None:
+        return False
+    for name, value in fresh._mapping.items():
+        set_committed_value(subscriber, name, value)
+    return True
+
+
+def _record(delivery: Delivery, **values) -> None:
+    """One UPDATE of the row (no ORM flush), mirrored on the loaded object for the metrics and log lines."""
+    params = {f"new_{name}": value for name, value in values.items()}
+    db.session.connection().execute(_record_statement(frozenset(values)), {"row_id": delivery.id, **params})
+    for name, value in values.items():
+        set_committed_value(delivery, name, value)
+
+
+# The per-mail statements are built once: building and keying a statement costs more CPU than PostgreSQL's work.
+_subscribers, _deliveries = Subscriber.__table__, Delivery.__table__
+_FRESH_STATUS = (select(_subscribers.c.status, _subscribers.c.digest_frequency, _subscribers.c.paused_until)
+                 .where(_subscribers.c.id == bindparam("id")).with_for_update(read=True))
+
+
+@lru_cache(maxsize=None)
+def _record_statement(columns: frozenset[str]):
+    return (update(_deliveries).where(_deliveries.c.id == bindparam("row_id"), _deliveries.c.status == SENDING)
+            .values({name: bindparam(f"new_{name}", type_=_deliveries.c[name].type) for name in columns}))
 
 
 class _HaltedDigests:
@@ -221,29 +267,26 @@ def _envelope_sender(delivery: Delivery) -> str:
 
 
 def _fail(delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
-    delivery.status = DeliveryStatus.FAILED.value
-    delivery.last_error = error[:500]
-    delivery.attempts += 1
+    _record(delivery, status=DeliveryStatus.FAILED.value, last_error=error[:500], attempts=delivery.attempts + 1)
     if subscriber is not None:
-        subscriber.status = Status.BOUNCED.value
-        subscriber.welcome_next_at = None
+        db.session.execute(update(Subscriber).where(Subscriber.id == subscriber.id)
+                           .values(status=Status.BOUNCED.value, welcome_next_at=None)
+                           .execution_options(synchronize_session=False))
+        set_committed_value(subscriber, "status", Status.BOUNCED.value)
     log.warning("delivery %s refused for good (%s); subscriber %s marked bounced", delivery.id, error, delivery.subscriber_id)
 
 
 def _retry_later(delivery: Delivery, error: str) -> None:
     config = current_app.config
-    delivery.attempts += 1
-    delivery.last_error = error[:500]
+    attempts = delivery.attempts + 1
     deadline = aware(delivery.created_at) + timedelta(seconds=config.get("RETRY_DEADLINE", 3 * 24 * 3600))
-    delay = min(config.get("RETRY_BASE_SECONDS", 30) * 2 ** (delivery.attempts - 1), 3600) * random.uniform(0.5, 1.5)
+    delay = min(config.get("RETRY_BASE_SECONDS", 30) * 2 ** (attempts - 1), 3600) * random.uniform(0.5, 1.5)
     when = utcnow() + timedelta(seconds=delay)
     if when > deadline:
-        delivery.status = DeliveryStatus.FAILED.value
-        log.error("delivery %s gave up after %s attempts: %s", delivery.id, delivery.attempts, error)
+        _record(delivery, status=DeliveryStatus.FAILED.value, attempts=attempts, last_error=error[:500])
+        log.error("delivery %s gave up after %s attempts: %s", delivery.id, attempts, error)
         return
-    delivery.status = QUEUED
-    delivery.next_attempt_at = when
-    delivery.lease_until = None
+    _record(delivery, status=QUEUED, attempts=attempts, last_error=error[:500], next_attempt_at=when, lease_until=None)
     log.warning("delivery %s: %s; retrying in %.0f s", delivery.id, error, delay)
 
 

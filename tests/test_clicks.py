@@ -85,7 +85,7 @@ def _one_digest(app, n: int = 1, **config):
     db.session.commit()
     delivery = db.session.scalar(select(Delivery).where(Delivery.digest_id == digest.id))
     subscriber = db.session.get(Subscriber, delivery.subscriber_id)
-    return post, delivery, compose.compose(delivery, subscriber)
+    return post, delivery, compose.compose(delivery, subscriber).parsed()
 
 
 def test_switched_off_the_mail_carries_the_posts_own_links(app):

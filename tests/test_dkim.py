@@ -88,7 +88,7 @@ def test_a_list_mail_in_the_local_outbox_is_signed_over_its_headers(key, request
 
     assert raw.startswith(b"DKIM-Signature:")
     assert dkim.verify(raw, dnsfunc=dns_for(private))
-    assert dkim.verify(raw.replace(b"\n", b"\r\n"), dnsfunc=dns_for(private))  # as it would travel
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # stored with CRLF, exactly as it would travel
     assert signed_headers(raw) == ["from", "to", "subject", "date", "message-id", "mime-version", "content-type",
                                    "list-unsubscribe", "list-unsubscribe-post", "list-id"]
     tampered = raw.replace(b"Welcome", b"Welcom3", 1)

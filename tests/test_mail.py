@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer import outbox, subscriptions
+from tests import factories
 from mailer.extensions import db
 from mailer.mail.messages import refuse_line_breaks
 from mailer.models import Consent, Delivery, Status, Subscriber, utcnow
@@ -200,3 +201,49 @@ def test_an_address_with_a_line_break_is_never_mailed(app):
 
     assert read_outbox(app) == []
     assert db.session.scalar(select(Delivery.status)) != "sent"
+
+
+# --- list mail assembled from a frame -------------------------------------------------------------
+
+def _digest_to(app, email: str, name: str):
+    from mailer import compose, digests, links
+    from mailer.mail.messages import build, message_id, wire
+
+    db.session.add(Subscriber(email=email, name=name, status=Status.CONFIRMED.value))
+    db.session.add(factories.post(title="Café culture & the four-day week: what Gen Z asks for " + "x" * 60))
+    digest = digests.create_digest(db.session, intro="Two lines\nof intro, one ending in a space ")
+    db.session.commit()
+    delivery = db.session.scalar(select(Delivery).where(Delivery.digest_id == digest.id))
+    subscriber = db.session.get(Subscriber, delivery.subscriber_id)
+    fast = compose.compose(delivery, subscriber)
+    # The general way, for comparison: the same filled parts built as an EmailMessage.
+    frame = digests.digest_frame(digest.id, delivery.created_at)
+    unsubscribe_url = links.unsubscribe_url(subscriber.id)
+    values = compose._digest_values(delivery, subscriber, frame.post_ids, unsubscribe_url)
+    general = wire(build(frame.mail.parts.fill(values), email, unsubscribe_url=unsubscribe_url,
+                         msg_id=message_id(delivery.dedupe_key, delivery.created_at)))
+    return fast, general
+
+
+def test_a_digest_assembled_from_its_frame_reads_as_the_general_build_does(app):
+    fast, general = _digest_to(app, "zoe@example.com", "Zoë Ångström")
+    assert fast.data != general.data and not fast.international
+    a, b = fast.parsed(), general.parsed()
+    for header in ("Subject", "From", "To", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id",
+                   "MIME-Version"):
+        assert str(a[header]) == str(b[header]), header
+    assert a["Subject"].startswith("Café culture & the four-day week") and a.get_content_type() == "multipart/alternative"
+    for part in ("plain", "html"):
+        assert a.get_body((part,)).get_content() == b.get_body((part,)).get_content()
+    assert "Hi Zoë Ångström," in a.get_body(("plain",)).get_content()
+    assert "Zo=C3=AB" in fast.data.decode("ascii")  # quoted-printable, so any server takes it
+    lines = fast.data.split(b"\r\n")
+    assert b"\n" not in fast.data.replace(b"\r\n", b"") and max(map(len, lines)) <= 998
+
+
+def test_an_address_the_frame_cannot_write_as_is_gets_the_general_build(app):
+    fast, general = _digest_to(app, "jürgen@exämple.com", "Jürgen")
+    assert fast.international and general.international and b"To: j\xc3\xbcrgen@ex\xc3\xa4mple.com\r\n" in fast.data
+    a, b = fast.parsed(), general.parsed()
+    assert a["List-Unsubscribe"] == b["List-Unsubscribe"] and a["Message-ID"] == b["Message-ID"]
+    assert a.get_body(("plain",)).get_content() == b.get_body(("plain",)).get_content()

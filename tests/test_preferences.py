@@ -85,7 +85,7 @@ def test_welcome_mails_link_to_the_page(app):
     outbox.queue(db.session, "welcome", person.id, f"welcome:{person.id}", template="welcome")
     db.session.commit()
     delivery = db.session.scalar(select(Delivery).where(Delivery.kind == "welcome"))
-    msg = compose.compose(delivery, person)
+    msg = compose.compose(delivery, person).parsed()
     for part in ("plain", "html"):
         assert "http://mailer.test/preferences/" in msg.get_body((part,)).get_content()
 

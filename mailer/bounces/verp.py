@@ -10,6 +10,8 @@ from email.utils import parseaddr
 
 from flask import current_app
 
+from ..mail.messages import domain_of
+
 LOCAL_PART = "bounces"
 SIGNATURE_LENGTH = 10  # base32 characters: 50 bits, far beyond what a forger can guess by mailing us
 _ADDRESS = re.compile(rf"^{LOCAL_PART}\+(\d{{1,18}})-([a-z2-7]{{{SIGNATURE_LENGTH}}})@", re.IGNORECASE)
@@ -17,7 +19,7 @@ _ADDRESS = re.compile(rf"^{LOCAL_PART}\+(\d{{1,18}})-([a-z2-7]{{{SIGNATURE_LENGT
 
 def bounce_domain(config: Mapping) -> str:
     """BOUNCE_DOMAIN, or the domain of MAIL_FROM."""
-    return config.get("BOUNCE_DOMAIN") or parseaddr(config["MAIL_FROM"])[1].rpartition("@")[2].lower() or "localhost"
+    return config.get("BOUNCE_DOMAIN") or domain_of(config["MAIL_FROM"]).lower() or "localhost"
 
 
 def _signature(delivery_id: int, key: str) -> str:

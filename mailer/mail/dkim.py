@@ -5,12 +5,13 @@ import base64
 import functools
 import re
 from collections.abc import Mapping
-from email.utils import parseaddr
 from pathlib import Path
 
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from .messages import domain_of
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -68,7 +69,7 @@ def enabled(config: Mapping) -> bool:
 
 def signing_domain(config: Mapping) -> str:
     """DKIM_DOMAIN, or the domain of MAIL_FROM: the one DMARC compares the signature with."""
-    return config.get("DKIM_DOMAIN") or parseaddr(config["MAIL_FROM"])[1].rpartition("@")[2].lower()
+    return config.get("DKIM_DOMAIN") or domain_of(config["MAIL_FROM"]).lower()
 
 
 def sign(msg_bytes: bytes, config: Mapping) -> bytes:

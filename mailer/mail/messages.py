@@ -1,12 +1,20 @@
-"""Each message is three templates (subject, .txt, .html) rendered into one EmailMessage."""
+"""Each message is three templates (subject, .txt, .html) rendered into one message for one recipient.
+
+Transactional mails are built as an EmailMessage. List mail (a digest to every reader) is assembled as bytes from
+a `ListMailFrame` made once per digest: only the recipient's values, the part bodies and a few headers vary.
+"""
 from __future__ import annotations
 
+import binascii
 import hashlib
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
+from functools import lru_cache
 
 import css_inline
 from flask import current_app, render_template
@@ -22,9 +30,15 @@ def refuse_line_breaks(value: str, field: str) -> str:
     return value
 
 
+@lru_cache(maxsize=16)
+def domain_of(address: str) -> str:
+    """The domain of an address such as 'Name <user@Domain>', as written ('' when it has none)."""
+    return parseaddr(address)[1].rpartition("@")[2]
+
+
 def message_id(dedupe_key: str, created_at: datetime) -> str:
     """Stable for one owed mail (a resend after a crash is recognisably the same), new for every other."""
-    domain = parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2] or "localhost"
+    domain = domain_of(current_app.config["MAIL_FROM"]) or "localhost"
     digest = hashlib.sha256(f"{dedupe_key}|{created_at.isoformat()}".encode()).hexdigest()[:32]
     return f"<{digest}@{domain}>"
 
@@ -62,7 +76,8 @@ def build(parts: Parts, to: str, *, msg_id: str, unsubscribe_url: str | None = N
     msg = EmailMessage()
     msg["Subject"] = parts.subject
     msg["From"] = current_app.config["MAIL_FROM"]
-    msg["To"] = Address(addr_spec=refuse_line_breaks(to, "to"))
+    # A plain string, not Address(addr_spec=…): that refuses the non-ASCII local parts SMTPUTF8 allows.
+    msg["To"] = refuse_line_breaks(to, "to")
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = msg_id
     if unsubscribe_url:
@@ -73,3 +88,76 @@ def build(parts: Parts, to: str, *, msg_id: str, unsubscribe_url: str | None = N
     msg.set_content(parts.text)
     msg.add_alternative(parts.html, subtype="html")
     return msg
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message as it goes on the wire: CRLF lines, unsigned (the transport signs)."""
+    data: bytes
+    message_id: str
+    international: bool = False  # a non-ASCII address: needs SMTPUTF8
+
+    def parsed(self) -> EmailMessage:
+        """The message read back, as a mail client would see it."""
+        return message_from_bytes(self.data, policy=policy.default)
+
+
+def wire(msg: EmailMessage) -> Outgoing:
+    """Flatten an EmailMessage with CRLF line ends (UTF-8 headers when an address needs SMTPUTF8)."""
+    international = not str(msg.get("To", "")).isascii()
+    data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=international))
+    return Outgoing(data, str(msg["Message-ID"]), international)
+
+
+# An address the frame can put into the To header as it is: ASCII, no quoting, no comments.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
+_SMTP = policy.SMTP
+
+
+class ListMailFrame:
+    """A list mail rendered once: the fixed headers encoded, the parts with placeholders for each recipient.
+
+    `fill` makes one recipient's message in tens of microseconds (string replacement and quoted-printable
+    encoding in C), where building an EmailMessage costs milliseconds. Recipients whose address the frame cannot
+    write as it is get None, and the caller builds their message the general way.
+    """
+
+    def __init__(self, parts: Parts, mail_from: str, list_id: str):
+        self.parts = parts
+        head = EmailMessage()
+        head["Subject"], head["From"] = parts.subject, mail_from
+        # The email package encodes and folds the subject (non-ASCII titles) once for the whole digest.
+        self.fixed = head.as_bytes(policy=_SMTP).rstrip(b"\r\n") + b"\r\n"
+        self.list_id = refuse_line_breaks(list_id, "LIST_ID").encode()
+        # QP output never holds "==", so this boundary cannot occur in a body.
+        self.boundary = b"===============" + str(secrets.randbits(63)).encode() + b"=="
+
+    def fill(self, values: dict[str, str], to: str, *, msg_id: str, unsubscribe_url: str) -> Outgoing | None:
+        if not _PLAIN_ADDRESS.match(to) or not unsubscribe_url.isascii() or any(c in unsubscribe_url for c in "\r\n>"):
+            return None
+        parts = self.parts.fill(values)
+        b = self.boundary
+        data = b"".join((
+            self.fixed,
+            b"To: ", to.encode(), b"\r\n",
+            b"Date: ", formatdate(localtime=False).encode(), b"\r\n",
+            b"Message-ID: ", msg_id.encode(), b"\r\n",
+            b"List-Unsubscribe: <", unsubscribe_url.encode(), b">\r\n",
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            b"List-Id: ", self.list_id, b"\r\n",
+            b"MIME-Version: 1.0\r\n",
+            b'Content-Type: multipart/alternative; boundary="', b, b'"\r\n\r\n',
+            b"--", b, b"\r\n", _part(b"plain", parts.text),
+            b"--", b, b"\r\n", _part(b"html", parts.html),
+            b"--", b, b"--\r\n",
+        ))
+        return Outgoing(data, msg_id)
+
+
+def _part(subtype: bytes, body: str) -> bytes:
+    text = body.replace("\r\n", "\n").replace("\n", "\r\n")
+    if not text.endswith("\r\n"):
+        text += "\r\n"
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return (b'Content-Type: text/' + subtype + b'; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded + b"\r\n")  # the last CRLF is the boundary's

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import dkim
+from .messages import Outgoing, wire
 
 log = logging.getLogger(__name__)
 Signer = Callable[[bytes], bytes]
@@ -68,13 +69,14 @@ class SMTPTransport:
             raise
         return smtp
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:
+    def send(self, msg: Outgoing | EmailMessage, sender: str, recipient: str) -> str:
         """Send to exactly one envelope recipient; returns the server's reply."""
+        msg = msg if isinstance(msg, Outgoing) else wire(msg)
         # As send_message would: non-ASCII addresses need SMTPUTF8 and a UTF-8 message.
-        international = not f"{sender}{recipient}".isascii()
+        international = msg.international or not f"{sender}{recipient}".isascii()
         options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
-        # Signed once flattened with CRLF: exactly these bytes go on the wire, so the signature holds.
-        data = self.sign(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=international)))
+        # Signed as flattened with CRLF: exactly these bytes go on the wire, so the signature holds.
+        data = self.sign(msg.data)
         for attempt in (1, 2):
             try:
                 if self._smtp is None:
@@ -161,13 +163,14 @@ class OutboxTransport:
         self.directory = Path(directory)
         self.sign = sign
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> str:
+    def send(self, msg: Outgoing | EmailMessage, sender: str, recipient: str) -> str:
+        msg = msg if isinstance(msg, Outgoing) else wire(msg)
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = msg["Message-ID"].strip("<>").split("@")[0]
+        name = msg.message_id.strip("<>").split("@")[0]
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         path = self.directory / f"{stamp}-{name}.eml"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(self.sign(bytes(msg)))
+        tmp.write_bytes(self.sign(msg.data))
         tmp.replace(path)  # readers never see half a message
         return f"250 written to {path.name}"
 
