@@ -15,18 +15,28 @@ def record_click(session: Session, delivery_id: int, subscriber_id: int, digest_
 
     A subscriber erased since the mail was sent still reaches the post, unrecorded.
     """
+    click = {"delivery_id": delivery_id, "subscriber_id": subscriber_id, "digest_id": digest_id, "post_id": post_id}
+    if session.get_bind().dialect.name == "postgresql":
+        # Read and record in one round trip, outside the session's transaction: a click is a single statement.
+        with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return connection.execute(_CLICK_IN_ONE_STATEMENT, {**click, "at": utcnow()}).scalar()
     row = session.execute(select(Post.url, select(Subscriber.id).where(Subscriber.id == subscriber_id).exists())
                           .where(Post.id == post_id)).first()
     if row is None:
         return None
     url, known = row
     if known:
-        if session.get_bind().dialect.name == "postgresql":
-            # A click is a statistic, not a promise: no wait for the WAL flush (a crash may lose the last moment's).
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        session.execute(Click.__table__.insert().values(delivery_id=delivery_id, subscriber_id=subscriber_id,
-                                                        digest_id=digest_id, post_id=post_id, at=utcnow()))
+        session.execute(Click.__table__.insert().values(**click, at=utcnow()))
     return url
+
+
+_CLICK_IN_ONE_STATEMENT = text("""
+    WITH target AS (SELECT url FROM post WHERE id = :post_id),
+         recorded AS (INSERT INTO click (delivery_id, subscriber_id, digest_id, post_id, at)
+                      SELECT :delivery_id, :subscriber_id, :digest_id, :post_id, :at
+                      WHERE EXISTS (SELECT FROM target) AND EXISTS (SELECT FROM subscriber WHERE id = :subscriber_id))
+    SELECT url FROM target
+""")
 
 
 def record_open(session: Session, delivery_id: int, subscriber_id: int, digest_id: int) -> None:

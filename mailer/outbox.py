@@ -5,10 +5,10 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -93,10 +93,11 @@ def deliver_due(limit: int = 50, more=None) -> int:
 def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     """Send claimed rows over one connection, committing each result before the next mail.
 
-    The rows and their subscribers are read in one query; each mail then costs a locked look at the
-    subscriber's status, the SMTP dialogue and the UPDATE that records it. With `lease`, rows are sent only
-    while that lease is ours: a row whose lease ran out may have been claimed again by another worker, so it
-    is left to that worker.
+    The rows and their subscribers are read in one query, and the subscribers' statuses are read again
+    whenever that read is more than STATUS_FRESHNESS old, so an unsubscribe or a change of preferences stops
+    mail within that time even in a long batch. Each result is one UPDATE, committed on its own. With `lease`,
+    rows are sent only while that lease is ours: a row whose lease ran out may have been claimed again by
+    another worker, so it is left to that worker.
     """
     transport = open_transport(current_app.config)
     pacer = pacer_for(current_app._get_current_object())
@@ -104,22 +105,26 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     session = db.session()
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False  # the batch stays loaded
     try:
-        batch = _load(session, ids, lease)
-        for n, (delivery, subscriber) in enumerate(batch):
-            if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
-                _release([d.id for d, _ in batch[n:]], lease, utcnow())
-                return
-            with logs.delivery(delivery.id):
-                pause = _deliver(transport, pacer, halted, delivery, subscriber)
-            if pause is not None:
-                # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
-                _release([d.id for d, _ in batch[n + 1:]], lease, utcnow() + pause)
-                return
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as results:
+            batch = _Batch(session, ids, lease)
+            for n, (delivery, subscriber) in enumerate(batch.rows):
+                if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
+                    _release(batch.ids(n), lease, utcnow())
+                    return
+                batch.keep_fresh(n)
+                with logs.delivery(delivery.id):
+                    pause = _deliver(transport, pacer, halted, results, delivery, subscriber)
+                session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
+                if pause is not None:
+                    # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
+                    _release(batch.ids(n + 1), lease, utcnow() + pause)
+                    return
     finally:
         session.expire_on_commit = expire_on_commit
         transport.close()
 
 
+STATUS_FRESHNESS = 1.0  # seconds: how old a batch's reading of its subscribers' statuses may be when a mail starts
 LEASE_MARGIN = 2  # seconds: never start a mail so close to the end of the lease that it could finish after
 _pacers: dict[int, Pacer] = {}
 
@@ -131,15 +136,39 @@ def pacer_for(app) -> Pacer:
     return _pacers[id(app)]
 
 
-def _load(session: Session, ids: list[int], lease: datetime | None) -> list[tuple[Delivery, Subscriber | None]]:
-    """The claimed rows that are still ours, each with its subscriber, in id order."""
-    mine = [Delivery.id.in_(ids), Delivery.status == SENDING]
-    if lease is not None:
-        mine.append(Delivery.lease_until == lease)  # not sent and not claimed again meanwhile
-    rows = session.execute(select(Delivery, Subscriber).outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                           .where(*mine).order_by(Delivery.id)).all()
-    session.commit()
-    return [(delivery, subscriber) for delivery, subscriber in rows]
+class _Batch:
+    """The claimed rows that are still ours, each with its subscriber, in id order; statuses kept fresh."""
+
+    def __init__(self, session: Session, ids: list[int], lease: datetime | None):
+        self.session = session
+        mine = [Delivery.id.in_(ids), Delivery.status == SENDING]
+        if lease is not None:
+            mine.append(Delivery.lease_until == lease)  # not sent and not claimed again meanwhile
+        self.rows = [(d, s) for d, s in session.execute(
+            select(Delivery, Subscriber).outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(*mine).order_by(Delivery.id))]
+        session.commit()
+        self.read_at = time.monotonic()
+
+    def ids(self, start: int) -> list[int]:
+        return [delivery.id for delivery, _ in self.rows[start:]]
+
+    def keep_fresh(self, start: int) -> None:
+        """Read the statuses of the subscribers from row `start` on again, if the last reading is too old."""
+        if time.monotonic() - self.read_at < STATUS_FRESHNESS:
+            return
+        waiting = {s.id: s for _, s in self.rows[start:] if s is not None}
+        fresh = {row.id: row for row in self.session.execute(
+            select(Subscriber.id, Subscriber.status, Subscriber.digest_frequency, Subscriber.paused_until)
+            .where(Subscriber.id.in_(waiting)))}
+        self.session.commit()
+        for subscriber_id, subscriber in waiting.items():
+            row = fresh.get(subscriber_id)
+            # Erased meanwhile: a status that lets nothing be sent.
+            values = row._mapping if row else {"status": "erased", "digest_frequency": "none", "paused_until": None}
+            for name in ("status", "digest_frequency", "paused_until"):
+                set_committed_value(subscriber, name, values[name])
+        self.read_at = time.monotonic()
 
 
 def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
@@ -154,31 +183,24 @@ def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
     db.session.commit()
 
 
-def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery: Delivery,
+def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, results: Connection, delivery: Delivery,
              subscriber: Subscriber | None) -> timedelta | None:
     """Send one claimed row and record the result; returns a pause when the rest of the batch should wait."""
-    session = db.session
+    record = partial(_record, results, delivery)
     halt = halted.status(delivery.digest_id) if delivery.digest_id else None
     if halt is not None:
         # Paused or cancelled after this batch was claimed: hold the row for a resume, or drop it.
         paused = halt == DigestStatus.PAUSED.value
-        status = DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value
-        _record(delivery, status=status, lease_until=None, last_error=None if paused else "digest cancelled")
-        session.commit()
+        record(status=DeliveryStatus.HELD.value if paused else DeliveryStatus.SKIPPED.value, lease_until=None,
+               last_error=None if paused else "digest cancelled")
         if not paused:
-            metrics.count_mail(delivery.kind, status)
-        return None
-    if subscriber is not None and not _still_there(subscriber):
-        _record(delivery, status=DeliveryStatus.SKIPPED.value, last_error="subscriber erased")
-        session.commit()
-        metrics.count_mail(delivery.kind, DeliveryStatus.SKIPPED.value)
+            metrics.count_mail(delivery.kind, delivery.status)
         return None
     if not may_send(delivery, subscriber):
         status = subscriber.status if subscriber else None
-        _record(delivery, status=DeliveryStatus.SKIPPED.value,
-                last_error=f"subscriber is {status}" if status != "confirmed" else "subscriber paused or wants no digests")
-        session.commit()
-        metrics.count_mail(delivery.kind, DeliveryStatus.SKIPPED.value)
+        record(status=DeliveryStatus.SKIPPED.value,
+               last_error=f"subscriber is {status}" if status != "confirmed" else "subscriber paused or wants no digests")
+        metrics.count_mail(delivery.kind, delivery.status)
         return None
     outcome = None
     try:
@@ -190,54 +212,36 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, delivery: Delivery
     except SenderRejected as exc:
         # Our configuration is wrong (MAIL_FROM, SMTP credentials): retry once it is fixed; bounce nobody.
         log.error("delivery %s: %s; check MAIL_FROM and SMTP_URL", delivery.id, exc)
-        _retry_later(delivery, str(exc))
+        _retry_later(record, delivery, str(exc))
         outcome = timedelta(seconds=current_app.config.get("RETRY_BASE_SECONDS", 30))
     except PermanentFailure as exc:
-        _fail(delivery, subscriber, str(exc))
+        _fail(results, record, delivery, subscriber, str(exc))
     except TemporaryFailure as exc:
         if pacer.throttled(exc.code):
             outcome = timedelta(seconds=pacer.backoff)
-        _retry_later(delivery, str(exc))
+        _retry_later(record, delivery, str(exc))
     except Exception as exc:
         log.exception("delivery %s: could not build or send the message; will retry", delivery.id)
-        session.rollback()  # whatever failed may have been a statement
-        _retry_later(delivery, f"{type(exc).__name__}: {exc}")
+        db.session.rollback()  # whatever failed may have been a statement
+        _retry_later(record, delivery, f"{type(exc).__name__}: {exc}")
     else:
         pacer.accepted()
-        _record(delivery, status=DeliveryStatus.SENT.value, sent_at=utcnow(), message_id=msg.message_id,
-                last_error=None)
+        record(status=DeliveryStatus.SENT.value, sent_at=utcnow(), message_id=msg.message_id, last_error=None)
         log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, reply)
-    session.commit()
     metrics.count_mail(delivery.kind, delivery.status)
     return outcome
 
 
-def _still_there(subscriber: Subscriber) -> bool:
-    """Read the subscriber's status afresh, holding a shared lock until this mail's result is committed.
-
-    An unsubscribe or a change of preferences made after the batch was read counts, and one made while the
-    mail is in flight waits for it (PostgreSQL) instead of racing it. False when the subscriber was erased.
-    """
-    fresh = db.session.connection().execute(_FRESH_STATUS, {"id": subscriber.id}).one_or_none()
-    if fresh is None:
-        return False
-    for name, value in fresh._mapping.items():
-        set_committed_value(subscriber, name, value)
-    return True
-
-
-def _record(delivery: Delivery, **values) -> None:
-    """One UPDATE of the row (no ORM flush), mirrored on the loaded object for the metrics and log lines."""
+def _record(results: Connection, delivery: Delivery, **values) -> None:
+    """One UPDATE of the row, committed at once (autocommit), mirrored on the loaded object for metrics and logs."""
     params = {f"new_{name}": value for name, value in values.items()}
-    db.session.connection().execute(_record_statement(frozenset(values)), {"row_id": delivery.id, **params})
+    results.execute(_record_statement(frozenset(values)), {"row_id": delivery.id, **params})
     for name, value in values.items():
         set_committed_value(delivery, name, value)
 
 
-# The per-mail statements are built once: building and keying a statement costs more CPU than PostgreSQL's work.
-_subscribers, _deliveries = Subscriber.__table__, Delivery.__table__
-_FRESH_STATUS = (select(_subscribers.c.status, _subscribers.c.digest_frequency, _subscribers.c.paused_until)
-                 .where(_subscribers.c.id == bindparam("id")).with_for_update(read=True))
+# Built once per set of columns: building and keying a statement costs more CPU than the database's work on it.
+_deliveries = Delivery.__table__
 
 
 @lru_cache(maxsize=None)
@@ -266,27 +270,28 @@ def _envelope_sender(delivery: Delivery) -> str:
     return verp.envelope_sender(delivery.id)
 
 
-def _fail(delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
-    _record(delivery, status=DeliveryStatus.FAILED.value, last_error=error[:500], attempts=delivery.attempts + 1)
+def _fail(results: Connection, record, delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
+    """Refused for good: a subscriber's address is bounced first, so a crash in between still stops the mail."""
     if subscriber is not None:
-        db.session.execute(update(Subscriber).where(Subscriber.id == subscriber.id)
-                           .values(status=Status.BOUNCED.value, welcome_next_at=None)
-                           .execution_options(synchronize_session=False))
+        results.execute(update(Subscriber).where(Subscriber.id == subscriber.id)
+                        .values(status=Status.BOUNCED.value, welcome_next_at=None))
         set_committed_value(subscriber, "status", Status.BOUNCED.value)
-    log.warning("delivery %s refused for good (%s); subscriber %s marked bounced", delivery.id, error, delivery.subscriber_id)
+    record(status=DeliveryStatus.FAILED.value, last_error=error[:500], attempts=delivery.attempts + 1)
+    log.warning("delivery %s refused for good (%s); subscriber %s marked bounced",
+                delivery.id, error, delivery.subscriber_id)
 
 
-def _retry_later(delivery: Delivery, error: str) -> None:
+def _retry_later(record, delivery: Delivery, error: str) -> None:
     config = current_app.config
     attempts = delivery.attempts + 1
     deadline = aware(delivery.created_at) + timedelta(seconds=config.get("RETRY_DEADLINE", 3 * 24 * 3600))
     delay = min(config.get("RETRY_BASE_SECONDS", 30) * 2 ** (attempts - 1), 3600) * random.uniform(0.5, 1.5)
     when = utcnow() + timedelta(seconds=delay)
     if when > deadline:
-        _record(delivery, status=DeliveryStatus.FAILED.value, attempts=attempts, last_error=error[:500])
+        record(status=DeliveryStatus.FAILED.value, attempts=attempts, last_error=error[:500])
         log.error("delivery %s gave up after %s attempts: %s", delivery.id, attempts, error)
         return
-    _record(delivery, status=QUEUED, attempts=attempts, last_error=error[:500], next_attempt_at=when, lease_until=None)
+    record(status=QUEUED, attempts=attempts, last_error=error[:500], next_attempt_at=when, lease_until=None)
     log.warning("delivery %s: %s; retrying in %.0f s", delivery.id, error, delay)
 
 

@@ -56,6 +56,29 @@ def test_each_click_is_recorded_once_and_redirects_to_its_post(pg_app, worker, s
     assert (delivery.subscriber.email, row.digest_id, row.post_id) == (readers[0], created.json["id"], first.id)
 
 
+@pytest.mark.integration
+def test_on_postgresql_a_click_is_one_statement_that_spares_the_erased_and_the_deleted(pg_app):
+    [reader] = factories.subscribers(1)
+    post, gone = factories.post(n=1), factories.post("A post taken down", n=2)
+    subscriber = factories.subscriber(reader)
+    db.session.commit()
+    client = pg_app.test_client()
+
+    def click(post_id: int, subscriber_id: int = subscriber.id):
+        return client.get(links.click_url(7, subscriber_id, 3, post_id).removeprefix("http://mailer.test"))
+
+    clicks = lambda: db.session.scalar(select(func.count()).select_from(Click))  # noqa: E731
+    assert click(post.id).headers["Location"] == post.url and clicks() == 1
+    db.session.delete(gone)
+    db.session.commit()
+    answer = click(gone.id)
+    assert answer.status_code == 404 and "Location" not in answer.headers and clicks() == 1
+    answer = click(post.id, subscriber_id=subscriber.id + 1000)  # erased since the mail went out
+    assert answer.status_code == 302 and answer.headers["Location"] == post.url and clicks() == 1
+    row = db.session.scalar(select(Click))
+    assert (row.delivery_id, row.subscriber_id, row.digest_id, row.post_id) == (7, subscriber.id, 3, post.id)
+
+
 @pytest.mark.parametrize("path", [
     "/c/not-a-token",
     "/c/WzEsMSwxLDFd.ZZZZZZ.tampered",

@@ -184,6 +184,29 @@ def test_a_row_claimed_before_an_unsubscribe_is_skipped_not_sent(app):
     assert files_in_outbox(app) == []
 
 
+def test_an_unsubscribe_or_erasure_during_a_long_batch_stops_the_rest_of_it(app, monkeypatch):
+    ann, bob, cy = (add_subscriber(f"{name}@example.com") for name in ("ann", "bob", "cy"))
+    rows = [owe_welcome(sub).id for sub in (ann, bob, cy)]
+    bob_id, cy_id = bob.id, cy.id
+
+    class ChangesOfMindWhileAnnsMailIsSent(OutboxTransport):
+        def send(self, msg, sender, recipient):
+            if recipient == "ann@example.com":
+                with db.engine.begin() as other:  # another request, on its own connection
+                    other.execute(Subscriber.__table__.update().where(Subscriber.id == bob_id).values(status="unsubscribed"))
+                    other.execute(Subscriber.__table__.delete().where(Subscriber.id == cy_id))
+            return super().send(msg, sender, recipient)
+
+    monkeypatch.setattr(outbox, "open_transport", lambda config: ChangesOfMindWhileAnnsMailIsSent(config["OUTBOX_DIR"]))
+    monkeypatch.setattr(outbox, "STATUS_FRESHNESS", 0)  # the batch's reading of statuses is stale at once
+    outbox.deliver_due()
+
+    db.session.expire_all()
+    assert [getattr(db.session.get(Delivery, row), "status", "gone with its subscriber") for row in rows] == [
+        SENT, SKIPPED, "gone with its subscriber"]
+    assert len(files_in_outbox(app)) == 1
+
+
 @pytest.mark.parametrize("status", [Status.PENDING.value, Status.BOUNCED.value, Status.COMPLAINED.value,
                                     Status.UNSUBSCRIBED.value])
 def test_list_mail_is_skipped_for_anyone_not_confirmed(app, status):
