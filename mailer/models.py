@@ -133,8 +133,9 @@ class Delivery(db.Model):
     subscriber: Mapped[Subscriber | None] = relationship(back_populates="deliveries")
 
     __table_args__ = (
-        # The claim query reads only rows still owed: a partial index stays small however many were sent.
-        Index("ix_delivery_due", "next_attempt_at", postgresql_where=text("status IN ('queued', 'sending')"),
+        # The claim query reads only rows still owed, in this order: a partial index stays small however many
+        # were sent, and a batch is its first rows (no sort of everything owed).
+        Index("ix_delivery_due", "next_attempt_at", "id", postgresql_where=text("status IN ('queued', 'sending')"),
               sqlite_where=text("status IN ('queued', 'sending')")),
         Index("ix_delivery_digest_status", "digest_id", "status"),
         # The hourly cap on signup confirmations counts these, whatever the size of the ledger.
