@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, update
+from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from .mail.messages import ListMailFrame, Parts, placeholder, render_parts
@@ -85,7 +85,18 @@ def create_digest(session: Session, subject: str | None = None, intro: str | Non
     session.execute(digest_post.insert(), [{"digest_id": digest.id, "post_id": p.id, "position": n}
                                            for n, p in enumerate(posts)])
     digest.recipients = owe_digest(session, digest.id, audience)
+    _tell_the_planner(session)
     return digest
+
+
+def _tell_the_planner(session: Session) -> None:
+    """ANALYZE the ledger after it grew by a digest (PostgreSQL; ~0.2 s whatever its size).
+
+    Autovacuum would do it a minute or so later; until then the planner, counting on the ledger's old size,
+    sorts every owed row for each claim of 50 instead of reading them from ix_delivery_due in order.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE delivery"))
 
 
 def readers(audience: str = "every", now: datetime | None = None):
