@@ -114,7 +114,8 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
                 batch.keep_fresh(n)
                 with logs.delivery(delivery.id):
                     pause = _deliver(transport, pacer, halted, results, delivery, subscriber)
-                session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
+                if session.in_transaction():
+                    session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
                 if pause is not None:
                     # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
                     _release(batch.ids(n + 1), lease, utcnow() + pause)
