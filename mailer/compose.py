@@ -40,7 +40,7 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
     if delivery.kind == "digest":
         frame = digest_frame(delivery.digest_id, delivery.created_at)
-        values = _digest_values(delivery, subscriber, frame.post_ids, unsubscribe_url)
+        values = _digest_values(delivery, subscriber, frame.posts, unsubscribe_url)
         fast = frame.mail.fill(values, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
         if fast is not None:
             return fast
@@ -50,7 +50,8 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
     return wire(build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url))
 
 
-def _digest_values(delivery: Delivery, subscriber: Subscriber, post_ids: tuple[int, ...], unsubscribe_url: str) -> dict:
+def _digest_values(delivery: Delivery, subscriber: Subscriber, posts: tuple[tuple[int, str], ...],
+                   unsubscribe_url: str) -> dict:
     """This recipient's name and links, for the placeholders of the digest's frame."""
     config = current_app.config
     values = {"greeting": greeting(subscriber.name), "unsubscribe_url": unsubscribe_url,
@@ -58,8 +59,8 @@ def _digest_values(delivery: Delivery, subscriber: Subscriber, post_ids: tuple[i
     if config.get("OPEN_TRACKING"):
         values["open_url"] = links.open_url(delivery.id, subscriber.id, delivery.digest_id)
     if config.get("CLICK_TRACKING", True):
-        for post_id in post_ids:
-            values[f"link:{post_id}"] = links.click_url(delivery.id, subscriber.id, delivery.digest_id, post_id)
+        for post_id, url in posts:
+            values[f"link:{post_id}"] = links.click_url(delivery.id, subscriber.id, delivery.digest_id, post_id, url)
     return values
 
 

@@ -189,7 +189,7 @@ def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: b
 
 class DigestFrame(NamedTuple):
     mail: ListMailFrame
-    post_ids: tuple[int, ...]
+    posts: tuple[tuple[int, str], ...]  # (id, URL) of each post, for the tracked links
 
 
 @lru_cache(maxsize=16)
@@ -199,7 +199,8 @@ def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> DigestFram
     digest = db.session.get(Digest, digest_id)
     parts = render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True)
     config = current_app.config
-    return DigestFrame(ListMailFrame(parts, config["MAIL_FROM"], config["LIST_ID"]), tuple(p.id for p in digest.posts))
+    return DigestFrame(ListMailFrame(parts, config["MAIL_FROM"], config["LIST_ID"]),
+                       tuple((p.id, p.url) for p in digest.posts))
 
 
 def digest_frame(digest_id: int, owed_at: datetime) -> DigestFrame:

@@ -4,17 +4,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import distinct, func, select, text
 from sqlalchemy.orm import Session
 
+from . import click_buffer
 from .models import Click, Digest, Open, Post, Subscriber, digest_post, utcnow
 
 
-def record_click(session: Session, delivery_id: int, subscriber_id: int, digest_id: int, post_id: int) -> str | None:
-    """The post's URL, from the database, with the click recorded; None when the post is gone. Caller commits.
+def record_click(session: Session, delivery_id: int, subscriber_id: int, digest_id: int, post_id: int,
+                 signed_url: str | None = None) -> str | None:
+    """Where the click goes, with the click recorded; None when the post is gone. Caller commits.
 
-    A subscriber erased since the mail was sent still reaches the post, unrecorded.
+    Links sent since the post's URL is signed into them (`signed_url`) go there at once, their click queued in
+    Redis (click_buffer). Older links, or any link while Redis is away, read the URL from the post's row and
+    record the click in the database; a subscriber erased since the mail was sent still reaches the post,
+    unrecorded.
     """
+    if signed_url is not None and click_buffer.push(current_app.config, delivery_id, subscriber_id, digest_id, post_id):
+        return signed_url
     click = {"delivery_id": delivery_id, "subscriber_id": subscriber_id, "digest_id": digest_id, "post_id": post_id}
     if session.get_bind().dialect.name == "postgresql":
         # Read and record in one round trip, outside the session's transaction: a click is a single statement.
@@ -66,6 +74,7 @@ class DigestClicks:
 
 def digest_clicks(session: Session, digest: Digest) -> DigestClicks:
     """Clicks and unique clickers per post of the digest (posts nobody clicked included, in the digest's order)."""
+    click_buffer.drain(session, current_app.config)
     counted = (select(Click.post_id, func.count().label("clicks"), func.count(distinct(Click.subscriber_id)).label("people"))
                .where(Click.digest_id == digest.id).group_by(Click.post_id).subquery())
     rows = session.execute(
@@ -90,6 +99,7 @@ class SubscriberClick:
 
 def subscriber_clicks(session: Session, subscriber_id: int, limit: int = 100) -> list[SubscriberClick]:
     """Their latest clicks, newest first."""
+    click_buffer.drain(session, current_app.config)
     rows = session.execute(select(Click.at, Click.digest_id, Post.title, Post.url).join(Post, Post.id == Click.post_id)
                            .where(Click.subscriber_id == subscriber_id).order_by(Click.id.desc()).limit(limit))
     return [SubscriberClick(*row) for row in rows]

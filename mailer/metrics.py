@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
+from . import redis_store
 from .extensions import db
 from .models import Delivery, Digest, DigestStatus, utcnow
 
@@ -64,23 +65,12 @@ def touch_web_counters() -> None:
 
 # --- beat's last sweep: a Redis key the worker writes and the web reads -----------------------------------------
 
-def _sweep_key(config) -> str:
-    return f"mailer:{config.get('CELERY_QUEUE', 'celery')}:beat_last_sweep"
-
-
-@cache
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-
-
 def record_sweep(config) -> None:
     """Note that beat's sweep ran now; without REDIS_URL there is nowhere the web could read it."""
     if not config.get("REDIS_URL"):
         return
     try:
-        _redis(config["REDIS_URL"]).set(_sweep_key(config), repr(time.time()))
+        redis_store.client(config["REDIS_URL"]).set(redis_store.key(config, "beat_last_sweep"), repr(time.time()))
     except Exception as exc:  # metrics must never stop mail
         log.warning("could not record beat's sweep in Redis (%s); mailer_beat_last_sweep_timestamp_seconds goes stale", exc)
 
@@ -88,7 +78,7 @@ def record_sweep(config) -> None:
 def last_sweep(config) -> float | None:
     if not config.get("REDIS_URL"):
         return None
-    value = _redis(config["REDIS_URL"]).get(_sweep_key(config))
+    value = redis_store.client(config["REDIS_URL"]).get(redis_store.key(config, "beat_last_sweep"))
     return float(value) if value else None
 
 

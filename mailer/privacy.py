@@ -4,11 +4,14 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Subscriber, aware
+from . import click_buffer
+from .models import (Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Post, Subscriber,
+                     aware)
 from .roster import public_record
 
 
@@ -25,7 +28,9 @@ def erased(session: Session, emails: list[str]) -> set[str]:
 
 
 def export_subscriber(session: Session, subscriber: Subscriber) -> dict:
-    """Everything stored about one subscriber, as JSON-ready data."""
+    """Everything stored about one subscriber, as JSON-ready data (clicks still waiting in Redis stored first)."""
+    click_buffer.drain(session, current_app.config)
+
     def rows(query, fields):
         return [{f: _plain(getattr(r, f)) for f in fields} for r in session.scalars(query)]
 
@@ -40,6 +45,10 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict:
             .where(Download.subscriber_id == subscriber.id).order_by(Download.id))],
         "bounces_and_complaints": rows(select(MailEvent).where(MailEvent.subscriber_id == subscriber.id)
                                        .order_by(MailEvent.id), ("provider", "kind", "detail", "received_at")),
+        "clicks": [{"post": url, "digest_id": digest_id, "at": _plain(at)} for url, digest_id, at in session.execute(
+            select(Post.url, Click.digest_id, Click.at).join(Post, Post.id == Click.post_id)
+            .where(Click.subscriber_id == subscriber.id).order_by(Click.id))],
+        "opens": rows(select(Open).where(Open.subscriber_id == subscriber.id).order_by(Open.id), ("digest_id", "at")),
     }
 
 

@@ -10,7 +10,7 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep and welcome steps always; the purge, the feed and digests when configured."""
+    """What beat runs: the outbox sweep and welcome steps always; clicks, the purge, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -18,6 +18,9 @@ def beat_schedule(config: dict) -> dict:
         "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=sweep),
                           "options": {"expires": sweep * 2}},
     }
+    if config.get("REDIS_URL"):  # clicks wait there (click_buffer); reading results stores them too
+        schedule["store-clicks"] = {"task": "worker.tasks.store_clicks", "schedule": timedelta(seconds=sweep * 5),
+                                    "options": {"expires": sweep * 10}}
     if config.get("UNCONFIRMED_PURGE_DAYS"):
         schedule["purge-unconfirmed"] = {"task": "worker.tasks.purge_unconfirmed", "schedule": timedelta(hours=1),
                                          "options": {"expires": 3600}}

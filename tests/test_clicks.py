@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from flask import g
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import delete, event, func, select
 
-from mailer import compose, digests, links, tokens
+from mailer import click_buffer, compose, digests, links, tokens
 from mailer.extensions import db
-from mailer.models import Click, Delivery, Open, Subscriber
+from mailer.models import Click, Delivery, Open, Post, Subscriber
 from tests import factories
 from tests.admin_helpers import create_admin, log_in
 from tests.test_digests import wait_for_digest
@@ -44,9 +45,11 @@ def test_each_click_is_recorded_once_and_redirects_to_its_post(pg_app, worker, s
         assert answer.status_code == 302 and answer.headers["Location"] == first.url
     assert client.get(theirs[0]).headers["Location"] == first.url
     assert client.get(theirs[1]).headers["Location"] == second.url
-    assert db.session.scalar(select(func.count()).select_from(Click)) == 4  # each request is a click
+    assert db.session.scalar(select(func.count()).select_from(Click)) == 0  # waiting in Redis...
 
-    state = api.get(f"/digests/{created.json['id']}").json
+    state = api.get(f"/digests/{created.json['id']}").json  # ...until results are read
+    assert db.session.scalar(select(func.count()).select_from(Click)) == 4  # each request is a click, once
+    assert api.get(f"/digests/{created.json['id']}").json == state
     assert state["unique_clickers"] == 2
     assert state["clicks"] == [
         {"url": first.url, "title": first.title, "clicks": 3, "unique_clickers": 2},
@@ -56,27 +59,88 @@ def test_each_click_is_recorded_once_and_redirects_to_its_post(pg_app, worker, s
     assert (delivery.subscriber.email, row.digest_id, row.post_id) == (readers[0], created.json["id"], first.id)
 
 
+def _clicker(app, subscriber_id: int):
+    """GET a click link to post (id, URL) of the form sent before post URLs were signed in (four values), or
+    of today's (five)."""
+    client = app.test_client()
+
+    def click(post: tuple[int, str], subscriber: int = subscriber_id, signed: bool = False):
+        values = [7, subscriber, 3, post[0], *([post[1]] if signed else [])]
+        return client.get(f"/c/{tokens.make(tokens.CLICK, values)}")
+    return click
+
+
+def clicks() -> int:
+    return db.session.scalar(select(func.count()).select_from(Click))
+
+
 @pytest.mark.integration
-def test_on_postgresql_a_click_is_one_statement_that_spares_the_erased_and_the_deleted(pg_app):
+@pytest.mark.parametrize("redis", ["configured", "not configured"])
+def test_an_older_link_reads_the_post_and_records_in_one_statement(pg_app, redis):
+    if redis == "not configured":
+        pg_app.config["REDIS_URL"] = None
     [reader] = factories.subscribers(1)
-    post, gone = factories.post(n=1), factories.post("A post taken down", n=2)
-    subscriber = factories.subscriber(reader)
+    posts = factories.post(n=1), factories.post("A post taken down", n=2)
+    post, gone = ((p.id, p.url) for p in posts)
+    subscriber = factories.subscriber(reader).id
     db.session.commit()
-    client = pg_app.test_client()
+    click = _clicker(pg_app, subscriber)
 
-    def click(post_id: int, subscriber_id: int = subscriber.id):
-        return client.get(links.click_url(7, subscriber_id, 3, post_id).removeprefix("http://mailer.test"))
-
-    clicks = lambda: db.session.scalar(select(func.count()).select_from(Click))  # noqa: E731
-    assert click(post.id).headers["Location"] == post.url and clicks() == 1
-    db.session.delete(gone)
+    assert click(post).headers["Location"] == post[1] and clicks() == 1
+    db.session.execute(delete(Post).where(Post.id == gone[0]))
     db.session.commit()
-    answer = click(gone.id)
+    answer = click(gone)
     assert answer.status_code == 404 and "Location" not in answer.headers and clicks() == 1
-    answer = click(post.id, subscriber_id=subscriber.id + 1000)  # erased since the mail went out
-    assert answer.status_code == 302 and answer.headers["Location"] == post.url and clicks() == 1
+    answer = click(post, subscriber=subscriber + 1000)  # erased since the mail went out
+    assert answer.status_code == 302 and answer.headers["Location"] == post[1] and clicks() == 1
     row = db.session.scalar(select(Click))
-    assert (row.delivery_id, row.subscriber_id, row.digest_id, row.post_id) == (7, subscriber.id, 3, post.id)
+    assert (row.delivery_id, row.subscriber_id, row.digest_id, row.post_id) == (7, subscriber, 3, post[0])
+
+
+@pytest.mark.integration
+def test_a_signed_link_redirects_without_the_database_and_its_click_is_stored_later(pg_app, monkeypatch):
+    readers = factories.subscribers(2)
+    posts = factories.post(n=1), factories.post("A post taken down", n=2)
+    post, gone = ((p.id, p.url) for p in posts)
+    ann, bob = (factories.subscriber(r).id for r in readers)
+    db.session.commit()
+    click = _clicker(pg_app, ann)
+    statements = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    for _ in range(3):
+        assert click(post, signed=True).headers["Location"] == post[1]
+    assert click(gone, subscriber=bob, signed=True).headers["Location"] == gone[1]
+    assert statements == [] and clicks() == 0
+    # Taken down, and Bob erased, before the clicks are stored: those are dropped.
+    db.session.execute(delete(Post).where(Post.id == gone[0]))
+    db.session.execute(delete(Subscriber).where(Subscriber.id == bob))
+    db.session.commit()
+    assert click(post, subscriber=bob, signed=True).status_code == 302
+
+    assert click_buffer.drain(db.session, pg_app.config) == 3 and click_buffer.drain(db.session, pg_app.config) == 0
+    assert {(c.subscriber_id, c.post_id) for c in db.session.scalars(select(Click))} == {(ann, post[0])}
+
+    monkeypatch.setitem(pg_app.config, "REDIS_URL", "redis://127.0.0.1:9/0")  # nothing listens there
+    monkeypatch.setattr(click_buffer, "_down_until", 0.0)
+    assert click(post, signed=True).headers["Location"] == post[1] and clicks() == 4  # straight to the table
+
+
+@pytest.mark.integration
+def test_beat_stores_waiting_clicks_without_anyone_reading_results(pg_app, worker):
+    from mailer.tasks import beat_schedule
+
+    assert beat_schedule(pg_app.config)["store-clicks"]["task"] == "worker.tasks.store_clicks"
+    assert "store-clicks" not in beat_schedule({**pg_app.config, "REDIS_URL": None})
+    [reader] = factories.subscribers(1)
+    post = factories.post()
+    click = _clicker(pg_app, factories.subscriber(reader).id)
+    db.session.commit()
+    assert click((post.id, post.url), signed=True).status_code == 302
+    deadline = time.monotonic() + 30
+    while clicks() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert clicks() == 1
 
 
 @pytest.mark.parametrize("path", [
@@ -140,7 +204,7 @@ def test_the_console_charts_a_digest_s_clicks_and_lists_a_subscriber_s(app, clie
     post, delivery, msg = _one_digest(app)
     path = CLICK_LINK.search(msg.get_body(("plain",)).get_content()).group(1)
     assert client.get(path).headers["Location"] == post.url
-    assert links.click_url(delivery.id, delivery.subscriber_id, delivery.digest_id, post.id).endswith(path)
+    assert links.click_url(delivery.id, delivery.subscriber_id, delivery.digest_id, post.id, post.url).endswith(path)
     create_admin()
     log_in(client)
 

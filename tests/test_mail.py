@@ -219,7 +219,7 @@ def _digest_to(app, email: str, name: str):
     # The general way, for comparison: the same filled parts built as an EmailMessage.
     frame = digests.digest_frame(digest.id, delivery.created_at)
     unsubscribe_url = links.unsubscribe_url(subscriber.id)
-    values = compose._digest_values(delivery, subscriber, frame.post_ids, unsubscribe_url)
+    values = compose._digest_values(delivery, subscriber, frame.posts, unsubscribe_url)
     general = wire(build(frame.mail.parts.fill(values), email, unsubscribe_url=unsubscribe_url,
                          msg_id=message_id(delivery.dedupe_key, delivery.created_at)))
     return fast, general

@@ -9,7 +9,7 @@ from mailer import outbox, subscriptions
 from mailer.api import create_token
 from mailer.extensions import db
 from mailer.importing import import_subscribers
-from mailer.models import Consent, Delivery, Download, ErasedAddress, MailEvent, Subscriber
+from mailer.models import Click, Consent, Delivery, Download, ErasedAddress, MailEvent, Open, Post, Subscriber
 from mailer.privacy import email_hash
 from mailer.subscriptions import SignupRequest
 
@@ -21,6 +21,11 @@ def signed_up_and_confirmed(email="Ann@Example.com", name="Ann") -> Subscriber:
     db.session.add(Download(subscriber_id=consent.subscriber_id, magnet_id=consent.magnet_id))
     db.session.add(MailEvent(event_key="dsn:1", provider="dsn", kind="soft_bounce", email="ann@example.com",
                              subscriber_id=consent.subscriber_id, detail="4.2.2 mailbox full"))
+    post = Post(guid="p1", url="https://blog.example.com/p1/", title="A post", summary_html="", summary_text="")
+    db.session.add(post)
+    db.session.flush()
+    db.session.add(Click(delivery_id=1, subscriber_id=consent.subscriber_id, digest_id=1, post_id=post.id))
+    db.session.add(Open(delivery_id=1, subscriber_id=consent.subscriber_id, digest_id=1))
     db.session.commit()
     outbox.deliver_due(10)
     return db.session.get(Subscriber, consent.subscriber_id)
@@ -40,6 +45,8 @@ def test_the_export_holds_everything_stored_about_them(app, runner):
     assert {e["kind"] for e in data["emails"]} == {"confirmation", "magnet", "welcome"}
     assert data["downloads"][0]["magnet"] == "The Multigenerational Manager's Handbook"
     assert data["bounces_and_complaints"][0]["detail"] == "4.2.2 mailbox full"
+    assert data["clicks"][0]["post"] == "https://blog.example.com/p1/" and data["clicks"][0]["at"]
+    assert data["opens"][0]["digest_id"] == 1
 
 
 def test_erasure_removes_personal_data_and_keeps_only_a_hash(app, client):

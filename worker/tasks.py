@@ -19,6 +19,14 @@ def deliver_due(limit: int = 50, sweep: bool = False) -> None:
 
 
 @shared_task(ignore_result=True)
+def store_clicks() -> None:
+    """Move the clicks waiting in Redis into the database (mailer/click_buffer.py)."""
+    from mailer.click_buffer import drain
+
+    drain(db.session, current_app.config)
+
+
+@shared_task(ignore_result=True)
 def advance_welcome() -> None:
     """Owe the welcome steps that fell due, then wake a worker to send them."""
     from mailer.welcome import advance_welcome_sequences

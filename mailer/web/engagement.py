@@ -15,16 +15,18 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 
 @bp.get("/c/<token>")
 def click(token: str):
-    """Only a target we signed redirects: the URL comes from the post's row, never from the request."""
+    """Only a target we signed redirects: the URL is the one we signed into the link, or the post's row."""
     try:
-        delivery_id, subscriber_id, digest_id, post_id = tokens.read(tokens.CLICK, token)
+        # Links sent before the URL was signed into them carry four values; the redirect then reads the post's row.
+        delivery_id, subscriber_id, digest_id, post_id, *signed_url = tokens.read(tokens.CLICK, token)
     except (tokens.InvalidToken, tokens.ExpiredToken, TypeError, ValueError):
         return _broken("This link is not valid. Copy the whole link from the email, or find the post on the blog.", 400)
-    url = engagement.record_click(db.session, delivery_id, subscriber_id, digest_id, post_id)
+    url = engagement.record_click(db.session, delivery_id, subscriber_id, digest_id, post_id, *signed_url[:1])
     if url is None:
         db.session.rollback()
         return _broken("This post is no longer available. Find the latest posts on the blog.", 404)
-    db.session.commit()
+    if db.session().in_transaction():  # the click was written here, not queued in Redis
+        db.session.commit()
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"  # every click should reach us, not a cache
     response.headers["Referrer-Policy"] = "no-referrer"
