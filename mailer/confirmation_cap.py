@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -15,26 +16,43 @@ log = logging.getLogger(__name__)
 # Literals, not bound parameters: PostgreSQL uses a partial index only when it can see the query implies it.
 SIGNUP_CONFIRMATION = (Delivery.kind == literal_column("'confirmation'"),
                        Delivery.dedupe_key.like(literal_column("'confirmation:%'")))
+RECOUNT_SECONDS = 1.0
 _lock = threading.Lock()
 _last_alarm: datetime | None = None  # per process: one ERROR line an hour, not one per refused signup
 
 
 def allows_confirmation(session: Session, now: datetime | None = None) -> bool:
-    """True while fewer than CONFIRMATION_HOURLY_CAP confirmations were queued in the last hour (0: no cap)."""
+    """True while fewer than CONFIRMATION_HOURLY_CAP confirmations were queued in the last hour (0: no cap).
+
+    The count is made at most once every RECOUNT_SECONDS per process, and between counts this process adds the
+    confirmations it allowed itself: under a flood of signups, one count a second instead of one per signup.
+    The cap can be overshot by what other processes queued in the last second, and a new hour is noticed up to
+    a second late.
+    """
     cap = current_app.config.get("CONFIRMATION_HOURLY_CAP", 500)
     if not cap:
         return True
-    now = now or utcnow()
+    tally = current_app.extensions.setdefault("confirmation_tally", {})
+    with _lock:
+        counted_at, queued = tally.get("counted_at", float("-inf")), tally.get("queued", 0)
+    if time.monotonic() - counted_at > RECOUNT_SECONDS:
+        counted_at, queued = time.monotonic(), _count_last_hour(session, now or utcnow(), cap)
+    allowed = queued < cap
+    with _lock:
+        tally.update(counted_at=counted_at, queued=queued + allowed)
+    if not allowed:
+        _alarm(now or utcnow(), cap)
+    return allowed
+
+
+def _count_last_hour(session: Session, now: datetime, cap: int) -> int:
     # Counting stops at `cap` rows, on a partial index of signup confirmations (ix_delivery_signup_confirmations):
     # the cost is bounded by the cap, not by the size of the ledger. Imports ("import-confirmation:…") are the
     # admin's own doing and do not use up the cap meant for the public form.
     recent = (select(Delivery.id)
               .where(*SIGNUP_CONFIRMATION, Delivery.created_at > now - timedelta(hours=1))
               .limit(cap).subquery())
-    if session.scalar(select(func.count()).select_from(recent)) < cap:
-        return True
-    _alarm(now, cap)
-    return False
+    return session.scalar(select(func.count()).select_from(recent))
 
 
 def _alarm(now: datetime, cap: int) -> None:

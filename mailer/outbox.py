@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -49,10 +50,47 @@ def owed(session: Session) -> list[int]:
 
 def wake() -> None:
     """Ask a worker to send now; call only after commit. If the broker is down, beat's sweep sends later."""
+    _doorbell.ring(current_app.extensions["celery"])
+
+
+WAKE_INTERVAL = 0.05  # seconds: at most one wake-up message per process in this time
+
+
+class _Doorbell:
+    """Rings at once when it has been quiet, else once more at the end of the interval: a burst of signups sends
+    two messages, not one each, and the last ring always comes after the last commit that asked for it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rung_at = float("-inf")
+        self._later: threading.Timer | None = None
+
+    def ring(self, celery) -> None:
+        with self._lock:
+            wait = self._rung_at + WAKE_INTERVAL - time.monotonic()
+            if wait > 0:
+                if self._later is None:
+                    self._later = threading.Timer(wait, self._ring_later, [celery])
+                    self._later.daemon = True  # lost with its process: then beat's sweep sends
+                    self._later.start()
+                return
+            self._rung_at = time.monotonic()
+        _publish(celery)
+
+    def _ring_later(self, celery) -> None:
+        with self._lock:
+            self._later, self._rung_at = None, time.monotonic()
+        _publish(celery)
+
+
+def _publish(celery) -> None:
     try:
-        current_app.extensions["celery"].send_task("worker.tasks.deliver_due", ignore_result=True)
+        celery.send_task("worker.tasks.deliver_due", ignore_result=True)
     except Exception as exc:  # any broker failure: the rows are safe, only the wake-up is lost
         log.warning("could not reach the task broker (%s); queued mail goes out at the next sweep", exc)
+
+
+_doorbell = _Doorbell()
 
 
 def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: datetime | None = None) -> list[int]:

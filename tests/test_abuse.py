@@ -182,8 +182,22 @@ def test_the_hourly_cap_stops_confirmations_with_one_error_line(tmp_path, sqlite
 
         db.session.execute(update(Delivery).values(created_at=utcnow() - timedelta(minutes=61)))
         db.session.commit()
+        monkeypatch.setattr(confirmation_cap, "RECOUNT_SECONDS", 0)  # as a second later: counted again
         assert client.post("/subscribe", json={"email": "later@example.com"}).status_code == 202
         assert confirmations() == 4  # a new hour: confirmations flow again
+
+
+def test_under_a_flood_the_cap_is_counted_once_a_second(tmp_path, sqlite_template):
+    from sqlalchemy import event
+
+    with fresh_app(tmp_path, sqlite_template, CONFIRMATION_HOURLY_CAP=2) as app:
+        client, counts_made = app.test_client(), []
+        event.listen(db.engine, "before_cursor_execute", lambda *args: counts_made.extend(
+            ["count"] if "count(" in args[2] and "confirmation:%" in args[2] else []))
+        for i in range(4):
+            assert client.post("/subscribe", json={"email": f"a{i}@example.com"}).status_code == 202
+        assert confirmations() == 2
+        assert counts_made == ["count"]  # by the first signup; the others add to what it found
 
 
 def test_a_cap_of_zero_means_no_cap(tmp_path, sqlite_template):

@@ -471,3 +471,39 @@ def test_outbox_transport_writes_whole_eml_files(tmp_path):
     (path,) = (tmp_path / "outbox").iterdir()
     assert path.suffix == ".eml"
     assert b"Subject: hello" in path.read_bytes()
+
+
+# --- waking a worker ---------------------------------------------------------------------------------
+
+def test_a_burst_of_wake_ups_sends_two_messages_the_last_after_the_last_ring():
+    import threading
+    import time
+
+    class Broker:
+        def __init__(self):
+            self.sent, self.event = [], threading.Event()
+
+        def send_task(self, name, **options):
+            self.sent.append((name, time.monotonic()))
+            if len(self.sent) == 2:
+                self.event.set()
+
+    broker, bell = Broker(), outbox._Doorbell()
+    for _ in range(20):
+        bell.ring(broker)
+    last_ring = time.monotonic()
+    assert len(broker.sent) == 1  # at once, for the first
+    assert broker.event.wait(2) and broker.sent[1][1] >= last_ring  # and once more after the burst
+    time.sleep(outbox.WAKE_INTERVAL * 2)
+    assert len(broker.sent) == 2 and broker.sent[0][0] == "worker.tasks.deliver_due"
+    bell.ring(broker)  # after a quiet interval: at once again
+    assert len(broker.sent) == 3
+
+
+def test_a_broker_that_is_down_costs_the_wake_up_only(caplog):
+    class DownBroker:
+        def send_task(self, name, **options):
+            raise ConnectionError("Connection refused")
+
+    outbox._Doorbell().ring(DownBroker())
+    assert "queued mail goes out at the next sweep" in caplog.text
