@@ -58,7 +58,7 @@ def register_extensions(app: Flask) -> None:
     if app.config["RATELIMIT_STORAGE_URI"].startswith("redis"):
         # A Redis that stops answering must cost a signup a second, then the in-memory fallback takes over.
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)  # a 429 still says Retry-After (web/errors.py)
     limiter.init_app(app)
     celery_init_app(app)
 

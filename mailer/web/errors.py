@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -48,7 +49,19 @@ def _http(exc: HTTPException):
     message = exc.description if custom else ADVICE.get(exc.code, exc.description)
     if exc.code == 429:
         message = f"Too many attempts from your network (limit: {exc.description}). Wait a little and try again."
+        response = make_response(_answer(429, exc.name, message))
+        response.headers["Retry-After"] = str(_seconds_until_allowed())
+        return response
     return _answer(exc.code or 500, exc.name, message)
+
+
+def _seconds_until_allowed() -> int:
+    """When the limit that refused this request lets one through again (the X-RateLimit-* headers are off: they
+    cost a storage round trip on every limited request, and a signup form has no use for them)."""
+    from ..extensions import limiter
+
+    refused = limiter.current_limit
+    return max(1, int(refused.reset_at - time.time())) if refused else 60
 
 
 def _database_down(exc: OperationalError):
