@@ -12,6 +12,14 @@ from .models import Subscriber
 from .roster import FIELDS, public_record
 
 BATCH = 1000
+# A cell starting with one of these is a formula to a spreadsheet: "=HYPERLINK(...)" as a name typed into the
+# signup form would run when the admin opens the export (CSV injection). Such cells get a leading apostrophe,
+# which spreadsheets show as text and which the import takes off again (importing.from_text_cell).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_text_cell(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_START) else value
 
 
 def export_csv(session: Session, status: str | None = None, batch: int = BATCH) -> Iterator[str]:
@@ -32,6 +40,6 @@ def export_csv(session: Session, status: str | None = None, batch: int = BATCH) 
         writer = csv.writer(chunk, lineterminator="\n")
         for row in rows:
             record = public_record(row)
-            writer.writerow([record[name] or "" for name in FIELDS])
+            writer.writerow([as_text_cell(record[name] or "") for name in FIELDS])
         yield chunk.getvalue()
         after = rows[-1].id

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from .exporting import FORMULA_START
 from .models import Status, utcnow
 from .roster import Added, add_subscribers
 from .subscriptions import InvalidSignup, clean_name, normalise_email
@@ -68,11 +69,16 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
     return report
 
 
+def from_text_cell(value: str) -> str:
+    """A cell as the export wrote it, without the apostrophe that kept a spreadsheet from running it."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+
+
 def _person(row: list[str], columns: list[str], confirmed: bool) -> tuple[str, str | None]:
     """The normalised email and name of one row, or InvalidSignup with the reason to report."""
     if len(row) != len(columns):
         raise InvalidSignup("row", f"expected {len(columns)} columns, found {len(row)}")
-    cell = dict(zip(columns, row))
+    cell = {column: from_text_cell(value) for column, value in zip(columns, row)}
     try:
         email, name = normalise_email(cell["email"]), clean_name(cell.get("name"))
     except InvalidSignup as exc:
