@@ -170,13 +170,13 @@ def test_a_sent_welcome_step_uses_the_words_written_in_the_console(app):
     delivery = Delivery(kind="welcome", subscriber_id=1, dedupe_key="welcome:1:2", payload={"template": step.template})
     db.session.add(delivery)
     db.session.commit()
-    msg = compose_mail(delivery, delivery.subscriber)
+    msg = compose_mail(delivery, delivery.subscriber).parsed()
     assert msg["Subject"] == "Your own subject" and "Your own words." in msg.get_body(("plain",)).get_content()
     first = db.session.scalar(select(WelcomeStep).where(WelcomeStep.position == 1))
     other = Delivery(kind="welcome", subscriber_id=1, dedupe_key="welcome:1:1", payload={"template": first.template})
     db.session.add(other)
     db.session.commit()
-    assert compose_mail(other, other.subscriber)["Subject"] == "Welcome to Career Q&A"  # unedited: the template
+    assert compose_mail(other, other.subscriber).parsed()["Subject"] == "Welcome to Career Q&A"  # unedited: the template
 
 
 def test_embed_shows_the_three_snippets_and_a_live_preview(admin):
