@@ -28,7 +28,13 @@ class SinkHandler:
     temporary_failures: int = 0
     temporary_reply: str = "451 4.3.0 try again later"
     delay: float = 0.0  # seconds per message, to make a digest take long enough to pause or kill
+    pipelining: bool = True  # announce PIPELINING (RFC 2920), as Postfix and most servers do
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # aiosmtpd reads commands one after another from its stream, so pipelined ones are served in order.
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self.lock:

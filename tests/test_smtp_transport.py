@@ -100,3 +100,36 @@ def test_a_server_that_is_down_is_a_temporary_failure():
     transport = SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2)
     with pytest.raises(TemporaryFailure, match="cannot reach the SMTP server"):
         transport.send(message("x@example.com"), "newsletter@mailer.test", "x@example.com")
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_refusals_leave_the_connection_ready_for_the_next_mail_with_and_without_pipelining(pipelining, monkeypatch):
+    import smtplib
+
+    sink = SmtpSink().start()
+    sink.handler.pipelining = pipelining
+    one_command_at_a_time = []
+    original_mail = smtplib.SMTP.mail
+    monkeypatch.setattr(smtplib.SMTP, "mail", lambda self, *a, **k: one_command_at_a_time.append(1) or original_mail(self, *a, **k))
+    try:
+        transport = SMTPTransport(sink.url)
+        sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+        with pytest.raises(PermanentFailure, match="550"):
+            transport.send(message("gone@example.com"), "newsletter@mailer.test", "gone@example.com")
+        sink.handler.temporary_failures = 1
+        with pytest.raises(TemporaryFailure, match="451"):
+            transport.send(message("later@example.com"), "newsletter@mailer.test", "later@example.com")
+        sink.handler.temporary_failures, sink.handler.temporary_reply = 1, "421 4.7.0 too many messages, slow down"
+        with pytest.raises(TemporaryFailure, match="421") as throttled:
+            transport.send(message("slow@example.com"), "newsletter@mailer.test", "slow@example.com")
+        assert throttled.value.code == 421
+        body = message("dots@example.com")
+        body.set_content("a line\n.starts with a dot\n.\nand the end")
+        assert transport.send(body, "newsletter@mailer.test", "dots@example.com").startswith("250")
+        transport.close()
+        [received] = sink.to("dots@example.com")
+        assert received.get_content().replace("\r\n", "\n") == "a line\n.starts with a dot\n.\nand the end\n"
+        assert [r.recipients for r in sink.handler.messages] == [["dots@example.com"]]
+        assert bool(one_command_at_a_time) is not pipelining  # pipelined: MAIL never sent on its own
+    finally:
+        sink.stop()

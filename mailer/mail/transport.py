@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from .messages import Outgoing, wire
 
 log = logging.getLogger(__name__)
 Signer = Callable[[bytes], bytes]
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")  # SMTP transparency (RFC 5321 4.5.2): a leading dot is doubled
 
 
 def _unsigned(data: bytes) -> bytes:
@@ -114,6 +116,8 @@ class SMTPTransport:
         esmtp = list(options)
         if smtp.does_esmtp and smtp.has_extn("size"):
             esmtp.append(f"size={len(data)}")
+        if smtp.has_extn("pipelining") and not options:  # SMTPUTF8 needs smtplib's own MAIL handling
+            return self._pipelined(sender, recipient, data, esmtp)
         code, reply = smtp.mail(sender, esmtp)
         if code != 250:
             self.close() if code == 421 else smtp.rset()
@@ -127,6 +131,46 @@ class SMTPTransport:
             self.close() if code == 421 else smtp.rset()
             raise smtplib.SMTPDataError(code, reply)
         return f"{code} {reply.decode(errors='replace')}"
+
+    def _pipelined(self, sender: str, recipient: str, data: bytes, esmtp: list[str]) -> str:
+        """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920 PIPELINING): two round trips a
+        mail instead of four. The replies decide as in `_transaction`."""
+        smtp = self._smtp
+        smtp.send(f"MAIL FROM:<{sender}>{''.join(' ' + o for o in esmtp)}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
+        replies = []
+        for _ in range(3):
+            replies.append(smtp.getreply())
+            if replies[-1][0] == 421:  # the server is closing: no further reply comes
+                break
+        (mail, mail_reply), rest = replies[0], replies[1:]
+        if mail != 250:
+            self._abandon(replies)
+            raise smtplib.SMTPSenderRefused(mail, mail_reply, sender)
+        (rcpt, rcpt_reply), rest = rest[0], rest[1:]
+        if rcpt not in (250, 251):
+            self._abandon(replies)
+            raise smtplib.SMTPRecipientsRefused({recipient: (rcpt, rcpt_reply)})
+        (go, go_reply), = rest
+        if go != 354:
+            self._abandon(replies)
+            raise smtplib.SMTPDataError(go, go_reply)
+        body = _DOT_AT_LINE_START.sub(b"..", data)
+        smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        code, reply = smtp.getreply()
+        if code != 250:
+            self.close() if code == 421 else smtp.rset()
+            raise smtplib.SMTPDataError(code, reply)
+        return f"{code} {reply.decode(errors='replace')}"
+
+    def _abandon(self, replies: list[tuple[int, bytes]]) -> None:
+        """After a refusal in a pipelined transaction: end an accepted DATA with an empty message, then RSET."""
+        if replies[-1][0] == 421:
+            self.close()
+            return
+        if replies[-1][0] == 354:
+            self._smtp.send(b".\r\n")
+            self._smtp.getreply()
+        self._smtp.rset()
 
     def _require_smtputf8(self) -> None:
         self._smtp.ehlo_or_helo_if_needed()
