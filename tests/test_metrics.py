@@ -135,3 +135,50 @@ def test_worker_metrics_move_when_mail_is_sent_and_beat_sweeps(redis_url, smtp, 
             db.engine.dispose()
     finally:
         worker.stop()
+
+
+@pytest.mark.integration
+def test_under_several_gunicorn_workers_every_scrape_counts_every_signup(redis_url, smtp, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    metrics_dir = tmp_path / "web-metrics"
+    env = build_stack_env(fresh_database("mailer_metrics_web"), redis_url, smtp.url, tmp_path,
+                          SIGNUP_RATE_LIMIT="100000/minute", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    port, root = _free_port(), Path(__file__).resolve().parent.parent
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "3",
+                                "--bind", f"127.0.0.1:{port}", "mailer:create_app()"],
+                               cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def get(path: str, data: bytes | None = None) -> str:
+                headers = {"Content-Type": "application/json", "Connection": "close"}
+                request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.read().decode()
+
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    get("/healthz")
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
+                    time.sleep(0.2)
+            for n in range(12):
+                get("/subscribe", f'{{"email": "w{n}@example.com"}}'.encode())
+            counting = {f.name.split("_")[-1] for f in metrics_dir.glob("counter_*.db")}
+            assert len(counting) >= 2, f"one worker took every signup ({counting}); the test proves nothing"
+            for _ in range(6):  # each scrape lands on whichever worker accepts it
+                assert value(samples(get("/metrics")), "mailer_signups_total") == 12
+
+            os.kill(int(next(iter(counting)).removesuffix(".db")), signal.SIGKILL)  # its counts must outlive it
+            time.sleep(1)
+            for _ in range(6):
+                assert value(samples(get("/metrics")), "mailer_signups_total") == 12
+        finally:
+            web.terminate()
+            web.wait(timeout=20)
