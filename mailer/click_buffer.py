@@ -45,6 +45,8 @@ def drain(session: Session, config: Mapping) -> int:
     """Move every waiting click into the click table, committing batch by batch; returns how many were stored.
 
     Clicks of subscribers erased or posts deleted since are dropped, as the direct recording would drop them.
+    A batch is taken off the list (LPOP, Redis 6.2 or newer) before it is committed, so two drains never store
+    one click twice; a drain killed in between loses that batch, a statistic.
     """
     url = config.get("REDIS_URL")
     if not url:
@@ -62,10 +64,15 @@ def drain(session: Session, config: Mapping) -> int:
         try:
             stored += _store(session, [json.loads(item) for item in items])
             session.commit()
-        except Exception:
+        except Exception as exc:  # the database, most likely: the clicks wait for the next drain
             session.rollback()
-            redis.lpush(key, *reversed(items))  # back at the head, in their order, for the next drain
-            raise
+            log.warning("could not store %s waiting clicks (%s); they are kept in Redis for the next try",
+                        len(items), exc)
+            try:
+                redis.lpush(key, *reversed(items))  # back at the head, in their order
+            except Exception as lost:
+                log.error("%s clicks lost: neither stored nor put back in Redis (%s)", len(items), lost)
+            return stored
 
 
 def _store(session: Session, clicks: list[list]) -> int:

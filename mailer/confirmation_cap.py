@@ -33,13 +33,11 @@ def allows_confirmation(session: Session, now: datetime | None = None) -> bool:
     if not cap:
         return True
     tally = current_app.extensions.setdefault("confirmation_tally", {})
-    with _lock:
-        counted_at, queued = tally.get("counted_at", float("-inf")), tally.get("queued", 0)
-    if time.monotonic() - counted_at > RECOUNT_SECONDS:
-        counted_at, queued = time.monotonic(), _count_last_hour(session, now or utcnow(), cap)
-    allowed = queued < cap
-    with _lock:
-        tally.update(counted_at=counted_at, queued=queued + allowed)
+    with _lock:  # threads of one process share the tally: one counts, the others wait for its count
+        if time.monotonic() - tally.get("counted_at", float("-inf")) > RECOUNT_SECONDS:
+            tally.update(counted_at=time.monotonic(), queued=_count_last_hour(session, now or utcnow(), cap))
+        allowed = tally["queued"] < cap
+        tally["queued"] += allowed
     if not allowed:
         _alarm(now or utcnow(), cap)
     return allowed

@@ -19,7 +19,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def as_text_cell(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_START) else value
+    # Apostrophes already there count too ("'=1" is written "''=1"), so the import gives back exactly the value.
+    return "'" + value if value.lstrip("'").startswith(FORMULA_START) else value
 
 
 def export_csv(session: Session, status: str | None = None, batch: int = BATCH) -> Iterator[str]:

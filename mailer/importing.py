@@ -71,7 +71,7 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
 
 def from_text_cell(value: str) -> str:
     """A cell as the export wrote it, without the apostrophe that kept a spreadsheet from running it."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+    return value[1:] if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START) else value
 
 
 def _person(row: list[str], columns: list[str], confirmed: bool) -> tuple[str, str | None]:

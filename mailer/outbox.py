@@ -11,6 +11,7 @@ from functools import lru_cache, partial
 from flask import current_app
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -50,7 +51,8 @@ def owed(session: Session) -> list[int]:
 
 def wake() -> None:
     """Ask a worker to send now; call only after commit. If the broker is down, beat's sweep sends later."""
-    _doorbell.ring(current_app.extensions["celery"])
+    app = current_app._get_current_object()
+    app.extensions.setdefault("doorbell", _Doorbell()).ring(app.extensions["celery"])  # one per app: its own broker
 
 
 WAKE_INTERVAL = 0.05  # seconds: at most one wake-up message per process in this time
@@ -89,8 +91,6 @@ def _publish(celery) -> None:
     except Exception as exc:  # any broker failure: the rows are safe, only the wake-up is lost
         log.warning("could not reach the task broker (%s); queued mail goes out at the next sweep", exc)
 
-
-_doorbell = _Doorbell()
 
 
 def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: datetime | None = None) -> list[int]:
@@ -132,34 +132,44 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     """Send claimed rows over one connection, committing each result before the next mail.
 
     The rows and their subscribers are read in one query, and the subscribers' statuses are read again
-    whenever that read is more than STATUS_FRESHNESS old, so an unsubscribe or a change of preferences stops
-    mail within that time even in a long batch. Each result is one UPDATE, committed on its own. With `lease`,
-    rows are sent only while that lease is ours: a row whose lease ran out may have been claimed again by
-    another worker, so it is left to that worker.
+    whenever that read is more than STATUS_FRESHNESS old, just before each mail goes (after any wait for the
+    send rate), so an unsubscribe or a change of preferences stops mail within that time even in a long batch.
+    Each result is one UPDATE, committed on its own. With `lease`, rows are sent only while that lease is ours:
+    a row whose lease ran out may have been claimed again by another worker, so it is left to that worker.
     """
     transport = open_transport(current_app.config)
     pacer = pacer_for(current_app._get_current_object())
     halted = _HaltedDigests()
-    session = db.session()
-    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False  # the batch stays loaded
+    session, unsent = db.session(), list(ids)
     try:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as results:
             batch = _Batch(session, ids, lease)
             for n, (delivery, subscriber) in enumerate(batch.rows):
+                pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
                 if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
                     _release(batch.ids(n), lease, utcnow())
                     return
                 batch.keep_fresh(n)
                 with logs.delivery(delivery.id):
-                    pause = _deliver(transport, pacer, halted, results, delivery, subscriber)
+                    pause = _deliver(transport, pacer, halted, partial(_record, results, delivery, lease),
+                                     delivery, subscriber)
+                unsent = batch.ids(n + 1)
                 if session.in_transaction():
                     session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
                 if pause is not None:
                     # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
-                    _release(batch.ids(n + 1), lease, utcnow() + pause)
+                    _release(unsent, lease, utcnow() + pause)
                     return
+    except Exception:
+        # The database went away mid-batch, most likely: give back what was not sent, if it can be reached,
+        # rather than leave it to the end of the lease.
+        session.rollback()
+        try:
+            _release(unsent, lease, utcnow())
+        except Exception as exc:
+            log.warning("could not hand back %s unsent rows (%s); they return when their lease ends", len(unsent), exc)
+        raise
     finally:
-        session.expire_on_commit = expire_on_commit
         transport.close()
 
 
@@ -176,7 +186,11 @@ def pacer_for(app) -> Pacer:
 
 
 class _Batch:
-    """The claimed rows that are still ours, each with its subscriber, in id order; statuses kept fresh."""
+    """The claimed rows that are still ours, each with its subscriber, in id order; statuses kept fresh.
+
+    The loaded objects are detached from the session: its commits and rollbacks between mails leave them as
+    they are, instead of expiring them and reading each row again.
+    """
 
     def __init__(self, session: Session, ids: list[int], lease: datetime | None):
         self.session = session
@@ -186,6 +200,8 @@ class _Batch:
         self.rows = [(d, s) for d, s in session.execute(
             select(Delivery, Subscriber).outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(*mine).order_by(Delivery.id))]
+        for loaded in {id(o): o for row in self.rows for o in row if o is not None}.values():
+            session.expunge(loaded)  # a subscriber with several rows in the batch is one object
         session.commit()
         self.read_at = time.monotonic()
 
@@ -222,10 +238,9 @@ def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
     db.session.commit()
 
 
-def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, results: Connection, delivery: Delivery,
+def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, record, delivery: Delivery,
              subscriber: Subscriber | None) -> timedelta | None:
     """Send one claimed row and record the result; returns a pause when the rest of the batch should wait."""
-    record = partial(_record, results, delivery)
     halt = halted.status(delivery.digest_id) if delivery.digest_id else None
     if halt is not None:
         # Paused or cancelled after this batch was claimed: hold the row for a resume, or drop it.
@@ -244,7 +259,6 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, results: Connectio
     outcome = None
     try:
         msg = compose(delivery, subscriber)
-        pacer.wait()
         with metrics.smtp_send_seconds().time():
             reply = transport.send(msg, sender=_envelope_sender(delivery),
                                    recipient=subscriber.email if subscriber else delivery.recipient)
@@ -254,7 +268,7 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, results: Connectio
         _retry_later(record, delivery, str(exc))
         outcome = timedelta(seconds=current_app.config.get("RETRY_BASE_SECONDS", 30))
     except PermanentFailure as exc:
-        _fail(results, record, delivery, subscriber, str(exc))
+        _fail(record, delivery, subscriber, str(exc))
     except TemporaryFailure as exc:
         if pacer.throttled(exc.code):
             outcome = timedelta(seconds=pacer.backoff)
@@ -271,10 +285,20 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, results: Connectio
     return outcome
 
 
-def _record(results: Connection, delivery: Delivery, **values) -> None:
-    """One UPDATE of the row, committed at once (autocommit), mirrored on the loaded object for metrics and logs."""
-    params = {f"new_{name}": value for name, value in values.items()}
-    results.execute(_record_statement(frozenset(values)), {"row_id": delivery.id, **params})
+def _record(results: Connection, delivery: Delivery, lease: datetime | None, **values) -> None:
+    """One UPDATE of the row while it is still ours, committed at once (autocommit); mirrored on the loaded
+    object for the metrics and the log line. A connection lost on the way is replaced once."""
+    params = {"row_id": delivery.id, "lease": lease, **{f"new_{name}": value for name, value in values.items()}}
+    statement = _record_statement(frozenset(values), lease is not None)
+    try:
+        updated = results.execute(statement, params).rowcount
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        updated = results.execute(statement, params).rowcount  # a new connection from the pool
+    if updated == 0:
+        log.warning("delivery %s was no longer ours to record as %s (its lease ran out; another worker has it)",
+                    delivery.id, values.get("status"))
     for name, value in values.items():
         set_committed_value(delivery, name, value)
 
@@ -284,8 +308,11 @@ _deliveries = Delivery.__table__
 
 
 @lru_cache(maxsize=None)
-def _record_statement(columns: frozenset[str]):
-    return (update(_deliveries).where(_deliveries.c.id == bindparam("row_id"), _deliveries.c.status == SENDING)
+def _record_statement(columns: frozenset[str], leased: bool):
+    mine = [_deliveries.c.id == bindparam("row_id"), _deliveries.c.status == SENDING]
+    if leased:
+        mine.append(_deliveries.c.lease_until == bindparam("lease", type_=_deliveries.c.lease_until.type))
+    return (update(_deliveries).where(*mine)
             .values({name: bindparam(f"new_{name}", type_=_deliveries.c[name].type) for name in columns}))
 
 
@@ -309,11 +336,17 @@ def _envelope_sender(delivery: Delivery) -> str:
     return verp.envelope_sender(delivery.id)
 
 
-def _fail(results: Connection, record, delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
-    """Refused for good: a subscriber's address is bounced first, so a crash in between still stops the mail."""
+def _fail(record, delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
+    """Refused for good: a subscriber's address is bounced first, so a crash in between still stops the mail.
+
+    A complaint recorded meanwhile stays: it says more than the bounce.
+    """
     if subscriber is not None:
-        results.execute(update(Subscriber).where(Subscriber.id == subscriber.id)
-                        .values(status=Status.BOUNCED.value, welcome_next_at=None))
+        db.session.execute(update(Subscriber)
+                           .where(Subscriber.id == subscriber.id, Subscriber.status != Status.COMPLAINED.value)
+                           .values(status=Status.BOUNCED.value, welcome_next_at=None)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
         set_committed_value(subscriber, "status", Status.BOUNCED.value)
     record(status=DeliveryStatus.FAILED.value, last_error=error[:500], attempts=delivery.attempts + 1)
     log.warning("delivery %s refused for good (%s); subscriber %s marked bounced",

@@ -238,14 +238,16 @@ def test_export_streams_in_batches_filters_and_round_trips(app, runner, monkeypa
 
 
 def test_cells_a_spreadsheet_would_run_are_exported_as_text_and_imported_as_they_were(app, runner):
-    names = ['=HYPERLINK("http://evil.example/","Click")', "+1 555 0100", "-Dash", "@handle", "Ann 'Nan'", "'quoted"]
+    names = ['=HYPERLINK("http://evil.example/","Click")', "+1 555 0100", "-Dash", "@handle", "Ann 'Nan'", "'quoted",
+             "'=1+1"]
     for n, name in enumerate(names):
         add(f"p{n}@example.com", "confirmed", name)
     add("=cmd|'/ccalc'!a0@example.com", "confirmed", "DDE")  # a valid address, and a formula
     exported = runner.invoke(args=["subscribers", "export"]).stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert [r["name"] for r in rows[:len(names)]] == [
-        '\'=HYPERLINK("http://evil.example/","Click")', "'+1 555 0100", "'-Dash", "'@handle", "Ann 'Nan'", "'quoted"]
+        '\'=HYPERLINK("http://evil.example/","Click")', "'+1 555 0100", "'-Dash", "'@handle", "Ann 'Nan'", "'quoted",
+        "''=1+1"]
     assert rows[-1]["email"] == "'=cmd|'/ccalc'!a0@example.com"
 
     db.session.execute(Subscriber.__table__.delete())

@@ -247,3 +247,17 @@ def test_an_address_the_frame_cannot_write_as_is_gets_the_general_build(app):
     a, b = fast.parsed(), general.parsed()
     assert a["List-Unsubscribe"] == b["List-Unsubscribe"] and a["Message-ID"] == b["Message-ID"]
     assert a.get_body(("plain",)).get_content() == b.get_body(("plain",)).get_content()
+
+
+def test_the_frame_sends_only_crlf_line_ends_and_encodes_a_non_ascii_list_name(app):
+    from mailer.mail.messages import ListMailFrame, Parts
+
+    frame = ListMailFrame(Parts("Subject", "one\rtwo\nthree\r\n%%MAILER:greeting%%", "<p>a\rb</p>"),
+                          "Career Q&A <newsletter@mailer.test>", "Karriere Q&Ä <news.mailer.test>")
+    out = frame.fill({"greeting": "Hi,"}, "ann@example.com", msg_id="<1@mailer.test>",
+                     unsubscribe_url="http://mailer.test/unsubscribe/t")
+    assert b"\r" not in out.data.replace(b"\r\n", b"") and b"\n" not in out.data.replace(b"\r\n", b"")
+    assert out.data.isascii()
+    parsed = out.parsed()
+    assert parsed["List-Id"] == "Karriere Q&Ä <news.mailer.test>"
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == "one\ntwo\nthree\nHi,\n"

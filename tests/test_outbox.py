@@ -207,6 +207,67 @@ def test_an_unsubscribe_or_erasure_during_a_long_batch_stops_the_rest_of_it(app,
     assert len(files_in_outbox(app)) == 1
 
 
+def test_the_status_is_checked_after_the_wait_for_the_send_rate_not_before(app, monkeypatch):
+    ann, bob = add_subscriber("ann@example.com"), add_subscriber("bob@example.com")
+    rows = [owe_welcome(sub).id for sub in (ann, bob)]
+    bob_id = bob.id
+
+    class SlowRate:  # the shared SEND_RATE makes the worker wait; Bob unsubscribes during the second wait
+        waits = 0
+
+        def wait(self):
+            self.waits += 1
+            if self.waits == 2:
+                with db.engine.begin() as other:
+                    other.execute(Subscriber.__table__.update().where(Subscriber.id == bob_id).values(status="unsubscribed"))
+
+        def accepted(self):
+            pass
+
+    monkeypatch.setattr(outbox, "pacer_for", lambda app: SlowRate())
+    monkeypatch.setattr(outbox, "STATUS_FRESHNESS", 0)
+    outbox.deliver_due()
+
+    db.session.expire_all()
+    assert [db.session.get(Delivery, row).status for row in rows] == [SENT, SKIPPED]
+
+
+def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(app, monkeypatch, caplog):
+    row = owe_welcome(add_subscriber("ann@example.com")).id
+    later = utcnow() + timedelta(minutes=30)
+
+    class OverrunsItsLease(OutboxTransport):
+        def send(self, msg, sender, recipient):
+            with db.engine.begin() as other:  # our lease ran out mid-send; another worker claimed the row
+                other.execute(Delivery.__table__.update().where(Delivery.id == row).values(lease_until=later))
+            return super().send(msg, sender, recipient)
+
+    monkeypatch.setattr(outbox, "open_transport", lambda config: OverrunsItsLease(config["OUTBOX_DIR"]))
+    outbox.deliver_due()
+
+    db.session.expire_all()
+    assert db.session.get(Delivery, row).status == SENDING  # the other worker's claim stands
+    assert "no longer ours to record as sent" in caplog.text
+
+
+def test_a_complaint_that_lands_during_a_hard_bounce_is_kept(app, monkeypatch):
+    gone = add_subscriber("gone@example.com")
+    owe_welcome(gone)
+    gone_id = gone.id
+
+    class ComplaintThenRefusal(OutboxTransport):
+        def send(self, msg, sender, recipient):
+            with db.engine.begin() as other:
+                other.execute(Subscriber.__table__.update().where(Subscriber.id == gone_id).values(status="complained"))
+            raise PermanentFailure("550 5.1.1 no such user")
+
+    monkeypatch.setattr(outbox, "open_transport", lambda config: ComplaintThenRefusal(config["OUTBOX_DIR"]))
+    outbox.deliver_due()
+
+    db.session.expire_all()
+    assert db.session.get(Subscriber, gone_id).status == Status.COMPLAINED.value
+
+
 @pytest.mark.parametrize("status", [Status.PENDING.value, Status.BOUNCED.value, Status.COMPLAINED.value,
                                     Status.UNSUBSCRIBED.value])
 def test_list_mail_is_skipped_for_anyone_not_confirmed(app, status):

@@ -126,9 +126,9 @@ class ListMailFrame:
         self.parts = parts
         head = EmailMessage()
         head["Subject"], head["From"] = parts.subject, mail_from
-        # The email package encodes and folds the subject (non-ASCII titles) once for the whole digest.
+        head["List-Id"] = refuse_line_breaks(list_id, "LIST_ID")
+        # The email package encodes and folds these (a non-ASCII title or list name) once for the whole digest.
         self.fixed = head.as_bytes(policy=_SMTP).rstrip(b"\r\n") + b"\r\n"
-        self.list_id = refuse_line_breaks(list_id, "LIST_ID").encode()
         # QP output never holds "==", so this boundary cannot occur in a body.
         self.boundary = b"===============" + str(secrets.randbits(63)).encode() + b"=="
 
@@ -144,7 +144,6 @@ class ListMailFrame:
             b"Message-ID: ", msg_id.encode(), b"\r\n",
             b"List-Unsubscribe: <", unsubscribe_url.encode(), b">\r\n",
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-            b"List-Id: ", self.list_id, b"\r\n",
             b"MIME-Version: 1.0\r\n",
             b'Content-Type: multipart/alternative; boundary="', b, b'"\r\n\r\n',
             b"--", b, b"\r\n", _part(b"plain", parts.text),
@@ -154,8 +153,11 @@ class ListMailFrame:
         return Outgoing(data, msg_id)
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _part(subtype: bytes, body: str) -> bytes:
-    text = body.replace("\r\n", "\n").replace("\n", "\r\n")
+    text = _LINE_END.sub("\r\n", body)  # a lone CR (in a feed's summary, say) would pass b2a_qp unencoded
     if not text.endswith("\r\n"):
         text += "\r\n"
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)

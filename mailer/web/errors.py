@@ -60,8 +60,11 @@ def _seconds_until_allowed() -> int:
     cost a storage round trip on every limited request, and a signup form has no use for them)."""
     from ..extensions import limiter
 
-    refused = limiter.current_limit
-    return max(1, int(refused.reset_at - time.time())) if refused else 60
+    try:
+        refused = limiter.current_limit
+        return max(1, int(refused.reset_at - time.time())) if refused else 60
+    except Exception:  # the limit's storage went away since it refused: a minute is the usual window
+        return 60
 
 
 def _database_down(exc: OperationalError):
