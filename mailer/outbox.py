@@ -118,6 +118,7 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: dat
 
 def deliver_due(limit: int = 50, more=None) -> int:
     """Claim and send one batch; `more()` is called first when the batch is full, so idle workers join in."""
+    pacer_for(current_app._get_current_object()).rest()
     lease = utcnow() + timedelta(seconds=current_app.config.get("LEASE_SECONDS", 300))
     ids = claim_due(db.session, limit, until=lease)
     db.session.commit()

@@ -224,6 +224,9 @@ def test_the_status_is_checked_after_the_wait_for_the_send_rate_not_before(app, 
         def accepted(self):
             pass
 
+        def rest(self):
+            pass
+
     monkeypatch.setattr(outbox, "pacer_for", lambda app: SlowRate())
     monkeypatch.setattr(outbox, "STATUS_FRESHNESS", 0)
     outbox.deliver_due()
@@ -568,3 +571,22 @@ def test_a_broker_that_is_down_costs_the_wake_up_only(caplog):
 
     outbox._Doorbell().ring(DownBroker())
     assert "queued mail goes out at the next sweep" in caplog.text
+
+
+def test_a_throttle_pause_is_taken_before_claiming_so_a_short_lease_still_sends(app, monkeypatch):
+    import time
+
+    from mailer.mail.pacing import Pacer
+
+    pacer = Pacer(0, None)
+    pacer.throttled(421)
+    pacer.backoff = 0.3  # as long as what is left of the lease below, once the margin is taken off
+    monkeypatch.setattr(outbox, "pacer_for", lambda app: pacer)
+    monkeypatch.setitem(app.config, "LEASE_SECONDS", 2.3)  # LEASE_MARGIN is 2 s
+    row = owe_welcome(add_subscriber("ann@example.com")).id
+
+    started = time.monotonic()
+    assert outbox.deliver_due() == 1
+    assert time.monotonic() - started >= 0.3  # paused, once, before the claim
+    db.session.expire_all()
+    assert db.session.get(Delivery, row).status == SENT and pacer.backoff < 0.3

@@ -17,6 +17,7 @@ class Pacer:
 
     def __init__(self, rate: float, storage_uri: str | None):
         self.backoff = 0.0
+        self.rested = False
         self.limiter = self.item = None
         if rate > 0:
             storage = _storage(storage_uri)
@@ -27,8 +28,16 @@ class Pacer:
         if self.limiter is not None:
             while not self.limiter.hit(self.item, "mailer", "smtp-send"):
                 time.sleep(0.02)
+        if self.backoff and not self.rested:
+            time.sleep(self.backoff)
+        self.rested = False
+
+    def rest(self) -> None:
+        """Take the throttle pause now, before claiming a batch: a pause taken after would eat into its lease
+        (and one as long as the lease would hand every batch back unsent). The next `wait` skips it."""
         if self.backoff:
             time.sleep(self.backoff)
+            self.rested = True
 
     def throttled(self, code: int | None) -> bool:
         """After a 'slow down' reply, double the pause between mails (0.1 s to 5 s); True if it was one."""
