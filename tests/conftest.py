@@ -13,6 +13,8 @@ import pytest
 
 from mailer import create_app
 from mailer.extensions import db
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.feed_server import FeedServer
 from tests.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,3 +288,24 @@ def api(pg_app):
             return client.post(f"/api/v1{path}", json=body or {}, headers={"Authorization": f"Bearer {token}"})
 
     return Api()
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (tests/browser.py); missing, it skips the test, or fails it in CI."""
+    if not os.path.exists(CHROMIUM):
+        (pytest.fail if IN_CI else pytest.skip)(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def feed_server():
+    """The blog's feed on 127.0.0.1 (tests/feed_server.py)."""
+    server = FeedServer()
+    yield server
+    server.close()

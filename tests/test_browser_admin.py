@@ -2,21 +2,19 @@
 a screenshot of every page at a laptop and a phone width goes to test-artifacts/console/."""
 from __future__ import annotations
 
-import io
 import shutil
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from mailer.extensions import db
 from mailer.models import Subscriber
 from tests import factories
 from tests.admin_helpers import EMAIL, PASSWORD, create_admin
+from tests.browser import ARTIFACTS, serve_in_thread
 from tests.conftest import make_app, stack_overrides, truncate_all
 from tests.smtp_sink import _free_port
-from tests.test_browser_embed import ARTIFACTS, browser, serve_in_thread  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 SHOTS = ARTIFACTS / "console"

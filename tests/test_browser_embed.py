@@ -2,41 +2,17 @@
 from __future__ import annotations
 
 import http.server
-import os
-import threading
 from functools import partial
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from mailer.embed_snippets import snippets
-from tests.conftest import IN_CI, make_app, stack_overrides, truncate_all
+from tests.browser import ARTIFACTS, serve_in_thread
+from tests.conftest import make_app, stack_overrides, truncate_all
 from tests.smtp_sink import _free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def serve_in_thread(server) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread
-
-
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        (pytest.fail if IN_CI else pytest.skip)(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from mailer.embed_snippets import snippets
 from mailer.extensions import db
 from mailer.models import Consent, Subscriber
 from mailer.web import captcha
+from tests.browser import serve_in_thread
 from tests.conftest import make_app
 from tests.smtp_sink import _free_port
-from tests.test_browser_embed import CHROMIUM_ARGS, browser, serve_in_thread  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.browser
 VIOLATION = re.compile(r"Content Security Policy|Refused to")

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from mailer.api import create_token
 from mailer.extensions import db
 from mailer.models import Post
-from tests.test_feeds import SEED_TITLE, closed_port_url, feed_server  # noqa: F401  (feed_server: a fixture)
+from tests.feed_server import closed_port_url
+from tests.test_feeds import SEED_TITLE
 
 POST = {"title": "Career Q&A: Can You Keep in Touch with an Employer You Turned Down?",
         "url": "https://blog.example.com/career-qa/", "summary": '<p onclick="x()">Q: I had two offers.</p><script>x</script>',
