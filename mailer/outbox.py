@@ -92,7 +92,6 @@ def _publish(celery) -> None:
         log.warning("could not reach the task broker (%s); queued mail goes out at the next sweep", exc)
 
 
-
 def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: datetime | None = None) -> list[int]:
     """Mark up to `limit` due rows as ours for `lease_seconds` (or `until`); rows of a crashed worker come back when its lease ends."""
     now = utcnow()
