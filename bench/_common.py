@@ -76,6 +76,18 @@ class Cleanup:
             signal.signal(signal.SIGINT, previous)
 
 
+def run_cleanly(run, args) -> int:
+    """`run(args, cleanup)`, with everything it started stopped on the way out, also on Ctrl-C or SIGTERM (130)."""
+    cleanup = Cleanup()
+    try:
+        return run(args, cleanup)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc or 'Ctrl-C'}); stopping what was started", file=sys.stderr)
+        return 130
+    finally:
+        cleanup.run()
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
     """SIGTERM the process group started for `proc` (it and its children), SIGKILL if it lingers."""
     if proc.poll() is None:

@@ -87,11 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=50)
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = p.parse_args(argv)
-    cleanup = c.Cleanup()
-    try:
-        return run(args, cleanup)
-    finally:
-        cleanup.run()
+    return c.run_cleanly(run, args)
 
 
 def run(args, cleanup) -> int:

@@ -298,14 +298,7 @@ def _app_for(env: dict):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cleanup = c.Cleanup()
-    try:
-        return run(args, cleanup)
-    except KeyboardInterrupt as exc:
-        print(f"\ninterrupted ({exc or 'Ctrl-C'}); stopping what was started", file=sys.stderr)
-        return 130
-    finally:
-        cleanup.run()
+    return c.run_cleanly(run, args)
 
 
 if __name__ == "__main__":

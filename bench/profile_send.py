@@ -52,14 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="also write the raw cProfile data here (for pstats, snakeviz)")
     p.add_argument("--db", default="mailer_bench_profile")
     args = p.parse_args(argv)
-    cleanup = c.Cleanup()
-    try:
-        return run(args, cleanup)
-    except KeyboardInterrupt as exc:
-        print(f"\ninterrupted ({exc or 'Ctrl-C'}); stopping what was started", file=sys.stderr)
-        return 130
-    finally:
-        cleanup.run()
+    return c.run_cleanly(run, args)
 
 
 def run(args, cleanup: c.Cleanup) -> int:
