@@ -15,7 +15,9 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -567,6 +569,24 @@ def workdir(prefix: str, cleanup: Cleanup, keep: bool = False) -> Path:
     if not keep:
         cleanup.add(shutil.rmtree, path, True)
     return path
+
+
+class Stack(NamedTuple):
+    work: Path
+    sink: Sink
+    env: dict
+    libpq: str
+
+
+def sending_stack(title: str, db: str, cleanup: Cleanup, keep: bool = False) -> Stack:
+    """A work directory, smtp-sink and a fresh database for a sending benchmark, with its heading printed."""
+    print(f"{title}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine_line()}")
+    work = workdir(f"{db}-", cleanup, keep=keep)
+    sink = Sink(cleanup)
+    database_url = fresh_database(db, cleanup, keep=keep)
+    libpq = libpq_url(db)
+    print(f"  PostgreSQL: {pg_settings(libpq)}")
+    return Stack(work, sink, stack_env(database_url, sink.port, work / "instance"), libpq)
 
 
 def machine_line() -> str:

@@ -24,7 +24,6 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -199,13 +198,7 @@ def classify(frames: list[str]) -> str:
 
 def run(args, cleanup: c.Cleanup) -> int:
     n = args.subscribers
-    print(f"digest throughput, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {c.machine_line()}")
-    work = c.workdir("mailer-bench-throughput-", cleanup, keep=args.keep)
-    sink = c.Sink(cleanup)
-    database_url = c.fresh_database(args.db, cleanup, keep=args.keep)
-    libpq = c.libpq_url(args.db)
-    print(f"  PostgreSQL: {c.pg_settings(libpq)}")
-    env = c.stack_env(database_url, sink.port, work / "instance")
+    work, sink, env, libpq = c.sending_stack("digest throughput", args.db, cleanup, keep=args.keep)
     started = time.monotonic()
     c.migrate(env)
     print(f"  mailer db upgrade: {time.monotonic() - started:.1f} s")

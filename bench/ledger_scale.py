@@ -25,7 +25,6 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -208,13 +207,7 @@ def print_cpu(result: dict) -> None:
 
 def run(args, cleanup: c.Cleanup) -> int:
     n = args.subscribers
-    print(f"ledger scale, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {c.machine_line()}")
-    work = c.workdir("mailer-bench-ledger-", cleanup, keep=args.keep)
-    sink = c.Sink(cleanup)
-    database_url = c.fresh_database(args.db, cleanup, keep=args.keep)
-    libpq = c.libpq_url(args.db)
-    print(f"  PostgreSQL: {c.pg_settings(libpq)}")
-    env = c.stack_env(database_url, sink.port, work / "instance")
+    work, sink, env, libpq = c.sending_stack("ledger scale", args.db, cleanup, keep=args.keep)
     c.migrate(env)
     c.wait_quiet()
     print(f"  {n} confirmed subscribers inserted (+ VACUUM ANALYZE) in {c.insert_subscribers(libpq, n):.1f} s")
