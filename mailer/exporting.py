@@ -18,9 +18,13 @@ BATCH = 1000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def as_text_cell(value: str) -> str:
+def runs_as_formula(value: str) -> bool:
     # Apostrophes already there count too ("'=1" is written "''=1"), so the import gives back exactly the value.
-    return "'" + value if value.lstrip("'").startswith(FORMULA_START) else value
+    return value.lstrip("'").startswith(FORMULA_START)
+
+
+def as_text_cell(value: str) -> str:
+    return "'" + value if runs_as_formula(value) else value
 
 
 def export_csv(session: Session, status: str | None = None, batch: int = BATCH) -> Iterator[str]:

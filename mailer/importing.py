@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from .exporting import FORMULA_START
+from .exporting import runs_as_formula
 from .models import Status, utcnow
 from .roster import Added, add_subscribers
 from .subscriptions import InvalidSignup, clean_name, normalise_email
@@ -71,7 +71,7 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
 
 def from_text_cell(value: str) -> str:
     """A cell as the export wrote it, without the apostrophe that kept a spreadsheet from running it."""
-    return value[1:] if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START) else value
+    return value[1:] if value.startswith("'") and runs_as_formula(value) else value
 
 
 def _person(row: list[str], columns: list[str], confirmed: bool) -> tuple[str, str | None]:
