@@ -470,3 +470,19 @@ def test_links_survive_a_key_rotation(client, app):
 
     assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert subscriber("ann@example.com").status == Status.UNSUBSCRIBED.value
+
+
+def test_minted_tokens_are_the_ones_itsdangerous_makes_and_read_back(app, monkeypatch):
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 1_790_000_000)
+    with app.app_context():
+        made = tokens.make(tokens.UNSUBSCRIBE, {"s": 42})
+        own = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="mailer.unsubscribe").dumps({"s": 42})
+        assert made == own
+        long_payload = [1, 2, 3, 4, "https://blog.example.com/" + "career-advice/" * 20]
+        assert tokens.read(tokens.CLICK, tokens.make(tokens.CLICK, long_payload)) == long_payload
+        with pytest.raises(tokens.InvalidToken):  # a salt per purpose: one kind of link never opens another
+            tokens.read(tokens.CONFIRM, made)
+        app.config["SECRET_KEY"] = "another-key-for-this-test"
+        assert tokens.make(tokens.UNSUBSCRIBE, {"s": 42}) != made  # a new key signs at once, nothing cached
