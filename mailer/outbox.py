@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 
 from flask import current_app
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -129,46 +129,54 @@ def deliver_due(limit: int = 50, more=None) -> int:
 
 
 def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
-    """Send claimed rows over one connection, committing each result before the next mail.
+    """Send claimed rows over one connection, writing the results as they come (`_Results`).
 
     The rows and their subscribers are read in one query, and the subscribers' statuses are read again
     whenever that read is more than STATUS_FRESHNESS old, just before each mail goes (after any wait for the
     send rate), so an unsubscribe or a change of preferences stops mail within that time even in a long batch.
-    Each result is one UPDATE, committed on its own. With `lease`, rows are sent only while that lease is ours:
-    a row whose lease ran out may have been claimed again by another worker, so it is left to that worker.
+    With `lease`, rows are sent only while that lease is ours: a row whose lease ran out may have been claimed
+    again by another worker, so it is left to that worker.
     """
     transport = open_transport(current_app.config)
     pacer = pacer_for(current_app._get_current_object())
     halted = _HaltedDigests()
     session, unsent = db.session(), list(ids)
     try:
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as results:
-            batch = _Batch(session, ids, lease)
-            for n, (delivery, subscriber) in enumerate(batch.rows):
-                pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
-                if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
-                    _release(batch.ids(n), lease, utcnow())
-                    return
-                batch.keep_fresh(n)
-                with logs.delivery(delivery.id):
-                    pause = _deliver(transport, pacer, halted, partial(_record, results, delivery, lease),
-                                     delivery, subscriber)
-                unsent = batch.ids(n + 1)
-                if session.in_transaction():
-                    session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
-                if pause is not None:
-                    # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
-                    _release(unsent, lease, utcnow() + pause)
-                    return
-    except Exception:
-        # The database went away mid-batch, most likely: give back what was not sent, if it can be reached,
-        # rather than leave it to the end of the lease.
-        session.rollback()
-        try:
-            _release(unsent, lease, utcnow())
-        except Exception as exc:
-            log.warning("could not hand back %s unsent rows (%s); they return when their lease ends", len(unsent), exc)
-        raise
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            results = _Results(connection, lease, current_app.config.get("SEND_WINDOW", 20))
+            try:
+                batch = _Batch(session, ids, lease)
+                for n, (delivery, subscriber) in enumerate(batch.rows):
+                    results.write_if_due()  # before the rate wait, which may be long
+                    pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
+                    if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
+                        results.write()
+                        _release(batch.ids(n), lease, utcnow())
+                        return
+                    batch.keep_fresh(n)
+                    with logs.delivery(delivery.id):
+                        pause = _deliver(transport, pacer, halted, partial(results.record, delivery), delivery,
+                                         subscriber)
+                    unsent = batch.ids(n + 1)
+                    if session.in_transaction():
+                        session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
+                    if pause is not None:
+                        # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
+                        results.write()
+                        _release(unsent, lease, utcnow() + pause)
+                        return
+                results.write()
+            except Exception:
+                # The database went away mid-batch, most likely: write what was sent and give back what was not,
+                # if it can be reached, rather than leave both to the end of the lease (when the sent would go again).
+                session.rollback()
+                try:
+                    results.write()
+                    _release(unsent, lease, utcnow())
+                except Exception as exc:
+                    log.warning("could not write %s results nor hand back %s unsent rows (%s); they return when "
+                                "their lease ends", len(results.waiting), len(unsent), exc)
+                raise
     finally:
         transport.close()
 
@@ -285,26 +293,91 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, record, delivery: 
     return outcome
 
 
-def _record(results: Connection, delivery: Delivery, lease: datetime | None, **values) -> None:
-    """One UPDATE of the row while it is still ours, committed at once (autocommit); mirrored on the loaded
-    object for the metrics and the log line. A connection lost on the way is replaced once."""
-    params = {"row_id": delivery.id, "lease": lease, **{f"new_{name}": value for name, value in values.items()}}
-    statement = _record_statement(frozenset(values), lease is not None)
-    try:
-        updated = results.execute(statement, params).rowcount
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        updated = results.execute(statement, params).rowcount  # a new connection from the pool
-    if updated == 0:
-        log.warning("delivery %s was no longer ours to record as %s (its lease ran out; another worker has it)",
-                    delivery.id, values.get("status"))
-    for name, value in values.items():
-        set_committed_value(delivery, name, value)
+class _Results:
+    """Writes each result while the row is still ours, as one UPDATE committed on its own (autocommit).
+
+    Sent mails are written together: up to SEND_WINDOW of them, or whatever waited WRITE_AFTER seconds, in one
+    statement on PostgreSQL. They are the mails in flight: a worker killed before writing them costs that many
+    duplicates at most, when their lease ends and another worker sends them again. Any other result is written
+    at once, after those waiting. Each result is mirrored on the loaded object for the metrics and the log line.
+    """
+
+    def __init__(self, connection: Connection, lease: datetime | None, window: int):
+        self.connection, self.lease, self.window = connection, lease, max(1, window)
+        self.waiting: list[tuple[Delivery, datetime, str]] = []
+        self.since = 0.0
+        self.many = connection.dialect.name == "postgresql"
+
+    def record(self, delivery: Delivery, **values) -> None:
+        if values.get("status") == DeliveryStatus.SENT.value and values.keys() == _SENT_COLUMNS:
+            if not self.waiting:
+                self.since = time.monotonic()
+            self.waiting.append((delivery, values["sent_at"], values["message_id"]))
+            if len(self.waiting) >= self.window:
+                self.write()
+        else:
+            self.write()
+            self._one(delivery, values)
+        for name, value in values.items():
+            set_committed_value(delivery, name, value)
+
+    def write_if_due(self) -> None:
+        if self.waiting and time.monotonic() - self.since >= WRITE_AFTER:
+            self.write()
+
+    def write(self) -> None:
+        """Write the sent mails that wait."""
+        if not self.waiting:
+            return
+        if not self.many:
+            for delivery, sent_at, message_id in self.waiting:
+                self._one(delivery, {"status": DeliveryStatus.SENT.value, "sent_at": sent_at,
+                                     "message_id": message_id, "last_error": None})
+            self.waiting = []
+            return
+        ids = [delivery.id for delivery, _, _ in self.waiting]
+        params = {"ids": ids, "sent_at": [at for _, at, _ in self.waiting],
+                  "message_ids": [mid for _, _, mid in self.waiting], "lease": self.lease}
+        written = set(self._execute(_SENT_MANY_LEASED if self.lease else _SENT_MANY, params).scalars())
+        self.waiting = []
+        for row_id in ids:
+            if row_id not in written:
+                _not_ours(row_id, DeliveryStatus.SENT.value)
+
+    def _one(self, delivery: Delivery, values: dict) -> None:
+        params = {"row_id": delivery.id, "lease": self.lease, **{f"new_{k}": v for k, v in values.items()}}
+        if self._execute(_record_statement(frozenset(values), self.lease is not None), params).rowcount == 0:
+            _not_ours(delivery.id, values.get("status"))
+
+    def _execute(self, statement, params: dict):
+        try:
+            return self.connection.execute(statement, params)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return self.connection.execute(statement, params)  # a new connection from the pool, once
 
 
-# Built once per set of columns: building and keying a statement costs more CPU than the database's work on it.
+WRITE_AFTER = 0.25  # seconds: the longest a sent mail waits for its result to be written with others
+_SENT_COLUMNS = {"status", "sent_at", "message_id", "last_error"}
+
+
+def _not_ours(row_id: int, status: str | None) -> None:
+    log.warning("delivery %s was no longer ours to record as %s (its lease ran out; another worker has it)",
+                row_id, status)
+
+
+# Built once: building and keying a statement costs more CPU than the database's work on it.
 _deliveries = Delivery.__table__
+_SENT_MANY_SQL = """
+    UPDATE delivery SET status = 'sent', sent_at = r.sent_at, message_id = r.message_id, last_error = NULL
+    FROM unnest(CAST(:ids AS integer[]), CAST(:sent_at AS timestamptz[]), CAST(:message_ids AS varchar[]))
+         AS r (id, sent_at, message_id)
+    WHERE delivery.id = r.id AND delivery.status = 'sending' {lease}
+    RETURNING delivery.id"""
+_SENT_MANY = text(_SENT_MANY_SQL.format(lease=""))
+_SENT_MANY_LEASED = text(_SENT_MANY_SQL.format(lease="AND delivery.lease_until = :lease")).bindparams(
+    bindparam("lease", type_=_deliveries.c.lease_until.type))
 
 
 @lru_cache(maxsize=None)

@@ -189,7 +189,9 @@ def stack_env(pg_url, redis_url, smtp, tmp_path_factory) -> dict[str, str]:
 class Worker:
     """A real `celery -A worker worker` process (with beat embedded) against the test services."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2, beat: bool = True, name: str = "w1"):
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2, beat: bool = True, name: str = "w1",
+                 **settings: str):
+        env = {**env, **settings}
         self.log_path = log
         args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO", "-n", f"{name}@%h",
                 "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]

@@ -17,7 +17,7 @@ from mailer import outbox, subscriptions
 from mailer.extensions import db
 from mailer.mail.transport import OutboxTransport, PermanentFailure, SMTPTransport, TemporaryFailure
 from mailer.models import Delivery, DeliveryStatus, Status, Subscriber, utcnow
-from tests.conftest import make_app
+from tests.conftest import fresh_database, make_app, truncate_all, upgrade_schema
 from tests.smtp_sink import SinkHandler, SmtpSink
 
 QUEUED, SENDING, SENT = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value
@@ -251,6 +251,111 @@ def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(ap
     db.session.expire_all()
     assert db.session.get(Delivery, row).status == SENDING  # the other worker's claim stands
     assert "no longer ours to record as sent" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def outbox_database(tmp_path_factory):
+    """A PostgreSQL database of this module's own: no worker of another test sweeps its rows."""
+    url = fresh_database("mailer_outbox")
+    upgrade_schema(make_app(tmp_path_factory.mktemp("outbox-db"), SQLALCHEMY_DATABASE_URI=url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_app(request, tmp_path):
+    """The app on SQLite, then on PostgreSQL (where sent mails are written in one statement)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("app")
+        return
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=request.getfixturevalue("outbox_database"))
+    truncate_all(app)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def sent_rows() -> int:
+    with db.engine.connect() as other:
+        return other.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == SENT))
+
+
+def test_sent_mails_are_written_a_window_at_a_time_and_the_rest_at_the_end(either_app, monkeypatch):
+    either_app.config["SEND_WINDOW"] = 2
+    for n in range(5):
+        owe_welcome(add_subscriber(f"reader{n}@example.com"))
+    written_when_sending = []
+
+    class Counts(OutboxTransport):
+        def send(self, msg, sender, recipient):
+            written_when_sending.append(sent_rows())
+            return super().send(msg, sender, recipient)
+
+    monkeypatch.setattr(outbox, "open_transport", lambda config: Counts(either_app.config["OUTBOX_DIR"]))
+    assert outbox.deliver_due() == 5
+
+    assert written_when_sending == [0, 0, 2, 2, 4] and sent_rows() == 5
+    rows = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert all(r.sent_at is not None and r.message_id.startswith("<") and r.lease_until is not None for r in rows)
+
+
+def test_other_results_write_the_waiting_sent_ones_first(either_app, monkeypatch):
+    either_app.config["SEND_WINDOW"] = 10
+    first, second = (owe_welcome(add_subscriber(f"{name}@example.com")).id for name in ("ann", "bob"))
+    written_at_refusal = []
+
+    class RefusesBob(OutboxTransport):
+        def send(self, msg, sender, recipient):
+            if recipient.startswith("bob"):
+                written_at_refusal.append(sent_rows())
+                raise PermanentFailure("550 no such user")
+            return super().send(msg, sender, recipient)
+
+    monkeypatch.setattr(outbox, "open_transport", lambda config: RefusesBob(either_app.config["OUTBOX_DIR"]))
+    outbox.deliver_due()
+
+    db.session.expire_all()
+    assert written_at_refusal == [0]
+    assert [db.session.get(Delivery, i).status for i in (first, second)] == [SENT, FAILED]
+
+
+def test_a_waiting_result_is_not_written_over_a_row_another_worker_claimed(either_app, monkeypatch, caplog):
+    either_app.config["SEND_WINDOW"] = 10
+    rows = [owe_welcome(add_subscriber(f"reader{n}@example.com")).id for n in range(3)]
+    later = utcnow() + timedelta(minutes=30)
+
+    class FirstRowTakenOver(OutboxTransport):
+        def send(self, msg, sender, recipient):
+            if recipient.startswith("reader2"):  # the first mail went, its result waits; its lease is lost
+                with db.engine.begin() as other:
+                    other.execute(Delivery.__table__.update().where(Delivery.id == rows[0]).values(lease_until=later))
+            return super().send(msg, sender, recipient)
+
+    monkeypatch.setattr(outbox, "open_transport", lambda config: FirstRowTakenOver(either_app.config["OUTBOX_DIR"]))
+    outbox.deliver_due()
+
+    db.session.expire_all()
+    assert [db.session.get(Delivery, i).status for i in rows] == [SENDING, SENT, SENT]
+    assert f"delivery {rows[0]} was no longer ours to record as sent" in caplog.text
+
+
+def test_sent_mails_are_written_when_the_database_fails_later_in_the_batch(app, monkeypatch):
+    app.config["SEND_WINDOW"] = 10
+    rows = [owe_welcome(add_subscriber(f"reader{n}@example.com")).id for n in range(3)]
+    real_deliver = outbox._deliver
+
+    def database_gone_at_the_third(transport, pacer, halted, record, delivery, subscriber):
+        if delivery.id == rows[2]:
+            raise outbox.DBAPIError("SELECT 1", {}, Exception("server closed the connection"))
+        return real_deliver(transport, pacer, halted, record, delivery, subscriber)
+
+    monkeypatch.setattr(outbox, "_deliver", database_gone_at_the_third)
+    with pytest.raises(outbox.DBAPIError):
+        outbox.deliver_due()
+
+    db.session.expire_all()
+    statuses = [db.session.get(Delivery, i) for i in rows]
+    assert [d.status for d in statuses] == [SENT, SENT, QUEUED]  # written, written, handed back for another try
 
 
 def test_a_complaint_that_lands_during_a_hard_bounce_is_kept(app, monkeypatch):
