@@ -212,9 +212,10 @@ class _Batch:
             session.expunge(loaded)  # a subscriber with several rows in the batch is one object
         session.commit()
         self.read_at = time.monotonic()
+        self._ids = [delivery.id for delivery, _ in self.rows]
 
     def ids(self, start: int) -> list[int]:
-        return [delivery.id for delivery, _ in self.rows[start:]]
+        return self._ids[start:]
 
     def keep_fresh(self, start: int) -> None:
         """Read the statuses of the subscribers from row `start` on again, if the last reading is too old."""

@@ -268,3 +268,10 @@ def test_the_frame_sends_only_crlf_line_ends_and_encodes_a_non_ascii_list_name(a
     parsed = out.parsed()
     assert parsed["List-Id"] == "Karriere Q&Ä <news.mailer.test>"
     assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == "one\ntwo\nthree\nHi,\n"
+
+
+def test_a_name_with_a_line_break_still_gives_crlf_lines_only(app, monkeypatch):
+    # Names typed into the form cannot hold one; an import or an old row might.
+    fast, general = _digest_to(app, monkeypatch, "ann@example.com", "Ann\rLee\nSmith")
+    assert b"\r" not in fast.data.replace(b"\r\n", b"") and b"\n" not in fast.data.replace(b"\r\n", b"")
+    assert fast.parsed().get_body(("plain",)).get_content() == general.parsed().get_body(("plain",)).get_content()

@@ -9,7 +9,7 @@ import binascii
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -124,6 +124,8 @@ class ListMailFrame:
 
     def __init__(self, parts: Parts, mail_from: str, list_id: str):
         self.parts = parts
+        # Line ends made CRLF once: a recipient's values hold none (else fill() does it again for that one).
+        self._crlf = Parts(parts.subject, _crlf(parts.text), _crlf(parts.html))
         head = EmailMessage()
         head["Subject"], head["From"] = parts.subject, mail_from
         head["List-Id"] = refuse_line_breaks(list_id, "LIST_ID")
@@ -135,7 +137,10 @@ class ListMailFrame:
     def fill(self, values: dict[str, str], to: str, *, msg_id: str, unsubscribe_url: str) -> Outgoing | None:
         if not _PLAIN_ADDRESS.match(to) or not unsubscribe_url.isascii() or any(c in unsubscribe_url for c in "\r\n>"):
             return None
-        parts = self.parts.fill(values)
+        if any("\r" in value or "\n" in value for value in values.values()):
+            parts = Parts(*(_crlf(p) for p in astuple(self.parts.fill(values))))
+        else:
+            parts = self._crlf.fill(values)
         b = self.boundary
         data = b"".join((
             self.fixed,
@@ -156,10 +161,13 @@ class ListMailFrame:
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def _part(subtype: bytes, body: str) -> bytes:
-    text = _LINE_END.sub("\r\n", body)  # a lone CR (in a feed's summary, say) would pass b2a_qp unencoded
-    if not text.endswith("\r\n"):
-        text += "\r\n"
+def _crlf(text: str) -> str:
+    text = _LINE_END.sub("\r\n", text)  # a lone CR (in a feed's summary, say) would pass b2a_qp unencoded
+    return text if text.endswith("\r\n") else text + "\r\n"
+
+
+def _part(subtype: bytes, text: str) -> bytes:
+    """A text part, `text` with CRLF line ends throughout."""
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
     return (b'Content-Type: text/' + subtype + b'; charset="utf-8"\r\n'
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded + b"\r\n")  # the last CRLF is the boundary's

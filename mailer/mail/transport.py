@@ -154,7 +154,7 @@ class SMTPTransport:
         if go != 354:
             self._abandon(replies)
             raise smtplib.SMTPDataError(go, go_reply)
-        body = _DOT_AT_LINE_START.sub(b"..", data)
+        body = _DOT_AT_LINE_START.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
         smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
         code, reply = smtp.getreply()
         if code != 250:
