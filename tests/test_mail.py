@@ -9,6 +9,8 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from mailer import outbox, subscriptions
@@ -275,3 +277,25 @@ def test_a_name_with_a_line_break_still_gives_crlf_lines_only(app, monkeypatch):
     fast, general = _digest_to(app, monkeypatch, "ann@example.com", "Ann\rLee\nSmith")
     assert b"\r" not in fast.data.replace(b"\r\n", b"") and b"\n" not in fast.data.replace(b"\r\n", b"")
     assert fast.parsed().get_body(("plain",)).get_content() == general.parsed().get_body(("plain",)).get_content()
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=120), min_size=1, max_size=5),
+       values=st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=160), min_size=4, max_size=4))
+def test_a_quoted_frame_decodes_to_its_text_with_the_values_put_in(pieces, values):
+    import quopri
+
+    from mailer.mail.messages import QuotedFrame, _crlf, placeholder
+
+    names = ["greeting", "link:7", "unsubscribe_url", "absent"]
+    text = _crlf("".join(piece + (placeholder(names[n % 4]) if n < len(pieces) - 1 else "")
+                         for n, piece in enumerate(pieces)))
+    given_values = dict(zip(names[:3], values))  # "absent" has no value: its placeholder stays, as Parts.fill leaves it
+    expected = text
+    for name, value in given_values.items():
+        expected = expected.replace(placeholder(name), value)
+    encoded = QuotedFrame(text).fill(given_values)
+    assert quopri.decodestring(encoded).decode("utf-8") == expected
+    assert encoded.isascii() and all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    bare = encoded.replace(b"\r\n", b"")
+    assert b"==" not in encoded and b"\r" not in bare and b"\n" not in bare

@@ -9,7 +9,7 @@ import binascii
 import hashlib
 import re
 import secrets
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -124,8 +124,9 @@ class ListMailFrame:
 
     def __init__(self, parts: Parts, mail_from: str, list_id: str):
         self.parts = parts
-        # Line ends made CRLF once: a recipient's values hold none (else fill() does it again for that one).
-        self._crlf = Parts(parts.subject, _crlf(parts.text), _crlf(parts.html))
+        # Encoded once, line ends made CRLF: a recipient's values hold no line break (else fill() takes the
+        # general way for that one), so only they are encoded per mail.
+        self._text, self._html = QuotedFrame(_crlf(parts.text)), QuotedFrame(_crlf(parts.html))
         head = EmailMessage()
         head["Subject"], head["From"] = parts.subject, mail_from
         head["List-Id"] = refuse_line_breaks(list_id, "LIST_ID")
@@ -138,9 +139,11 @@ class ListMailFrame:
         if not _PLAIN_ADDRESS.match(to) or not unsubscribe_url.isascii() or any(c in unsubscribe_url for c in "\r\n>"):
             return None
         if any("\r" in value or "\n" in value for value in values.values()):
-            parts = Parts(*(_crlf(p) for p in astuple(self.parts.fill(values))))
+            filled = self.parts.fill(values)
+            text, html = _quoted(_crlf(filled.text)), _quoted(_crlf(filled.html))
         else:
-            parts = self._crlf.fill(values)
+            text = self._text.fill(values)
+            html = self._html.fill({name: str(escape(value)) for name, value in values.items()})
         b = self.boundary
         data = b"".join((
             self.fixed,
@@ -151,8 +154,8 @@ class ListMailFrame:
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             b"MIME-Version: 1.0\r\n",
             b'Content-Type: multipart/alternative; boundary="', b, b'"\r\n\r\n',
-            b"--", b, b"\r\n", _part(b"plain", parts.text),
-            b"--", b, b"\r\n", _part(b"html", parts.html),
+            b"--", b, b"\r\n", _part(b"plain", text),
+            b"--", b, b"\r\n", _part(b"html", html),
             b"--", b, b"--\r\n",
         ))
         return Outgoing(data, msg_id)
@@ -166,8 +169,46 @@ def _crlf(text: str) -> str:
     return text if text.endswith("\r\n") else text + "\r\n"
 
 
-def _part(subtype: bytes, text: str) -> bytes:
-    """A text part, `text` with CRLF line ends throughout."""
+class QuotedFrame:
+    """A part's text encoded quoted-printable once, with a placeholder's value set off by soft line breaks
+    ("=" at a line's end, which readers drop), so each recipient's values are encoded on their own."""
+
+    def __init__(self, text: str):
+        pieces = _PLACEHOLDER.split(text)  # text, name, text, name, …, text
+        self.texts = [_quoted_open(piece) for piece in pieces[0::2]]
+        self.names = pieces[1::2]
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        out = [self.texts[0]]
+        for name, after in zip(self.names, self.texts[1:]):
+            value = values.get(name)
+            out += (b"=\r\n", _quoted_open(placeholder(name) if value is None else value), b"=\r\n", after)
+        return b"".join(out)
+
+
+def _quoted_open(text: str) -> bytes:
+    """Quoted-printable whose last line leaves room for a soft line break: lines stay within 76 characters."""
+    encoded = _quoted(text)
+    start = encoded.rfind(b"\n") + 1
+    if len(encoded) - start < 76:
+        return encoded
+    cut = start + 75
+    while b"=" in encoded[cut - 2:cut]:  # never inside an =XX escape
+        cut -= 1
+    return encoded[:cut] + b"=\r\n" + encoded[cut:]
+
+
+_PLACEHOLDER = re.compile(r"%%MAILER:(.+?)%%")  # as placeholder() writes them
+
+
+def _quoted(text: str) -> bytes:
+    """`text`, with CRLF line ends if any, as quoted-printable with CRLF line ends."""
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    # b2a_qp breaks long lines with the line end it finds in the text, and with a bare LF in text that has none.
+    return encoded if b"\r\n" in encoded or b"\n" not in encoded else encoded.replace(b"\n", b"\r\n")
+
+
+def _part(subtype: bytes, encoded: bytes) -> bytes:
+    """A text part, its body already quoted-printable with CRLF line ends."""
     return (b'Content-Type: text/' + subtype + b'; charset="utf-8"\r\n'
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded + b"\r\n")  # the last CRLF is the boundary's
