@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile_send.py [--subscribers 3000] [--top 25] [--out send.prof]
 
 A fresh database with N confirmed subscribers, smtp-sink on a loopback port; for each measurement a new post
-and a digest of it are created in-process, then `outbox.deliver_due(50)` is called in a loop (what each
+and a digest of it are created in-process, then `outbox.deliver_due()` (a batch of SEND_BATCH rows) is called in a loop (what each
 Celery task does, one app context per batch) until the ledger is empty.
 
 1. The same send three ways, to split the cost per mail without a profiler's distortion:
@@ -88,7 +88,7 @@ def run(args, cleanup: c.Cleanup) -> int:
         sent = 0
         while True:
             with app.app_context():  # one app context per batch, as each Celery task has
-                n = outbox.deliver_due(50)
+                n = outbox.deliver_due()
             if not n:
                 return sent
             sent += n

@@ -114,8 +114,10 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: dat
     return sorted(session.execute(claim).scalars())
 
 
-def deliver_due(limit: int = 50, more=None) -> int:
-    """Claim and send one batch; `more()` is called first when the batch is full, so idle workers join in."""
+def deliver_due(limit: int | None = None, more=None) -> int:
+    """Claim and send one batch (SEND_BATCH rows unless `limit`); `more()` is called first when the batch is
+    full, so idle workers join in."""
+    limit = limit or current_app.config.get("SEND_BATCH", 200)
     pacer_for(current_app._get_current_object()).rest()
     lease = utcnow() + timedelta(seconds=current_app.config.get("LEASE_SECONDS", 300))
     ids = claim_due(db.session, limit, until=lease)

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
-def deliver_due(limit: int = 50, sweep: bool = False) -> None:
+def deliver_due(limit: int | None = None, sweep: bool = False) -> None:
     """Send one batch of due outbox rows; a full batch first asks for another, so idle workers join in."""
     if sweep:  # beat's periodic call: its time is a metric (mailer_beat_last_sweep_timestamp_seconds)
         metrics.record_sweep(current_app.config)
