@@ -144,7 +144,7 @@ def _short(frame: str) -> str:
 
 
 def classify(frames: list[str]) -> str:
-    """The step of the send a sampled stack belongs to, from the call made by outbox._deliver/send_claimed."""
+    """The step of the send a sampled stack belongs to, from the calls made by outbox.send_claimed."""
     short = [_short(f) for f in frames]
 
     def callee_of(name: str, path_part: str) -> tuple[str, str] | None:
@@ -154,40 +154,42 @@ def classify(frames: list[str]) -> str:
         return None
 
     deeper = ";".join(frames)
-    found = callee_of("_deliver", "outbox")
+    if callee_of("_prepare", "outbox") is not None:
+        name, _ = callee_of("_prepare", "outbox")
+        if name == "compose":
+            return "compose: the message's bytes from the digest's frame"
+        if name == "status":
+            return "ledger: halted-digest check"
+        return "_prepare: checks, other"
+    if callee_of("_conclude", "outbox") is not None:
+        name, frame = callee_of("_conclude", "outbox")
+        if name in ("info", "_log") and "logging" in frame:
+            return "a log line per mail"
+        if name == "count_mail":
+            return "metrics: count the mail"
+        return "ledger: record the result"
+    found = callee_of("_send_window", "outbox")
     if found is not None:
         name, frame = found
-        if name == "send" and "transport" in frame:
+        if name == "send_all" and "transport" in frame:
             if "create_default_context" in deeper:
                 return "SMTP: ssl.create_default_context() on connect"
             if "dkim" in deeper:
                 return "SMTP: DKIM signature"
-            return "SMTP: the transaction (smtplib)"
-        if name == "compose":
-            return "compose: the message's bytes from the digest's frame"
-        if name == "_still_there":
-            return "ledger: SELECT subscriber FOR SHARE"
-        if name == "_record":
-            return "ledger: UPDATE the row"
-        if name == "commit" and "sqlalchemy" in frame:
-            return "ledger: COMMIT"
-        if name == "status":
-            return "ledger: halted-digest check"
-        if name in ("info", "_log") and "logging" in frame:
-            return "a log line per mail"
-        if name in ("_envelope_sender", "envelope_sender"):
+            return "SMTP: the window's transactions (pipelined)"
+        if name in ("_envelope_sender", "envelope_sender", "<listcomp>") and "verp" in deeper:
             return "envelope sender (VERP)"
-        if name == "count_mail":
-            return "metrics: count the mail"
-        if name in ("time", "__enter__", "__exit__", "smtp_send_seconds") and "metric" in deeper + frame:
-            return "metrics: SMTP timer"
-        return "_deliver: building statements, attributes, other"
+        if "metric" in deeper:
+            return "metrics: SMTP time"
+        return "_send_window: other"
     found = callee_of("send_claimed", "outbox")
     if found is not None:
         if found[0] == "close":
             return "SMTP: QUIT at the end of the batch"
-        if found[0] == "_load":
+        if found[0] == "__init__" and "_Batch" in deeper:
             return "ledger: read the batch's rows and subscribers"
+        if found[0] == "write":
+            return "ledger: write the window's sent results"
         return "send_claimed: other"
     if callee_of("deliver_due", "outbox") is not None:
         return "ledger: claim the batch (UPDATE … FOR UPDATE SKIP LOCKED)"

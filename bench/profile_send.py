@@ -34,15 +34,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
+from mailer.mail.transport import Transport  # noqa: E402
 
-class NullTransport:
+
+class NullTransport(Transport):
     """Accepts every message at once: no network."""
 
     def send(self, *args, **kwargs) -> str:
         return "250 accepted"
-
-    def close(self) -> None:
-        pass
 
 
 def main(argv=None) -> int:

@@ -47,12 +47,12 @@ def mails() -> Counter:
 
 @cache
 def smtp_send_seconds() -> Histogram:
-    return Histogram("mailer_smtp_send_seconds", "Time spent in one transport.send (SMTP dialogue of one mail)",
+    return Histogram("mailer_smtp_send_seconds", "SMTP time per mail (a window of mails sent together shares it out)",
                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
 def count_mail(kind: str, status: str) -> None:
-    """Count a row's result from the status _deliver left it in."""
+    """Count a row's result from the status sending left it in."""
     result = {"sent": "sent", "failed": "failed", "queued": "retry", "skipped": "skipped"}.get(status)
     if result:
         mails().labels(kind=kind, result=result).inc()

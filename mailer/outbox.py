@@ -19,6 +19,7 @@ from .bounces import verp
 from .compose import compose, may_send
 from .extensions import db
 from .mail.pacing import Pacer
+from .mail.messages import Outgoing
 from .mail.transport import PermanentFailure, SenderRejected, TemporaryFailure, open_transport
 from .models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, aware, utcnow
 
@@ -130,43 +131,54 @@ def deliver_due(limit: int | None = None, more=None) -> int:
 
 
 def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
-    """Send claimed rows over one connection, writing the results as they come (`_Results`).
+    """Send claimed rows over one connection, a window of SEND_WINDOW mails at a time, and write their results.
 
     The rows and their subscribers are read in one query, and the subscribers' statuses are read again
-    whenever that read is more than STATUS_FRESHNESS old, just before each mail goes (after any wait for the
+    whenever that read is more than STATUS_FRESHNESS old, just before each mail is made (after any wait for the
     send rate), so an unsubscribe or a change of preferences stops mail within that time even in a long batch.
-    With `lease`, rows are sent only while that lease is ours: a row whose lease ran out may have been claimed
-    again by another worker, so it is left to that worker.
+    A window's mails go out together (`transport.send_all`, pipelined) and their results are written together
+    (`_Results`): they are the mails in flight, which a killed worker may send twice. With a shared send rate
+    the window is one mail, so the rate holds mail by mail. With `lease`, rows are sent only while that lease is
+    ours: a row whose lease ran out may have been claimed again by another worker, so it is left to that worker.
     """
-    transport = open_transport(current_app.config)
+    config = current_app.config
+    transport = open_transport(config)
     pacer = pacer_for(current_app._get_current_object())
+    window = 1 if pacer.limiter is not None else max(1, config.get("SEND_WINDOW", 20))
     halted = _HaltedDigests()
     session, unsent = db.session(), list(ids)
     try:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            results = _Results(connection, lease, current_app.config.get("SEND_WINDOW", 20))
+            results = _Results(connection, lease)
             try:
                 batch = _Batch(session, ids, lease)
-                for n, (delivery, subscriber) in enumerate(batch.rows):
-                    results.write_if_due()  # before the rate wait, which may be long
-                    pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
-                    if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
-                        results.write()
-                        _release(batch.ids(n), lease, utcnow())
-                        return
-                    batch.keep_fresh(n)
-                    with logs.delivery(delivery.id):
-                        pause = _deliver(transport, pacer, halted, partial(results.record, delivery), delivery,
-                                         subscriber)
-                    unsent = batch.ids(n + 1)
+                for start in range(0, len(batch.rows), window):
+                    unsent = batch.ids(start)
+                    ready, end, lease_ending = [], min(start + window, len(batch.rows)), False
+                    for n in range(start, end):
+                        delivery, subscriber = batch.rows[n]
+                        pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
+                        if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
+                            end, lease_ending = n, True  # send what is made, give the rest back
+                            break
+                        batch.keep_fresh(n)
+                        with logs.delivery(delivery.id):
+                            msg = _prepare(halted, partial(results.record, delivery), delivery, subscriber)
+                        if msg is not None:
+                            ready.append((delivery, subscriber, msg))
                     if session.in_transaction():
-                        session.commit()  # ends whatever composing read: no snapshot is held from one mail to the next
+                        session.commit()  # ends whatever composing read: no snapshot is held between windows
+                    pause, untried = _send_window(transport, pacer, results, ready)
+                    results.write()
+                    unsent = untried + batch.ids(end)
+                    if lease_ending:
+                        _release(unsent, lease, utcnow())
+                        return
                     if pause is not None:
                         # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
-                        results.write()
                         _release(unsent, lease, utcnow() + pause)
                         return
-                results.write()
+                    _release(untried, lease, utcnow())  # the connection ended before their turn: soon, again
             except Exception:
                 # The database went away mid-batch, most likely: write what was sent and give back what was not,
                 # if it can be reached, rather than leave both to the end of the lease (when the sent would go again).
@@ -227,7 +239,7 @@ class _Batch:
         self.rows = []
         for row in session.execute(select(_deliveries, *_READER_COLUMNS)
                                    .outerjoin(_subscribers, _subscribers.c.id == _deliveries.c.subscriber_id)
-                                   .where(*mine).order_by(_deliveries.c.id)):
+                                   .where(*mine).order_by(_deliveries.c.id)).all():
             values = row._mapping
             reader = None
             if values["reader_id"] is not None:  # several rows of one subscriber share one Reader
@@ -271,9 +283,8 @@ def _release(ids: list[int], lease: datetime | None, due: datetime) -> None:
     db.session.commit()
 
 
-def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, record, delivery: Delivery,
-             subscriber: Subscriber | None) -> timedelta | None:
-    """Send one claimed row and record the result; returns a pause when the rest of the batch should wait."""
+def _prepare(halted: _HaltedDigests, record, delivery: Owed, subscriber: Reader | None) -> Outgoing | None:
+    """The message a claimed row owes, or None when it is not to be sent now (its result is then recorded)."""
     halt = halted.status(delivery.digest_id) if delivery.digest_id else None
     if halt is not None:
         # Paused or cancelled after this batch was claimed: hold the row for a resume, or drop it.
@@ -289,66 +300,84 @@ def _deliver(transport, pacer: Pacer, halted: _HaltedDigests, record, delivery: 
                last_error=f"subscriber is {status}" if status != "confirmed" else "subscriber paused or wants no digests")
         metrics.count_mail(delivery.kind, delivery.status)
         return None
-    outcome = None
     try:
-        msg = compose(delivery, subscriber)
-        with metrics.smtp_send_seconds().time():
-            reply = transport.send(msg, sender=_envelope_sender(delivery),
-                                   recipient=subscriber.email if subscriber else delivery.recipient)
-    except SenderRejected as exc:
-        # Our configuration is wrong (MAIL_FROM, SMTP credentials): retry once it is fixed; bounce nobody.
-        log.error("delivery %s: %s; check MAIL_FROM and SMTP_URL", delivery.id, exc)
-        _retry_later(record, delivery, str(exc))
-        outcome = timedelta(seconds=current_app.config.get("RETRY_BASE_SECONDS", 30))
-    except PermanentFailure as exc:
-        _fail(record, delivery, subscriber, str(exc))
-    except TemporaryFailure as exc:
-        if pacer.throttled(exc.code):
-            outcome = timedelta(seconds=pacer.backoff)
-        _retry_later(record, delivery, str(exc))
+        return compose(delivery, subscriber)
     except Exception as exc:
-        log.exception("delivery %s: could not build or send the message; will retry", delivery.id)
+        log.exception("delivery %s: could not build the message; will retry", delivery.id)
         db.session.rollback()  # whatever failed may have been a statement
         _retry_later(record, delivery, f"{type(exc).__name__}: {exc}")
-    else:
+        metrics.count_mail(delivery.kind, delivery.status)
+        return None
+
+
+def _send_window(transport, pacer: Pacer, results: _Results, ready: list) -> tuple[timedelta | None, list[int]]:
+    """Send the made messages together and record each outcome; returns a pause when the rest of the batch should
+    wait, and the rows not tried (the connection ended, or the server refused us, before their turn)."""
+    if not ready:
+        return None, []
+    started = time.perf_counter()
+    outcomes = transport.send_all([(msg, _envelope_sender(delivery), subscriber.email if subscriber else delivery.recipient)
+                                   for delivery, subscriber, msg in ready])
+    per_mail = (time.perf_counter() - started) / len(ready)
+    pause, untried = None, []
+    for (delivery, subscriber, msg), outcome in zip(ready, outcomes):
+        if outcome is None:
+            untried.append(delivery.id)
+            continue
+        metrics.smtp_send_seconds().observe(per_mail)
+        with logs.delivery(delivery.id):
+            pause = _conclude(pacer, partial(results.record, delivery), delivery, subscriber, msg, outcome) or pause
+    return pause, untried
+
+
+def _conclude(pacer: Pacer, record, delivery: Owed, subscriber: Reader | None, msg: Outgoing,
+              outcome: str | Exception) -> timedelta | None:
+    """Record what the server said about one mail; returns a pause when the rest of the batch should wait."""
+    pause = None
+    if isinstance(outcome, str):
         pacer.accepted()
         record(status=DeliveryStatus.SENT.value, sent_at=utcnow(), message_id=msg.message_id, last_error=None)
-        log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, reply)
+        log.info("delivery %s (%s) to subscriber %s: %s", delivery.id, delivery.kind, delivery.subscriber_id, outcome)
+    elif isinstance(outcome, SenderRejected):
+        # Our configuration is wrong (MAIL_FROM, SMTP credentials): retry once it is fixed; bounce nobody.
+        log.error("delivery %s: %s; check MAIL_FROM and SMTP_URL", delivery.id, outcome)
+        _retry_later(record, delivery, str(outcome))
+        pause = timedelta(seconds=current_app.config.get("RETRY_BASE_SECONDS", 30))
+    elif isinstance(outcome, PermanentFailure):
+        _fail(record, delivery, subscriber, str(outcome))
+    elif isinstance(outcome, TemporaryFailure):
+        if pacer.throttled(outcome.code):
+            pause = timedelta(seconds=pacer.backoff)
+        _retry_later(record, delivery, str(outcome))
+    else:
+        log.error("delivery %s: could not send the message; will retry", delivery.id, exc_info=outcome)
+        _retry_later(record, delivery, f"{type(outcome).__name__}: {outcome}")
     metrics.count_mail(delivery.kind, delivery.status)
-    return outcome
+    return pause
 
 
 class _Results:
     """Writes each result while the row is still ours, as one UPDATE committed on its own (autocommit).
 
-    Sent mails are written together: up to SEND_WINDOW of them, or whatever waited WRITE_AFTER seconds, in one
-    statement on PostgreSQL. They are the mails in flight: a worker killed before writing them costs that many
-    duplicates at most, when their lease ends and another worker sends them again. Any other result is written
-    at once, after those waiting. Each result is mirrored on the loaded object for the metrics and the log line.
+    Sent mails wait for `write()`, at the end of their window, and are written together, in one statement on
+    PostgreSQL: they are the mails in flight, and a worker killed before writing them costs that many duplicates
+    at most, when their lease ends and another worker sends them again. Any other result is written at once,
+    after those waiting. Each result is mirrored on the row's Owed for the metrics and the log line.
     """
 
-    def __init__(self, connection: Connection, lease: datetime | None, window: int):
-        self.connection, self.lease, self.window = connection, lease, max(1, window)
-        self.waiting: list[tuple[Delivery, datetime, str]] = []
-        self.since = 0.0
+    def __init__(self, connection: Connection, lease: datetime | None):
+        self.connection, self.lease = connection, lease
+        self.waiting: list[tuple[Owed, datetime, str]] = []
         self.many = connection.dialect.name == "postgresql"
 
-    def record(self, delivery: Delivery, **values) -> None:
+    def record(self, delivery: Owed, **values) -> None:
         if values.get("status") == DeliveryStatus.SENT.value and values.keys() == _SENT_COLUMNS:
-            if not self.waiting:
-                self.since = time.monotonic()
             self.waiting.append((delivery, values["sent_at"], values["message_id"]))
-            if len(self.waiting) >= self.window:
-                self.write()
         else:
             self.write()
             self._one(delivery, values)
         for name, value in values.items():
             setattr(delivery, name, value)
-
-    def write_if_due(self) -> None:
-        if self.waiting and time.monotonic() - self.since >= WRITE_AFTER:
-            self.write()
 
     def write(self) -> None:
         """Write the sent mails that wait."""
@@ -361,8 +390,9 @@ class _Results:
             self.waiting = []
             return
         ids = [delivery.id for delivery, _, _ in self.waiting]
-        params = {"ids": ids, "sent_at": [at for _, at, _ in self.waiting],
-                  "message_ids": [mid for _, _, mid in self.waiting], "lease": self.lease}
+        # One time for the window: its mails were accepted within milliseconds of each other.
+        params = {"ids": ids, "sent_at": self.waiting[-1][1], "message_ids": [mid for _, _, mid in self.waiting],
+                  "lease": self.lease}
         written = set(self._execute(_SENT_MANY_LEASED if self.lease else _SENT_MANY, params).scalars())
         self.waiting = []
         for row_id in ids:
@@ -383,7 +413,6 @@ class _Results:
             return self.connection.execute(statement, params)  # a new connection from the pool, once
 
 
-WRITE_AFTER = 0.25  # seconds: the longest a sent mail waits for its result to be written with others
 _SENT_COLUMNS = {"status", "sent_at", "message_id", "last_error"}
 
 
@@ -394,14 +423,13 @@ def _not_ours(row_id: int, status: str | None) -> None:
 
 # Built once: building and keying a statement costs more CPU than the database's work on it.
 _SENT_MANY_SQL = """
-    UPDATE delivery SET status = 'sent', sent_at = r.sent_at, message_id = r.message_id, last_error = NULL
-    FROM unnest(CAST(:ids AS integer[]), CAST(:sent_at AS timestamptz[]), CAST(:message_ids AS varchar[]))
-         AS r (id, sent_at, message_id)
+    UPDATE delivery SET status = 'sent', sent_at = :sent_at, message_id = r.message_id, last_error = NULL
+    FROM unnest(CAST(:ids AS integer[]), CAST(:message_ids AS varchar[])) AS r (id, message_id)
     WHERE delivery.id = r.id AND delivery.status = 'sending' {lease}
     RETURNING delivery.id"""
-_SENT_MANY = text(_SENT_MANY_SQL.format(lease=""))
+_SENT_MANY = text(_SENT_MANY_SQL.format(lease="")).bindparams(bindparam("sent_at", type_=_deliveries.c.sent_at.type))
 _SENT_MANY_LEASED = text(_SENT_MANY_SQL.format(lease="AND delivery.lease_until = :lease")).bindparams(
-    bindparam("lease", type_=_deliveries.c.lease_until.type))
+    bindparam("sent_at", type_=_deliveries.c.sent_at.type), bindparam("lease", type_=_deliveries.c.lease_until.type))
 
 
 @lru_cache(maxsize=None)

@@ -8,8 +8,10 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult
 
-from mailer.mail.transport import PermanentFailure, SMTPTransport, TemporaryFailure
-from tests.smtp_sink import SmtpSink, _free_port
+from aiosmtpd.controller import Controller
+
+from mailer.mail.transport import PermanentFailure, SenderRejected, SMTPTransport, TemporaryFailure
+from tests.smtp_sink import SinkHandler, SmtpSink, _free_port
 
 
 def message(to: str) -> EmailMessage:
@@ -133,3 +135,120 @@ def test_refusals_leave_the_connection_ready_for_the_next_mail_with_and_without_
         assert bool(one_command_at_a_time) is not pipelining  # pipelined: MAIL never sent on its own
     finally:
         sink.stop()
+
+
+# --- several mails at once: send_all ----------------------------------------------------------------------
+
+SENDER = "newsletter@mailer.test"
+
+
+def window(*recipients: str) -> list[tuple[EmailMessage, str, str]]:
+    return [(message(r), SENDER, r) for r in recipients]
+
+
+def writes_counted(monkeypatch) -> list[bytes]:
+    import smtplib
+
+    written: list[bytes] = []
+    original = smtplib.SMTP.send
+    monkeypatch.setattr(smtplib.SMTP, "send", lambda self, s: written.append(s) or original(self, s))
+    return written
+
+
+def test_a_window_goes_in_one_write_a_mail_when_the_server_pipelines(monkeypatch):
+    sink = SmtpSink().start()
+    written = writes_counted(monkeypatch)
+    try:
+        transport = SMTPTransport(sink.url)
+        dotted = message("dots@example.com")
+        dotted.set_content(".a line that starts with a dot\n.\nand the end")
+        mails = window("a@example.com", "b@example.com", "c@example.com") + [(dotted, SENDER, "dots@example.com")]
+        outcomes = transport.send_all(mails)
+        assert outcomes == ["250 2.0.0 queued"] * 4
+        writes = [w for w in written if isinstance(w, bytes)]  # smtplib's own commands (EHLO, QUIT) are str
+        # Each write after the first carries the previous mail's content and end of data with the next envelope;
+        # the last content goes on its own.
+        assert len(writes) == 5 and all(w.endswith(b"DATA\r\n") and w.count(b"MAIL FROM") == 1 for w in writes[:4])
+        assert all(b"\r\n.\r\nMAIL FROM" in w for w in writes[1:4]) and writes[4].endswith(b"\r\n.\r\n")
+        assert [r.recipients for r in sink.handler.messages] == [["a@example.com"], ["b@example.com"],
+                                                                 ["c@example.com"], ["dots@example.com"]]
+        [received] = sink.to("dots@example.com")
+        assert received.get_content().replace("\r\n", "\n") == ".a line that starts with a dot\n.\nand the end\n"
+        assert transport.send_all(window("e@example.com")) == ["250 2.0.0 queued"]  # the connection is still good
+        transport.close()
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_refusals_in_a_window_fail_their_own_mail_only(pipelining):
+    sink = SmtpSink().start()
+    sink.handler.pipelining = pipelining
+    try:
+        transport = SMTPTransport(sink.url)
+        sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+        sink.handler.refuse["full@example.com"] = "452 4.2.2 mailbox full"
+        outcomes = transport.send_all(window("a@example.com", "gone@example.com", "full@example.com", "b@example.com"))
+        assert outcomes[0] == outcomes[3] == "250 2.0.0 queued"
+        assert isinstance(outcomes[1], PermanentFailure) and "550" in str(outcomes[1])
+        assert isinstance(outcomes[2], TemporaryFailure) and outcomes[2].code == 452
+        assert sorted(r.recipients[0] for r in sink.handler.messages) == ["a@example.com", "b@example.com"]
+        transport.close()
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_slow_down_reply_leaves_the_rest_of_the_window_untried(pipelining):
+    sink = SmtpSink().start()
+    sink.handler.pipelining = pipelining
+    try:
+        transport = SMTPTransport(sink.url)
+        transport.send_all(window("first@example.com"))
+        sink.handler.temporary_failures, sink.handler.temporary_reply = 1, "421 4.7.0 too many messages, slow down"
+        outcomes = transport.send_all(window("a@example.com", "b@example.com", "c@example.com"))
+        assert isinstance(outcomes[0], TemporaryFailure) and outcomes[0].code == 421
+        assert outcomes[1:] == [None, None]  # not tried: the outbox hands them back without counting an attempt
+        assert sorted(r.recipients[0] for r in sink.handler.messages) == ["first@example.com"]
+        assert transport.send_all(window("d@example.com", "e@example.com")) == ["250 2.0.0 queued"] * 2
+    finally:
+        transport.close()
+        sink.stop()
+
+
+def test_a_refused_sender_stops_the_window():
+    class RefusesOurSender(SinkHandler):
+        async def handle_MAIL(self, server, session, envelope, address, mail_options):
+            return "553 5.7.1 sender address rejected"
+
+    handler = RefusesOurSender()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        transport = SMTPTransport(f"smtp://127.0.0.1:{controller.port}")
+        outcomes = transport.send_all(window("a@example.com", "b@example.com"))
+        assert isinstance(outcomes[0], SenderRejected) and outcomes[1] is None and handler.messages == []
+        transport.close()
+    finally:
+        controller.stop()
+
+
+def test_a_window_on_a_connection_the_server_dropped_goes_once_on_a_new_one():
+    port = _free_port()
+    sink = SmtpSink(port=port).start()
+    transport = SMTPTransport(f"smtp://127.0.0.1:{port}")
+    transport.send_all(window("a@example.com"))
+    sink.stop()
+    sink = SmtpSink(port=port).start()
+    try:
+        assert transport.send_all(window("b@example.com", "c@example.com")) == ["250 2.0.0 queued"] * 2
+        assert sorted(r.recipients[0] for r in sink.handler.messages) == ["b@example.com", "c@example.com"]
+    finally:
+        transport.close()
+        sink.stop()
+
+
+def test_a_window_to_a_server_that_is_down_fails_each_mail_for_a_later_try():
+    transport = SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2)
+    outcomes = transport.send_all(window("a@example.com", "b@example.com"))
+    assert all(isinstance(o, TemporaryFailure) and "cannot reach" in str(o) for o in outcomes)

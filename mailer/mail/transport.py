@@ -6,12 +6,14 @@ import re
 import smtplib
 import ssl
 from collections.abc import Callable
+from typing import NamedTuple, Union
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import dkim
+from .pacing import THROTTLE_CODES
 from .messages import Outgoing, wire
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,31 @@ class SenderRejected(PermanentFailure):
     """The server refuses *us* (our sender address, our credentials): no recipient is at fault."""
 
 
-class SMTPTransport:
+class Transport:
+    """Where the outbox sends: `send` one mail, `send_all` several, in order (one by one, unless a transport
+    can do better)."""
+
+    def send(self, msg: Outgoing | EmailMessage, sender: str, recipient: str) -> str:
+        raise NotImplementedError
+
+    def send_all(self, mails: list[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
+        """An outcome per mail, in order: the server's reply (accepted), the failure, or None for a mail not
+        tried because the server refused us or asked us to slow down (421, 454) before its turn."""
+        outcomes: list[Outcome] = []
+        for msg, sender, recipient in mails:
+            try:
+                outcomes.append(self.send(msg, sender, recipient))
+            except Exception as exc:  # this mail's outcome: the outbox decides what it means
+                outcomes.append(exc)
+                if _halts(exc):
+                    break
+        return outcomes + [None] * (len(mails) - len(outcomes))
+
+    def close(self) -> None:
+        pass
+
+
+class SMTPTransport(Transport):
     """One connection reused across a batch, reopened once when the server has dropped it."""
 
     def __init__(self, url: str, timeout: float = 30, sign: Signer = _unsigned):
@@ -76,9 +102,11 @@ class SMTPTransport:
         msg = msg if isinstance(msg, Outgoing) else wire(msg)
         # As send_message would: non-ASCII addresses need SMTPUTF8 and a UTF-8 message.
         international = msg.international or not f"{sender}{recipient}".isascii()
-        options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
         # Signed as flattened with CRLF: exactly these bytes go on the wire, so the signature holds.
-        data = self.sign(msg.data)
+        return self._send_signed(self.sign(msg.data), sender, recipient, international)
+
+    def _send_signed(self, data: bytes, sender: str, recipient: str, international: bool) -> str:
+        options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
         for attempt in (1, 2):
             try:
                 if self._smtp is None:
@@ -105,6 +133,90 @@ class SMTPTransport:
                 self.close()
                 raise TemporaryFailure(f"cannot reach the SMTP server {self.host}:{self.port}: {exc}") from None
         raise AssertionError("unreachable")
+
+    def send_all(self, mails: list[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
+        """As Transport.send_all; a mail is also not tried (None) when the connection ended before its turn.
+
+        When the server offers PIPELINING, each mail's content and end of data go in one write with the next
+        mail's MAIL, RCPT and DATA: one round trip a mail instead of two.
+        """
+        outcomes: list[Outcome] = [None] * len(mails)
+        signed: list[_Signed] = []
+        for n, (msg, sender, recipient) in enumerate(mails):
+            msg = msg if isinstance(msg, Outgoing) else wire(msg)
+            try:
+                data = self.sign(msg.data)
+            except Exception as exc:  # this message cannot be signed: it waits, the others go
+                outcomes[n] = exc
+                continue
+            signed.append(_Signed(n, data, sender, recipient, msg.international or not f"{sender}{recipient}".isascii()))
+        for attempt in (1, 2):
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                self._smtp.ehlo_or_helo_if_needed()
+            except (OSError, smtplib.SMTPException):
+                self.close()
+                break  # one by one: each mail meets the failure to connect, as on its own
+            if len(signed) < 2 or not self._smtp.has_extn("pipelining") or any(m.international for m in signed):
+                break
+            try:
+                self._stream(signed, outcomes)
+                return outcomes
+            except _LostBeforeAnyReply:
+                self.close()  # a connection the server had dropped while idle: once more on a new one
+        self._one_by_one(signed, outcomes)
+        return outcomes
+
+    def _one_by_one(self, signed: list[_Signed], outcomes: list[Outcome]) -> None:
+        for mail in signed:
+            try:
+                outcomes[mail.n] = self._send_signed(mail.data, mail.sender, mail.recipient, mail.international)
+            except Exception as exc:
+                outcomes[mail.n] = exc
+                if _halts(exc):
+                    return
+
+    def _stream(self, signed: list[_Signed], outcomes: list[Outcome]) -> None:
+        smtp = self._smtp
+        size = smtp.does_esmtp and smtp.has_extn("size")
+        pending, content, replied = None, b"", False  # the mail whose DATA got 354: its content goes next
+        try:
+            for mail in signed:
+                option = f" size={len(mail.data)}" if size else ""
+                smtp.send(content + f"MAIL FROM:<{mail.sender}>{option}\r\nRCPT TO:<{mail.recipient}>\r\n"
+                                    f"DATA\r\n".encode())
+                if pending is not None:
+                    outcomes[pending] = _end_of_data(*smtp.getreply())
+                    ended, pending, replied = outcomes[pending], None, True
+                    if _closing(ended):
+                        self.close()
+                        return
+                replies = _envelope_replies(smtp)
+                replied = True
+                refusal = _refusal(replies)
+                if refusal is None:
+                    pending, content = mail.n, _content(mail.data)
+                    continue
+                outcomes[mail.n], content = refusal, b""
+                if replies[-1][0] == 421 or isinstance(refusal, SenderRejected):
+                    self.close()
+                    return
+                self._abandon(replies)
+                if _halts(refusal):
+                    return
+            if pending is not None:
+                smtp.send(content)
+                outcomes[pending] = _end_of_data(*smtp.getreply())
+                if _closing(outcomes[pending]):
+                    self.close()
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            if not replied:
+                raise _LostBeforeAnyReply from exc
+            if pending is not None:  # its content went, its reply did not come: sent again later, maybe twice
+                outcomes[pending] = TemporaryFailure(f"the connection to the SMTP server {self.host}:{self.port} "
+                                                     f"was lost before it confirmed the message: {exc}")
 
     def _transaction(self, sender: str, recipient: str, data: bytes, options: tuple[str, ...]) -> str:
         """MAIL, RCPT, DATA as smtplib's sendmail does them, but keeping the server's reply to the message.
@@ -154,8 +266,7 @@ class SMTPTransport:
         if go != 354:
             self._abandon(replies)
             raise smtplib.SMTPDataError(go, go_reply)
-        body = _DOT_AT_LINE_START.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
-        smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        smtp.send(_content(data))
         code, reply = smtp.getreply()
         if code != 250:
             self.close() if code == 421 else smtp.rset()
@@ -189,8 +300,67 @@ class SMTPTransport:
             try:
                 self._smtp.quit()
             except (OSError, smtplib.SMTPException):
-                pass
+                self._smtp.close()  # QUIT failed on a dead connection: the socket still needs closing
             self._smtp = None
+
+
+Outcome = Union[str, Exception, None]
+
+
+class _Signed(NamedTuple):
+    n: int  # its place in the list given to send_all
+    data: bytes
+    sender: str
+    recipient: str
+    international: bool
+
+
+class _LostBeforeAnyReply(Exception):
+    """The connection failed before the server answered anything in this window: nothing was delivered."""
+
+
+def _halts(failure: Exception) -> bool:
+    """After this, the rest of the mails wait: the server refuses us, or asks us to slow down."""
+    return isinstance(failure, SenderRejected) or (
+        isinstance(failure, TemporaryFailure) and failure.code in THROTTLE_CODES)
+
+
+def _closing(outcome: Outcome) -> bool:
+    return isinstance(outcome, TemporaryFailure) and outcome.code == 421
+
+
+def _envelope_replies(smtp: smtplib.SMTP) -> list[tuple[int, bytes]]:
+    """The replies to MAIL, RCPT and DATA; fewer when the server closes the connection (421)."""
+    replies = []
+    for _ in range(3):
+        replies.append(smtp.getreply())
+        if replies[-1][0] == 421:
+            break
+    return replies
+
+
+def _refusal(replies: list[tuple[int, bytes]]) -> Exception | None:
+    """What the envelope's replies mean for the mail: None when it may go (MAIL 250, RCPT 250/251, DATA 354)."""
+    (mail, mail_reply), rest = replies[0], replies[1:]
+    if mail != 250:
+        if 500 <= mail < 600:
+            return SenderRejected(f"the SMTP server refused us, not the recipient: {mail} {mail_reply!r}")
+        return _classify(mail, mail_reply)
+    (rcpt, rcpt_reply), rest = rest[0], rest[1:]
+    if rcpt not in (250, 251):
+        return _classify(rcpt, rcpt_reply)
+    (go, go_reply), = rest
+    return None if go == 354 else _classify(go, go_reply)
+
+
+def _content(data: bytes) -> bytes:
+    """A message's content on the wire: dots at line starts doubled, ended by a line holding one dot."""
+    body = _DOT_AT_LINE_START.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
+    return body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+def _end_of_data(code: int, reply: bytes) -> Outcome:
+    return f"{code} {reply.decode(errors='replace')}" if code == 250 else _classify(code, reply)
 
 
 def _classify(code: int, reply: bytes | str) -> Exception:
@@ -200,7 +370,7 @@ def _classify(code: int, reply: bytes | str) -> Exception:
     return TemporaryFailure(f"{code} {text}", code)
 
 
-class OutboxTransport:
+class OutboxTransport(Transport):
     """Writes each message to instance/outbox/ for reading in the browser."""
 
     def __init__(self, directory: str | Path, sign: Signer = _unsigned):
@@ -218,11 +388,8 @@ class OutboxTransport:
         tmp.replace(path)  # readers never see half a message
         return f"250 written to {path.name}"
 
-    def close(self) -> None:
-        pass
 
-
-def open_transport(config: dict) -> SMTPTransport | OutboxTransport:
+def open_transport(config: dict) -> Transport:
     sign = (lambda data: dkim.sign(data, config)) if dkim.enabled(config) else _unsigned
     if config.get("SMTP_URL"):
         return SMTPTransport(config["SMTP_URL"], timeout=float(config.get("SMTP_TIMEOUT", 30)), sign=sign)
