@@ -3,8 +3,8 @@
     .venv/bin/python bench/profile_send.py [--subscribers 3000] [--top 25] [--out send.prof]
 
 A fresh database with N confirmed subscribers, smtp-sink on a loopback port; for each measurement a new post
-and a digest of it are created in-process, then `outbox.deliver_due()` (a batch of SEND_BATCH rows) is called in a loop (what each
-Celery task does, one app context per batch) until the ledger is empty.
+and a digest of it are created in-process, then `outbox.deliver_due()` (a batch of SEND_BATCH rows) is called
+in a loop (what each Celery task does, one app context per batch) until the ledger is empty.
 
 1. The same send three ways, to split the cost per mail without a profiler's distortion:
      full       the real code: compose, SMTP to smtp-sink, ledger updates

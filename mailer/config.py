@@ -226,7 +226,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "SEND_RATE": _int(env, "SEND_RATE", 0),
         "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 300),
         "SEND_WINDOW": _positive_int(env, "SEND_WINDOW", 20),
-        "SEND_BATCH": _positive_int(env, "SEND_BATCH", 200),
+        "SEND_BATCH": _positive_int(env, "SEND_BATCH", 1000),
         "RETRY_BASE_SECONDS": _int(env, "RETRY_BASE_SECONDS", 30),
         "RETRY_DEADLINE": _int(env, "RETRY_DEADLINE", 3 * 24 * 3600),
         "FEED_POLL_SECONDS": _int(env, "FEED_POLL_SECONDS", 900),

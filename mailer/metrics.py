@@ -47,7 +47,7 @@ def mails() -> Counter:
 
 @cache
 def smtp_send_seconds() -> Histogram:
-    return Histogram("mailer_smtp_send_seconds", "SMTP time per mail (a window of mails sent together shares it out)",
+    return Histogram("mailer_smtp_send_seconds", "Time to make and send a mail over SMTP (a window's time shared out)",
                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 

@@ -1,6 +1,7 @@
 """The outbox: every owed mail is a Delivery row; workers claim due rows, send them, record the result."""
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -118,7 +119,7 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: dat
 def deliver_due(limit: int | None = None, more=None) -> int:
     """Claim and send one batch (SEND_BATCH rows unless `limit`); `more()` is called first when the batch is
     full, so idle workers join in."""
-    limit = limit or current_app.config.get("SEND_BATCH", 200)
+    limit = limit or current_app.config.get("SEND_BATCH", 1000)
     pacer_for(current_app._get_current_object()).rest()
     lease = utcnow() + timedelta(seconds=current_app.config.get("LEASE_SECONDS", 300))
     ids = claim_due(db.session, limit, until=lease)
@@ -144,7 +145,7 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     config = current_app.config
     transport = open_transport(config)
     pacer = pacer_for(current_app._get_current_object())
-    window = 1 if pacer.limiter is not None else max(1, config.get("SEND_WINDOW", 20))
+    size = 1 if pacer.limiter is not None else max(1, config.get("SEND_WINDOW", 20))
     halted = _HaltedDigests()
     session, unsent = db.session(), list(ids)
     try:
@@ -152,31 +153,21 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
             results = _Results(connection, lease)
             try:
                 batch = _Batch(session, ids, lease)
-                for start in range(0, len(batch.rows), window):
-                    unsent = batch.ids(start)
-                    ready, end, lease_ending = [], min(start + window, len(batch.rows)), False
-                    for n in range(start, end):
-                        delivery, subscriber = batch.rows[n]
-                        pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
-                        if lease is not None and utcnow() > lease - timedelta(seconds=LEASE_MARGIN):
-                            end, lease_ending = n, True  # send what is made, give the rest back
-                            break
-                        batch.keep_fresh(n)
-                        with logs.delivery(delivery.id):
-                            msg = _prepare(halted, partial(results.record, delivery), delivery, subscriber)
-                        if msg is not None:
-                            ready.append((delivery, subscriber, msg))
+                position = 0
+                while position < len(batch.rows):
+                    unsent = batch.ids(position)
+                    window = _Window(batch, position, size, lease, pacer, halted, results)
+                    pause, untried = _send_window(transport, pacer, results, window)
+                    results.write()
                     if session.in_transaction():
                         session.commit()  # ends whatever composing read: no snapshot is held between windows
-                    pause, untried = _send_window(transport, pacer, results, ready)
-                    results.write()
-                    unsent = untried + batch.ids(end)
-                    if lease_ending:
-                        _release(unsent, lease, utcnow())
-                        return
-                    if pause is not None:
-                        # The server asked us to slow down, or refuses us: hand the rest back rather than push on.
-                        _release(unsent, lease, utcnow() + pause)
+                    position = window.end
+                    unsent = untried + batch.ids(position)
+                    if window.error is not None:
+                        raise window.error
+                    if window.lease_ending or pause is not None:
+                        # Out of lease; or the server asked us to slow down, or refuses us: hand the rest back.
+                        _release(unsent, lease, utcnow() + (pause or timedelta(0)))
                         return
                     _release(untried, lease, utcnow())  # the connection ended before their turn: soon, again
             except Exception:
@@ -310,17 +301,47 @@ def _prepare(halted: _HaltedDigests, record, delivery: Owed, subscriber: Reader 
         return None
 
 
-def _send_window(transport, pacer: Pacer, results: _Results, ready: list) -> tuple[timedelta | None, list[int]]:
-    """Send the made messages together and record each outcome; returns a pause when the rest of the batch should
-    wait, and the rows not tried (the connection ended, or the server refused us, before their turn)."""
-    if not ready:
-        return None, []
+class _Window:
+    """Up to `size` rows from `start`, each checked and made into its message (`_prepare`) when the transport
+    takes the next mail, so a message is made while the server answers the one before. Rows not to be sent
+    have their result recorded and are not handed over. `end` is the first row not taken; an exception on the
+    way ends the window and is kept in `error`, for after the window's results are recorded."""
+
+    def __init__(self, batch: _Batch, start: int, size: int, lease: datetime | None, pacer: Pacer,
+                 halted: _HaltedDigests, results: _Results):
+        self.batch, self.end, self.stop = batch, start, min(start + size, len(batch.rows))
+        self.lease, self.pacer, self.halted, self.results = lease, pacer, halted, results
+        self.made: list[tuple[Owed, Reader | None, Outgoing]] = []
+        self.lease_ending, self.error = False, None
+
+    def __iter__(self):
+        while self.end < self.stop:
+            delivery, subscriber = self.batch.rows[self.end]
+            try:
+                self.pacer.wait()  # first: a long wait for the shared rate must not age the checks that follow
+                if self.lease is not None and utcnow() > self.lease - timedelta(seconds=LEASE_MARGIN):
+                    self.lease_ending = True
+                    return
+                self.batch.keep_fresh(self.end)
+                with logs.delivery(delivery.id):
+                    msg = _prepare(self.halted, partial(self.results.record, delivery), delivery, subscriber)
+            except Exception as exc:
+                self.error = exc
+                return
+            self.end += 1
+            if msg is not None:
+                self.made.append((delivery, subscriber, msg))
+                yield msg, _envelope_sender(delivery), subscriber.email if subscriber else delivery.recipient
+
+
+def _send_window(transport, pacer: Pacer, results: _Results, window: _Window) -> tuple[timedelta | None, list[int]]:
+    """Send the window's messages and record each outcome; returns a pause when the rest of the batch should
+    wait, and the rows made but not tried (the connection ended, or the server refused us, before their turn)."""
     started = time.perf_counter()
-    outcomes = transport.send_all([(msg, _envelope_sender(delivery), subscriber.email if subscriber else delivery.recipient)
-                                   for delivery, subscriber, msg in ready])
-    per_mail = (time.perf_counter() - started) / len(ready)
+    outcomes = transport.send_all(window)
+    per_mail = (time.perf_counter() - started) / max(len(window.made), 1)
     pause, untried = None, []
-    for (delivery, subscriber, msg), outcome in zip(ready, outcomes):
+    for (delivery, subscriber, msg), outcome in itertools.zip_longest(window.made, outcomes[:len(window.made)]):
         if outcome is None:
             untried.append(delivery.id)
             continue

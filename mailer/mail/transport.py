@@ -5,7 +5,8 @@ import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Union
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -48,9 +49,10 @@ class Transport:
     def send(self, msg: Outgoing | EmailMessage, sender: str, recipient: str) -> str:
         raise NotImplementedError
 
-    def send_all(self, mails: list[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
-        """An outcome per mail, in order: the server's reply (accepted), the failure, or None for a mail not
-        tried because the server refused us or asked us to slow down (421, 454) before its turn."""
+    def send_all(self, mails: Iterable[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
+        """An outcome per mail taken from `mails`, in order: the server's reply (accepted), the failure, or None
+        for a mail taken but not tried. `mails` is read one mail at a time, and no further once the server
+        refused us or asked us to slow down (421, 454)."""
         outcomes: list[Outcome] = []
         for msg, sender, recipient in mails:
             try:
@@ -59,7 +61,7 @@ class Transport:
                 outcomes.append(exc)
                 if _halts(exc):
                     break
-        return outcomes + [None] * (len(mails) - len(outcomes))
+        return outcomes
 
     def close(self) -> None:
         pass
@@ -134,22 +136,15 @@ class SMTPTransport(Transport):
                 raise TemporaryFailure(f"cannot reach the SMTP server {self.host}:{self.port}: {exc}") from None
         raise AssertionError("unreachable")
 
-    def send_all(self, mails: list[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
+    def send_all(self, mails: Iterable[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
         """As Transport.send_all; a mail is also not tried (None) when the connection ended before its turn.
 
         When the server offers PIPELINING, each mail's content and end of data go in one write with the next
-        mail's MAIL, RCPT and DATA: one round trip a mail instead of two.
+        mail's MAIL, RCPT and DATA (one round trip a mail instead of two), and the mail after that is taken from
+        `mails` while the server answers: whatever makes the messages works while the server does.
         """
-        outcomes: list[Outcome] = [None] * len(mails)
-        signed: list[_Signed] = []
-        for n, (msg, sender, recipient) in enumerate(mails):
-            msg = msg if isinstance(msg, Outgoing) else wire(msg)
-            try:
-                data = self.sign(msg.data)
-            except Exception as exc:  # this message cannot be signed: it waits, the others go
-                outcomes[n] = exc
-                continue
-            signed.append(_Signed(n, data, sender, recipient, msg.international or not f"{sender}{recipient}".isascii()))
+        outcomes: list[Outcome] = []
+        source = self._signing(mails, outcomes)
         for attempt in (1, 2):
             try:
                 if self._smtp is None:
@@ -158,37 +153,72 @@ class SMTPTransport(Transport):
             except (OSError, smtplib.SMTPException):
                 self.close()
                 break  # one by one: each mail meets the failure to connect, as on its own
-            if len(signed) < 2 or not self._smtp.has_extn("pipelining") or any(m.international for m in signed):
+            if not self._smtp.has_extn("pipelining"):
                 break
             try:
-                self._stream(signed, outcomes)
+                self._stream(source, outcomes)
                 return outcomes
-            except _LostBeforeAnyReply:
+            except _LostBeforeAnyReply as lost:
                 self.close()  # a connection the server had dropped while idle: once more on a new one
-        self._one_by_one(signed, outcomes)
+                source = itertools.chain(lost.taken, source)
+        self._one_by_one(source, outcomes)
         return outcomes
 
-    def _one_by_one(self, signed: list[_Signed], outcomes: list[Outcome]) -> None:
-        for mail in signed:
+    def _signing(self, mails: Iterable, outcomes: list[Outcome]) -> Iterator[_Signed]:
+        """The mails to send, signed, one at a time; one that cannot be signed gets that failure as its outcome."""
+        for msg, sender, recipient in mails:
+            msg = msg if isinstance(msg, Outgoing) else wire(msg)
+            outcomes.append(None)
             try:
-                outcomes[mail.n] = self._send_signed(mail.data, mail.sender, mail.recipient, mail.international)
-            except Exception as exc:
-                outcomes[mail.n] = exc
-                if _halts(exc):
-                    return
+                data = self.sign(msg.data)
+            except Exception as exc:  # this message cannot be signed: it waits, the others go
+                outcomes[-1] = exc
+                continue
+            yield _Signed(len(outcomes) - 1, data, sender, recipient,
+                          msg.international or not f"{sender}{recipient}".isascii())
 
-    def _stream(self, signed: list[_Signed], outcomes: list[Outcome]) -> None:
+    def _one_by_one(self, source: Iterator[_Signed], outcomes: list[Outcome]) -> None:
+        for mail in source:
+            if self._send_one(mail, outcomes):
+                return
+
+    def _send_one(self, mail: _Signed, outcomes: list[Outcome]) -> bool:
+        """Send one mail on its own (SMTPUTF8 needs smtplib's own MAIL handling); True when the rest must wait."""
+        try:
+            outcomes[mail.n] = self._send_signed(mail.data, mail.sender, mail.recipient, mail.international)
+        except Exception as exc:
+            outcomes[mail.n] = exc
+            return _halts(exc)
+        return False
+
+    def _stream(self, source: Iterator[_Signed], outcomes: list[Outcome]) -> None:
         smtp = self._smtp
         size = smtp.does_esmtp and smtp.has_extn("size")
-        pending, content, replied = None, b"", False  # the mail whose DATA got 354: its content goes next
+        pending, replied = None, False  # pending: the mail whose DATA got 354; its content goes with the next write
+        mail = next(source, None)
+        taken = [mail]  # until the server first answers: what to send again on a new connection if this one is dead
         try:
-            for mail in signed:
+            while mail is not None:
+                if mail.international:
+                    if pending is not None:
+                        smtp.send(_content(pending.data))
+                        ended = _end_of_data(*smtp.getreply())
+                        outcomes[pending.n], pending, replied = ended, None, True
+                        if _closing(ended):
+                            self.close()
+                            return
+                    if self._send_one(mail, outcomes) or self._smtp is None:
+                        return
+                    smtp, replied, mail = self._smtp, True, next(source, None)
+                    continue
                 option = f" size={len(mail.data)}" if size else ""
-                smtp.send(content + f"MAIL FROM:<{mail.sender}>{option}\r\nRCPT TO:<{mail.recipient}>\r\n"
-                                    f"DATA\r\n".encode())
+                smtp.send((_content(pending.data) if pending is not None else b"")
+                          + f"MAIL FROM:<{mail.sender}>{option}\r\nRCPT TO:<{mail.recipient}>\r\nDATA\r\n".encode())
+                following = next(source, None)  # made while the server reads and answers
+                taken.append(following)
                 if pending is not None:
-                    outcomes[pending] = _end_of_data(*smtp.getreply())
-                    ended, pending, replied = outcomes[pending], None, True
+                    ended = _end_of_data(*smtp.getreply())
+                    outcomes[pending.n], pending, replied = ended, None, True
                     if _closing(ended):
                         self.close()
                         return
@@ -196,27 +226,28 @@ class SMTPTransport(Transport):
                 replied = True
                 refusal = _refusal(replies)
                 if refusal is None:
-                    pending, content = mail.n, _content(mail.data)
-                    continue
-                outcomes[mail.n], content = refusal, b""
-                if replies[-1][0] == 421 or isinstance(refusal, SenderRejected):
-                    self.close()
-                    return
-                self._abandon(replies)
-                if _halts(refusal):
-                    return
+                    pending = mail
+                else:
+                    outcomes[mail.n] = refusal
+                    if replies[-1][0] == 421 or isinstance(refusal, SenderRejected):
+                        self.close()
+                        return
+                    self._abandon(replies)
+                    if _halts(refusal):
+                        return
+                mail = following
             if pending is not None:
-                smtp.send(content)
-                outcomes[pending] = _end_of_data(*smtp.getreply())
-                if _closing(outcomes[pending]):
+                smtp.send(_content(pending.data))
+                outcomes[pending.n] = _end_of_data(*smtp.getreply())
+                if _closing(outcomes[pending.n]):
                     self.close()
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             if not replied:
-                raise _LostBeforeAnyReply from exc
+                raise _LostBeforeAnyReply([m for m in taken if m is not None]) from exc
             if pending is not None:  # its content went, its reply did not come: sent again later, maybe twice
-                outcomes[pending] = TemporaryFailure(f"the connection to the SMTP server {self.host}:{self.port} "
-                                                     f"was lost before it confirmed the message: {exc}")
+                outcomes[pending.n] = TemporaryFailure(f"the connection to the SMTP server {self.host}:{self.port} "
+                                                       f"was lost before it confirmed the message: {exc}")
 
     def _transaction(self, sender: str, recipient: str, data: bytes, options: tuple[str, ...]) -> str:
         """MAIL, RCPT, DATA as smtplib's sendmail does them, but keeping the server's reply to the message.
@@ -316,7 +347,11 @@ class _Signed(NamedTuple):
 
 
 class _LostBeforeAnyReply(Exception):
-    """The connection failed before the server answered anything in this window: nothing was delivered."""
+    """The connection failed before the server answered anything: none of the mails `taken` was delivered."""
+
+    def __init__(self, taken: list[_Signed]):
+        super().__init__("connection lost before any reply")
+        self.taken = taken
 
 
 def _halts(failure: Exception) -> bool:
