@@ -83,7 +83,8 @@ def test_implicit_tls(tls):
         sink.stop()
 
 
-def test_reconnects_when_the_server_dropped_the_connection():
+@pytest.mark.parametrize("mails", [["b@example.com"], ["b@example.com", "c@example.com"]], ids=["send", "send_all"])
+def test_a_connection_the_server_dropped_is_replaced_and_each_mail_goes_once(mails):
     port = _free_port()
     sink = SmtpSink(port=port).start()
     transport = SMTPTransport(f"smtp://127.0.0.1:{port}")
@@ -91,8 +92,12 @@ def test_reconnects_when_the_server_dropped_the_connection():
     sink.stop()
     sink = SmtpSink(port=port).start()  # the old connection is dead; the next send must not fail for it
     try:
-        transport.send(message("b@example.com"), "newsletter@mailer.test", "b@example.com")
-        assert sink.to("b@example.com")
+        if len(mails) == 1:
+            assert transport.send(message(mails[0]), "newsletter@mailer.test", mails[0]) == "250 2.0.0 queued"
+        else:
+            assert transport.send_all([(message(r), "newsletter@mailer.test", r) for r in mails]) == [
+                "250 2.0.0 queued"] * len(mails)
+        assert sorted(r.recipients[0] for r in sink.handler.messages) == mails
     finally:
         transport.close()
         sink.stop()
@@ -180,41 +185,39 @@ def test_a_window_goes_in_one_write_a_mail_when_the_server_pipelines(monkeypatch
         sink.stop()
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-def test_refusals_in_a_window_fail_their_own_mail_only(pipelining):
+@pytest.fixture(params=[True, False], ids=["pipelining", "one command at a time"])
+def either_sink(request):
+    """The test server, announcing PIPELINING and not."""
     sink = SmtpSink().start()
-    sink.handler.pipelining = pipelining
-    try:
-        transport = SMTPTransport(sink.url)
-        sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
-        sink.handler.refuse["full@example.com"] = "452 4.2.2 mailbox full"
-        outcomes = transport.send_all(window("a@example.com", "gone@example.com", "full@example.com", "b@example.com"))
-        assert outcomes[0] == outcomes[3] == "250 2.0.0 queued"
-        assert isinstance(outcomes[1], PermanentFailure) and "550" in str(outcomes[1])
-        assert isinstance(outcomes[2], TemporaryFailure) and outcomes[2].code == 452
-        assert sorted(r.recipients[0] for r in sink.handler.messages) == ["a@example.com", "b@example.com"]
-        transport.close()
-    finally:
-        sink.stop()
+    sink.handler.pipelining = request.param
+    yield sink
+    sink.stop()
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-def test_a_slow_down_reply_leaves_the_rest_of_the_window_untried(pipelining):
-    sink = SmtpSink().start()
-    sink.handler.pipelining = pipelining
-    try:
-        transport = SMTPTransport(sink.url)
-        transport.send_all(window("first@example.com"))
-        sink.handler.temporary_failures, sink.handler.temporary_reply = 1, "421 4.7.0 too many messages, slow down"
-        outcomes = transport.send_all(window("a@example.com", "b@example.com", "c@example.com"))
-        assert isinstance(outcomes[0], TemporaryFailure) and outcomes[0].code == 421
-        # The rest is not tried: not even taken, or taken (made) and handed back without counting an attempt.
-        assert len(outcomes) <= 3 and all(outcome is None for outcome in outcomes[1:])
-        assert sorted(r.recipients[0] for r in sink.handler.messages) == ["first@example.com"]
-        assert transport.send_all(window("d@example.com", "e@example.com")) == ["250 2.0.0 queued"] * 2
-    finally:
-        transport.close()
-        sink.stop()
+def test_refusals_in_a_window_fail_their_own_mail_only(either_sink):
+    transport = SMTPTransport(either_sink.url)
+    either_sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+    either_sink.handler.refuse["full@example.com"] = "452 4.2.2 mailbox full"
+    outcomes = transport.send_all(window("a@example.com", "gone@example.com", "full@example.com", "b@example.com"))
+    assert outcomes[0] == outcomes[3] == "250 2.0.0 queued"
+    assert isinstance(outcomes[1], PermanentFailure) and "550" in str(outcomes[1])
+    assert isinstance(outcomes[2], TemporaryFailure) and outcomes[2].code == 452
+    assert sorted(r.recipients[0] for r in either_sink.handler.messages) == ["a@example.com", "b@example.com"]
+    transport.close()
+
+
+def test_a_slow_down_reply_leaves_the_rest_of_the_window_untried(either_sink):
+    transport = SMTPTransport(either_sink.url)
+    transport.send_all(window("first@example.com"))
+    either_sink.handler.temporary_failures = 1
+    either_sink.handler.temporary_reply = "421 4.7.0 too many messages, slow down"
+    outcomes = transport.send_all(window("a@example.com", "b@example.com", "c@example.com"))
+    assert isinstance(outcomes[0], TemporaryFailure) and outcomes[0].code == 421
+    # The rest is not tried: not even taken, or taken (made) and handed back without counting an attempt.
+    assert len(outcomes) <= 3 and all(outcome is None for outcome in outcomes[1:])
+    assert sorted(r.recipients[0] for r in either_sink.handler.messages) == ["first@example.com"]
+    assert transport.send_all(window("d@example.com", "e@example.com")) == ["250 2.0.0 queued"] * 2
+    transport.close()
 
 
 def test_a_refused_sender_stops_the_window():
@@ -232,21 +235,6 @@ def test_a_refused_sender_stops_the_window():
         transport.close()
     finally:
         controller.stop()
-
-
-def test_a_window_on_a_connection_the_server_dropped_goes_once_on_a_new_one():
-    port = _free_port()
-    sink = SmtpSink(port=port).start()
-    transport = SMTPTransport(f"smtp://127.0.0.1:{port}")
-    transport.send_all(window("a@example.com"))
-    sink.stop()
-    sink = SmtpSink(port=port).start()
-    try:
-        assert transport.send_all(window("b@example.com", "c@example.com")) == ["250 2.0.0 queued"] * 2
-        assert sorted(r.recipients[0] for r in sink.handler.messages) == ["b@example.com", "c@example.com"]
-    finally:
-        transport.close()
-        sink.stop()
 
 
 def test_the_next_mail_is_made_while_the_server_answers_the_one_before(monkeypatch):
