@@ -32,7 +32,9 @@ def __getattr__(name: str):
 
 def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict:
     """Requests/s, p50 and p99 in ms, request and non-2xx counts, and the raw output (with a Lua script's lines)."""
-    args = [shutil.which("wrk") or "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed; on Debian or Ubuntu: sudo apt-get install wrk")
+    args = [shutil.which("wrk"), "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
             "--timeout", "10s", *(["-s", str(script)] if script else []), url]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     percent = {p: _ms(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)\.?0*%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
