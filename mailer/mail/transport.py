@@ -100,14 +100,14 @@ class SMTPTransport(Transport):
         return smtp
 
     def send(self, msg: Outgoing | EmailMessage, sender: str, recipient: str) -> str:
-        """Send to exactly one envelope recipient; returns the server's reply."""
-        msg = msg if isinstance(msg, Outgoing) else wire(msg)
-        # As send_message would: non-ASCII addresses need SMTPUTF8 and a UTF-8 message.
-        international = msg.international or not f"{sender}{recipient}".isascii()
-        # Signed as flattened with CRLF: exactly these bytes go on the wire, so the signature holds.
-        return self._send_signed(self.sign(msg.data), sender, recipient, international)
+        """Send to exactly one envelope recipient; returns the server's reply, or raises the failure."""
+        [outcome] = self.send_all([(msg, sender, recipient)])
+        if isinstance(outcome, str):
+            return outcome
+        raise outcome or TemporaryFailure("the SMTP server closed the connection before the message went")
 
     def _send_signed(self, data: bytes, sender: str, recipient: str, international: bool) -> str:
+        """One mail, one command at a time (what SMTPUTF8 needs, and servers without PIPELINING)."""
         options = ("SMTPUTF8", "BODY=8BITMIME") if international else ()
         for attempt in (1, 2):
             try:
@@ -259,8 +259,6 @@ class SMTPTransport(Transport):
         esmtp = list(options)
         if smtp.does_esmtp and smtp.has_extn("size"):
             esmtp.append(f"size={len(data)}")
-        if smtp.has_extn("pipelining") and not options:  # SMTPUTF8 needs smtplib's own MAIL handling
-            return self._pipelined(sender, recipient, data, esmtp)
         code, reply = smtp.mail(sender, esmtp)
         if code != 250:
             self.close() if code == 421 else smtp.rset()
@@ -275,37 +273,8 @@ class SMTPTransport(Transport):
             raise smtplib.SMTPDataError(code, reply)
         return f"{code} {reply.decode(errors='replace')}"
 
-    def _pipelined(self, sender: str, recipient: str, data: bytes, esmtp: list[str]) -> str:
-        """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920 PIPELINING): two round trips a
-        mail instead of four. The replies decide as in `_transaction`."""
-        smtp = self._smtp
-        smtp.send(f"MAIL FROM:<{sender}>{''.join(' ' + o for o in esmtp)}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
-        replies = []
-        for _ in range(3):
-            replies.append(smtp.getreply())
-            if replies[-1][0] == 421:  # the server is closing: no further reply comes
-                break
-        (mail, mail_reply), rest = replies[0], replies[1:]
-        if mail != 250:
-            self._abandon(replies)
-            raise smtplib.SMTPSenderRefused(mail, mail_reply, sender)
-        (rcpt, rcpt_reply), rest = rest[0], rest[1:]
-        if rcpt not in (250, 251):
-            self._abandon(replies)
-            raise smtplib.SMTPRecipientsRefused({recipient: (rcpt, rcpt_reply)})
-        (go, go_reply), = rest
-        if go != 354:
-            self._abandon(replies)
-            raise smtplib.SMTPDataError(go, go_reply)
-        smtp.send(_content(data))
-        code, reply = smtp.getreply()
-        if code != 250:
-            self.close() if code == 421 else smtp.rset()
-            raise smtplib.SMTPDataError(code, reply)
-        return f"{code} {reply.decode(errors='replace')}"
-
     def _abandon(self, replies: list[tuple[int, bytes]]) -> None:
-        """After a refusal in a pipelined transaction: end an accepted DATA with an empty message, then RSET."""
+        """After a refusal in a pipelined envelope: end an accepted DATA with an empty message, then RSET."""
         if replies[-1][0] == 421:
             self.close()
             return
