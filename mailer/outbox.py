@@ -341,7 +341,7 @@ def _send_window(transport, pacer: Pacer, results: _Results, window: _Window) ->
     outcomes = transport.send_all(window)
     per_mail = (time.perf_counter() - started) / max(len(window.made), 1)
     pause, untried = None, []
-    for (delivery, subscriber, msg), outcome in itertools.zip_longest(window.made, outcomes[:len(window.made)]):
+    for (delivery, subscriber, msg), outcome in itertools.zip_longest(window.made, outcomes):  # one per mail taken
         if outcome is None:
             untried.append(delivery.id)
             continue
