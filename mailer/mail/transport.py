@@ -1,21 +1,21 @@
 """Where messages go: an SMTP server named by SMTP_URL, or .eml files in the local outbox."""
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import smtplib
 import ssl
-import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple, Union
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
+from typing import NamedTuple, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import dkim
-from .pacing import THROTTLE_CODES
 from .messages import Outgoing, wire
+from .pacing import THROTTLE_CODES
 
 log = logging.getLogger(__name__)
 Signer = Callable[[bytes], bytes]
@@ -202,10 +202,8 @@ class SMTPTransport(Transport):
                 if mail.international:
                     if pending is not None:
                         smtp.send(_content(pending.data))
-                        ended = _end_of_data(*smtp.getreply())
-                        outcomes[pending.n], pending, replied = ended, None, True
-                        if _closing(ended):
-                            self.close()
+                        closed, pending, replied = self._data_ended(pending, outcomes), None, True
+                        if closed:
                             return
                     if self._send_one(mail, outcomes) or self._smtp is None:
                         return
@@ -217,10 +215,8 @@ class SMTPTransport(Transport):
                 following = next(source, None)  # made while the server reads and answers
                 taken.append(following)
                 if pending is not None:
-                    ended = _end_of_data(*smtp.getreply())
-                    outcomes[pending.n], pending, replied = ended, None, True
-                    if _closing(ended):
-                        self.close()
+                    closed, pending, replied = self._data_ended(pending, outcomes), None, True
+                    if closed:
                         return
                 replies = _envelope_replies(smtp)
                 replied = True
@@ -238,9 +234,8 @@ class SMTPTransport(Transport):
                 mail = following
             if pending is not None:
                 smtp.send(_content(pending.data))
-                outcomes[pending.n] = _end_of_data(*smtp.getreply())
-                if _closing(outcomes[pending.n]):
-                    self.close()
+                self._data_ended(pending, outcomes)
+                pending = None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             if not replied:
@@ -248,6 +243,14 @@ class SMTPTransport(Transport):
             if pending is not None:  # its content went, its reply did not come: sent again later, maybe twice
                 outcomes[pending.n] = TemporaryFailure(f"the connection to the SMTP server {self.host}:{self.port} "
                                                        f"was lost before it confirmed the message: {exc}")
+
+    def _data_ended(self, mail: _Signed, outcomes: list[Outcome]) -> bool:
+        """The reply to `mail`'s end of data, as its outcome; True when the server is closing the connection."""
+        outcomes[mail.n] = _end_of_data(*self._smtp.getreply())
+        if _closing(outcomes[mail.n]):
+            self.close()
+            return True
+        return False
 
     def _transaction(self, sender: str, recipient: str, data: bytes, options: tuple[str, ...]) -> str:
         """MAIL, RCPT, DATA as smtplib's sendmail does them, but keeping the server's reply to the message.
