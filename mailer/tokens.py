@@ -35,9 +35,9 @@ def _keys() -> tuple[str, ...]:
     return (*(current_app.config.get("SECRET_KEY_FALLBACKS") or []), current_app.config["SECRET_KEY"])
 
 
-def _serializer(purpose: str) -> URLSafeTimedSerializer:
+def _serializer(purpose: str, keys: tuple[str, ...] | None = None) -> URLSafeTimedSerializer:
     # itsdangerous signs with the last key and accepts all of them: rotation without broken links.
-    return URLSafeTimedSerializer(list(_keys()), salt=f"mailer.{purpose}")
+    return URLSafeTimedSerializer(list(keys or _keys()), salt=f"mailer.{purpose}")
 
 
 def make(purpose: str, payload: Any) -> str:
@@ -49,7 +49,7 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # as itsdangerous write
 
 @lru_cache(maxsize=64)
 def _minter(purpose: str, keys: tuple[str, ...]) -> _Minter:
-    return _Minter(URLSafeTimedSerializer(list(keys), salt=f"mailer.{purpose}"))
+    return _Minter(_serializer(purpose, keys))
 
 
 class _Minter:
