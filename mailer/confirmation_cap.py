@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, literal_column, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from .models import Delivery, utcnow
@@ -21,7 +22,7 @@ _lock = threading.Lock()
 _last_alarm: datetime | None = None  # per process: one ERROR line an hour, not one per refused signup
 
 
-def allows_confirmation(session: Session, now: datetime | None = None) -> bool:
+def allows_confirmation(session: Session | Connection, now: datetime | None = None) -> bool:
     """True while fewer than CONFIRMATION_HOURLY_CAP confirmations were queued in the last hour (0: no cap).
 
     The count is made at most once every RECOUNT_SECONDS per process, and between counts this process adds the
@@ -43,7 +44,15 @@ def allows_confirmation(session: Session, now: datetime | None = None) -> bool:
     return allowed
 
 
-def _count_last_hour(session: Session, now: datetime, cap: int) -> int:
+def give_back() -> None:
+    """A confirmation that allows_confirmation() allowed was not queued after all (the address was known)."""
+    tally = current_app.extensions.get("confirmation_tally")
+    if tally is not None:
+        with _lock:
+            tally["queued"] = max(0, tally.get("queued", 0) - 1)
+
+
+def _count_last_hour(session: Session | Connection, now: datetime, cap: int) -> int:
     # Counting stops at `cap` rows, on a partial index of signup confirmations (ix_delivery_signup_confirmations):
     # the cost is bounded by the cap, not by the size of the ledger. Imports ("import-confirmation:…") are the
     # admin's own doing and do not use up the cap meant for the public form.

@@ -41,12 +41,17 @@ def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: st
     # RETURNING, not rowcount: the driver may report -1 for an INSERT that did insert.
     delivery_id = session.execute(stmt.returning(Delivery.id)).scalar()
     if delivery_id is not None:
-        session.info.setdefault("owed_deliveries", []).append(delivery_id)
+        note_owed(session, delivery_id)
     return delivery_id is not None
 
 
+def note_owed(session: Session, delivery_id: int) -> None:
+    """Remember a row owed on the caller's behalf (queue() does it; so does a statement that inserts its own)."""
+    session.info.setdefault("owed_deliveries", []).append(delivery_id)
+
+
 def owed(session: Session) -> list[int]:
-    """The ids of the rows queue() inserted in this session since the last call: for the caller's log line."""
+    """The ids of the rows owed (note_owed) in this session since the last call: for the caller's log line."""
     return session.info.pop("owed_deliveries", [])
 
 

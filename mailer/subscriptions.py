@@ -1,4 +1,4 @@
-"""Signing up, confirming, unsubscribing: each writes its owed mail in the caller's transaction."""
+"""Signing up, confirming, unsubscribing: each writes its owed mail in the caller's transaction (sign_up commits it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import confirmation_cap, outbox
-from .magnets import find_magnet
+from . import confirmation_cap, new_signup, outbox
+from .magnets import HANDBOOK_SLUG, find_magnet
 from .mail.messages import refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
 from .welcome import start_welcome, stop_welcome
@@ -61,17 +61,54 @@ def clean_name(raw: str | None) -> str | None:
     return raw.strip()
 
 
-def subscribe(session: Session, request: SignupRequest) -> None:
-    """Record a signup and owe its confirmation; the caller answers the same whatever happened."""
+def sign_up(session: Session, request: SignupRequest) -> None:
+    """Store a visitor's signup and commit it; the caller answers the same whatever happened.
+
+    A new address on PostgreSQL is one statement of its own (new_signup); anything else, and SQLite, goes through
+    the session as subscribe() does, committed here.
+    """
     email, name = normalise_email(request.email), clean_name(request.name)
+    engine = session.get_bind()
+    if new_signup.supported(engine):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            if _store_new_address(connection, session, email, name, request):
+                return
+    _record(session, email, name, request)
+    session.commit()
+
+
+def _store_new_address(connection, session: Session, email: str, name: str | None, request: SignupRequest) -> bool:
+    """True when this was a new address and is now stored; False when nothing was written."""
+    mail = confirmation_cap.allows_confirmation(connection)
+    stored = new_signup.store(
+        connection, email=email, name=name, magnet=request.magnet or HANDBOOK_SLUG, form=request.form,
+        ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT,
+        **_consent_details(request))
+    if mail and stored.confirmation_id is None:
+        confirmation_cap.give_back()
+    if stored.confirmation_id is not None:
+        outbox.note_owed(session, stored.confirmation_id)
+    return stored.subscriber_id is not None
+
+
+def subscribe(session: Session, request: SignupRequest) -> None:
+    """Record a signup and owe its confirmation in the caller's transaction; the caller answers the same whatever happened."""
+    _record(session, normalise_email(request.email), clean_name(request.name), request)
+
+
+def _consent_details(request: SignupRequest) -> dict:
+    return {"source_url": (request.source_url or "")[:2000] or None,
+            "user_agent": (request.user_agent or "")[:500] or None}
+
+
+def _record(session: Session, email: str, name: str | None, request: SignupRequest) -> None:
     magnet = find_magnet(session, request.magnet)
     subscriber, new = _get_or_create(session, email, name)
     if subscriber.status in SUPPRESSED:
         return
     consent = Consent(
-        subscriber_id=subscriber.id, magnet_id=magnet.id, source_url=(request.source_url or "")[:2000] or None,
-        form=request.form, ip=request.ip, user_agent=(request.user_agent or "")[:500] or None,
-        consent_text=CONSENT_TEXT.format(magnet=magnet.title),
+        subscriber_id=subscriber.id, magnet_id=magnet.id, form=request.form, ip=request.ip,
+        consent_text=CONSENT_TEXT.format(magnet=magnet.title), **_consent_details(request),
     )
     session.add(consent)
     session.flush()

@@ -150,6 +150,28 @@ def _drop_this_runs_databases():
 
 
 @pytest.fixture(scope="session")
+def private_database(tmp_path_factory):
+    """A PostgreSQL database no worker sweeps: rows a test owes stay where the test put them."""
+    url = fresh_database("mailer_private")
+    upgrade_schema(make_app(tmp_path_factory.mktemp("private-db"), SQLALCHEMY_DATABASE_URI=url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_app(request, tmp_path):
+    """The app on SQLite, then on PostgreSQL (where some work is done in statements of its own)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("app")
+        return
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=request.getfixturevalue("private_database"))
+    truncate_all(app)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
 def pg_url():
     return fresh_database(PG_DB)
 

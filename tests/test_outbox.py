@@ -17,7 +17,7 @@ from mailer import outbox, subscriptions
 from mailer.extensions import db
 from mailer.mail.transport import OutboxTransport, PermanentFailure, SMTPTransport, TemporaryFailure
 from mailer.models import Delivery, DeliveryStatus, Status, Subscriber, utcnow
-from tests.conftest import fresh_database, make_app, truncate_all, upgrade_schema
+from tests.conftest import make_app
 from tests.smtp_sink import SinkHandler, SmtpSink
 
 QUEUED, SENDING, SENT = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value
@@ -275,28 +275,6 @@ def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(ap
     db.session.expire_all()
     assert db.session.get(Delivery, row).status == SENDING  # the other worker's claim stands
     assert "no longer ours to record as sent" in caplog.text
-
-
-@pytest.fixture(scope="module")
-def outbox_database(tmp_path_factory):
-    """A PostgreSQL database of this module's own: no worker of another test sweeps its rows."""
-    url = fresh_database("mailer_outbox")
-    upgrade_schema(make_app(tmp_path_factory.mktemp("outbox-db"), SQLALCHEMY_DATABASE_URI=url))
-    return url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def either_app(request, tmp_path):
-    """The app on SQLite, then on PostgreSQL (where sent mails are written in one statement)."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("app")
-        return
-    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=request.getfixturevalue("outbox_database"))
-    truncate_all(app)
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def sent_rows() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mailer.extensions import db
 from mailer.models import Consent, Delivery, Status, Subscriber, utcnow
@@ -12,6 +12,12 @@ from tests.factories import deliveries, subscriber
 
 BLOG_POST = "https://blog.example.com/2024/05/career-qa"
 SAME_ANSWER_STATES = ["new", "pending", "confirmed", "unsubscribed", "bounced", "complained"]
+
+
+@pytest.fixture
+def client(either_app):
+    """Every test here runs on SQLite and on PostgreSQL, where a new address is stored by a statement of its own."""
+    return either_app.test_client()
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -383,3 +389,99 @@ def test_recent_signup_timestamps_are_recent(client):
     created = deliveries(subscriber("ann@example.com"))[0].created_at
     now = utcnow().replace(tzinfo=None)
     assert abs((created.replace(tzinfo=None) - now).total_seconds()) < 60
+
+
+# --- a new address on PostgreSQL: one statement of its own -----------------------------------------
+
+@pytest.fixture
+def pg_signup_app(private_database, tmp_path):
+    from tests.conftest import make_app, truncate_all
+
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=private_database)
+    truncate_all(app)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def statements_during(action) -> list[str]:
+    from sqlalchemy import event
+
+    seen = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    return seen
+
+
+def test_a_new_address_is_one_statement_and_a_known_one_takes_the_general_way(pg_signup_app):
+    client = pg_signup_app.test_client()
+    client.post("/subscribe", json={"email": "first@example.com"})  # the hourly cap counts once a second
+
+    new = statements_during(lambda: post_json(client, {"email": "ann@example.com"}))
+    known = statements_during(lambda: post_json(client, {"email": "ann@example.com"}))
+
+    assert len(new) == 1 and new[0].lstrip().startswith("WITH magnet")
+    assert len(known) > 1  # the statement found the address, then the session path applied its rules
+    assert [d.kind for d in deliveries(subscriber("ann@example.com"))] == ["confirmation"]  # 15 minutes apart
+
+
+def test_the_statement_writes_what_the_session_path_writes(pg_signup_app):
+    from mailer import subscriptions
+    from mailer.subscriptions import SignupRequest
+
+    def request(email):
+        return SignupRequest(email=email, name="Ann", magnet="handbook", source_url=BLOG_POST, form="iframe",
+                             ip="192.0.2.7", user_agent="Firefox")
+
+    subscriptions.sign_up(db.session, request("statement@example.com"))
+    subscriptions.subscribe(db.session, request("session@example.com"))
+    db.session.commit()
+
+    def stored(email):
+        sub = subscriber(email)
+        consent = db.session.scalars(select(Consent).where(Consent.subscriber_id == sub.id)).one()
+        delivery = deliveries(sub)[0]
+        return (
+            {c: getattr(sub, c) for c in ("name", "status", "welcome_step", "digest_frequency", "confirmed_at",
+                                         "welcome_next_at", "paused_until")},
+            {c: getattr(consent, c) for c in ("magnet_id", "source_url", "form", "ip", "user_agent", "consent_text",
+                                             "confirmed_at")},
+            {c: getattr(delivery, c) for c in ("kind", "status", "attempts", "recipient", "digest_id")},
+            delivery.payload == {"consent_id": consent.id}, delivery.dedupe_key == f"confirmation:{consent.id}",
+            _moments_apart(sub.created_at, sub.updated_at, consent.requested_at, delivery.created_at,
+                           delivery.next_attempt_at) < timedelta(seconds=1),
+        )
+
+    assert stored("statement@example.com") == stored("session@example.com")
+    assert stored("statement@example.com")[3:] == (True, True, True)
+    assert subscriber("statement@example.com").created_at > utcnow() - timedelta(minutes=1)
+    raw = db.session.execute(text("SELECT payload::text FROM delivery ORDER BY id")).scalars().all()
+    assert raw[0] == raw[1].replace(raw[1].split(": ")[1], raw[0].split(": ")[1])  # the same JSON text
+
+
+def _moments_apart(*moments) -> timedelta:
+    return max(moments) - min(moments)
+
+
+def test_a_known_address_hands_back_the_confirmation_the_cap_allowed_it(pg_signup_app):
+    pg_signup_app.config["CONFIRMATION_HOURLY_CAP"] = 2
+    client = pg_signup_app.test_client()
+    post_json(client, {"email": "ann@example.com"})
+    for _ in range(3):  # throttled per address: no second confirmation, and the cap is not used up by asking
+        post_json(client, {"email": "ann@example.com"})
+    post_json(client, {"email": "bob@example.com"})
+    post_json(client, {"email": "cy@example.com"})  # over the cap: stored, not mailed
+
+    assert [len(deliveries(subscriber(e))) for e in ("ann@example.com", "bob@example.com", "cy@example.com")] == [1, 1, 0]
+
+
+def test_an_unknown_magnet_on_postgresql_writes_nothing(pg_signup_app):
+    response = post_json(pg_signup_app.test_client(), {"email": "ann@example.com", "magnet": "no-such-thing"})
+
+    assert response.status_code == 422 and response.json["field"] == "magnet"
+    assert count(Subscriber) == count(Consent) == count(Delivery) == 0

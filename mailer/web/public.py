@@ -35,7 +35,7 @@ def subscribe():
             form_guard.log_bot(reason, request.remote_addr)
             return _thanks(fields, wants_json)
         captcha.verify(fields["captcha"], request.remote_addr)
-        subscriptions.subscribe(db.session, SignupRequest(
+        subscriptions.sign_up(db.session, SignupRequest(
             email=fields["email"], name=fields["name"], magnet=fields["magnet"],
             source_url=fields["source"] or request.referrer, form=fields["form"],
             ip=request.remote_addr, user_agent=request.user_agent.string,
@@ -52,7 +52,6 @@ def subscribe():
             values.pop(form_guard.TOKEN_FIELD, None)  # the page answers with a fresh token
         return render_template(template, error=str(exc), field=field, values=values,
                                back=safe_return_url(request.form.get("next") or request.referrer)), status
-    db.session.commit()
     metrics.signups().inc()
     _log_owed("signup stored", db.session)
     outbox.wake()

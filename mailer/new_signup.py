@@ -1,0 +1,63 @@
+"""The common signup, an address we have never seen, stored in one statement on PostgreSQL.
+
+The subscriber, their consent and the confirmation mail owed to them are three INSERTs chained by data-modifying
+CTEs, run in autocommit: one round trip, and the statement is its own transaction, so either all three rows are
+committed or none is. When the address is already known the statement writes nothing, and the caller takes the
+general path (subscriptions.subscribe), which has the rules for people we know.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+STATEMENT = text("""
+WITH magnet AS (
+    SELECT id, title FROM lead_magnet WHERE slug = :magnet
+), new_subscriber AS (
+    INSERT INTO subscriber (email, name, status, created_at, updated_at, welcome_step, digest_frequency)
+    SELECT :email, :name, 'pending', :now, :now, 0, 'every' FROM magnet
+    ON CONFLICT (email) DO NOTHING
+    RETURNING id
+), new_consent AS (
+    INSERT INTO consent (subscriber_id, magnet_id, source_url, form, ip, user_agent, consent_text, requested_at)
+    SELECT new_subscriber.id, magnet.id, :source_url, :form, :ip, :user_agent,
+           replace(:consent_text, '{magnet}', magnet.title), :now
+    FROM new_subscriber, magnet
+    RETURNING id, subscriber_id
+), confirmation AS (
+    INSERT INTO delivery (kind, subscriber_id, dedupe_key, payload, status, attempts, next_attempt_at, created_at)
+    SELECT 'confirmation', subscriber_id, 'confirmation:' || id, CAST(:payload_start || id || '}' AS json),
+           'queued', 0, :now, :now
+    FROM new_consent WHERE :mail_confirmation
+    RETURNING id
+)
+SELECT (SELECT id FROM magnet), (SELECT id FROM new_subscriber), (SELECT id FROM confirmation)
+""")
+# The payload as outbox.queue writes it (SQLAlchemy's JSON type: json.dumps), with the consent id appended.
+PAYLOAD_START = json.dumps({"consent_id": 0})[:-2]
+
+
+@dataclass(frozen=True)
+class Stored:
+    magnet_id: int | None        # None: no lead magnet has this slug, and nothing was written
+    subscriber_id: int | None    # None: the address is known, and nothing was written
+    confirmation_id: int | None  # the delivery owed, None when the hourly cap said no
+
+
+def supported(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def store(connection: Connection, *, email: str, name: str | None, magnet: str, source_url: str | None, form: str,
+          ip: str | None, user_agent: str | None, consent_text: str, now: datetime, mail_confirmation: bool) -> Stored:
+    """Run the statement on `connection`, which must be in autocommit (its own transaction)."""
+    row = connection.execute(STATEMENT, {
+        "magnet": magnet, "email": email, "name": name, "source_url": source_url, "form": form, "ip": ip,
+        "user_agent": user_agent, "consent_text": consent_text, "now": now, "payload_start": PAYLOAD_START,
+        "mail_confirmation": mail_confirmation,
+    }).one()
+    return Stored(*row)
