@@ -41,8 +41,11 @@ def main() -> None:
         wait_for_gunicorn(port)
         base = f"http://127.0.0.1:{port}"
         wrk(f"{base}/bench/bare", args.connections, 3)  # warm up both
-        bare = wrk(f"{base}/bench/bare", args.connections, args.seconds)
-        signup = wrk(f"{base}/subscribe", args.connections, args.seconds, HERE / "signup.lua")
+        groups = {"gunicorn workers": c.children(gunicorn.pid), "PostgreSQL": c.postgres_pids("mailer_bench_signup"),
+                  "Redis": c.pids_named("redis-server")}
+        bare, bare_cpu = _measured(groups, wrk, f"{base}/bench/bare", args.connections, args.seconds)
+        signup, signup_cpu = _measured(groups, wrk, f"{base}/subscribe", args.connections, args.seconds,
+                                       HERE / "signup.lua")
         stored = _count(c.libpq_url("mailer_bench_signup"))
         print(c.machine_line())
         print(f"gunicorn {args.workers} sync workers, wrk 2 threads, {args.connections} connections, {args.seconds} s each")
@@ -50,6 +53,8 @@ def main() -> None:
         print(f"signup     : {signup['rps']:8.0f} req/s   p50 {signup['p50']:6.1f} ms   p99 {signup['p99']:6.1f} ms"
               f"   non-2xx {signup['non2xx']}")
         print(f"ratio signups/bare: {signup['rps'] / bare['rps']:.2f} (target >= 0.5); p99 target <= 50 ms")
+        print("CPU per request, µs:  " + "   ".join(f"{name} {bare_cpu[name]:.0f} / {signup_cpu[name]:.0f}"
+                                                     for name in bare_cpu) + "   (bare / signup)")
         # wrk stops with up to one request per connection in flight: stored but never answered.
         unanswered = stored - signup["accepted"]
         verdict = "every 202 stored" if 0 <= unanswered <= args.connections else "MISMATCH"
@@ -60,6 +65,15 @@ def main() -> None:
         print("interrupted; cleaning up", file=sys.stderr)
     finally:
         cleanup.run()
+
+
+def _measured(groups: dict, run, *args) -> tuple[dict, dict[str, float]]:
+    """run(*args), with the CPU time each group of processes spent per request meanwhile (wrk is in "other")."""
+    before = c.CpuSnapshot(groups)
+    result = run(*args)
+    cpu = c.CpuSnapshot.delta(before, c.CpuSnapshot(groups))
+    requests = max(result["requests"], 1)
+    return result, {name.split(" (")[0]: seconds / requests * 1e6 for name, seconds in cpu.items()}
 
 
 def _count(libpq: str) -> int:

@@ -5,7 +5,7 @@ from dotenv import load_dotenv
 from flask import Flask
 
 from . import config
-from .extensions import csrf, db, limiter, migrate
+from .extensions import csrf, db, limiter, migrate, ping_when_idle
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -49,8 +49,10 @@ def register_proxies(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from .tasks import celery_init_app
 
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            ping_when_idle(engine)  # instead of pool_pre_ping's round trip on every checkout
     migrate.init_app(app, db, directory=str(config.PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")

@@ -1,12 +1,14 @@
 """Signing up, confirming, unsubscribing: each writes its owed mail in the caller's transaction (sign_up commits it)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import confirmation_cap, new_signup, outbox
@@ -15,6 +17,7 @@ from .mail.messages import refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
 from .welcome import start_welcome, stop_welcome
 
+log = logging.getLogger(__name__)
 SUPPRESSED = (Status.BOUNCED.value, Status.COMPLAINED.value)
 CONSENT_TEXT = ("Send me {magnet} and the occasional email with new Career Q&A posts. "
                 "I can unsubscribe at any time with one click.")
@@ -69,21 +72,33 @@ def sign_up(session: Session, request: SignupRequest) -> None:
     """
     email, name = normalise_email(request.email), clean_name(request.name)
     engine = session.get_bind()
-    if new_signup.supported(engine):
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            if _store_new_address(connection, session, email, name, request):
-                return
+    if new_signup.supported(engine) and _store_new_address(engine, session, email, name, request):
+        return
     _record(session, email, name, request)
     session.commit()
 
 
-def _store_new_address(connection, session: Session, email: str, name: str | None, request: SignupRequest) -> bool:
-    """True when this was a new address and is now stored; False when nothing was written."""
-    mail = confirmation_cap.allows_confirmation(connection)
-    stored = new_signup.store(
-        connection, email=email, name=name, magnet=request.magnet or HANDBOOK_SLUG, form=request.form,
-        ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT,
-        **_consent_details(request))
+def _store_new_address(engine, session: Session, email: str, name: str | None, request: SignupRequest) -> bool:
+    """True when this was a new address and is now stored; False when nothing was written.
+
+    A connection that died in the pool (a restarted database) is replaced and the statement sent once more:
+    if the first one did commit, the second finds the address known, and the general path owes nothing twice.
+    """
+    try:
+        return _store_new_address_on(engine, session, email, name, request)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("the database connection was lost during a signup; sending it again on a new connection")
+        return _store_new_address_on(engine, session, email, name, request)
+
+
+def _store_new_address_on(engine, session: Session, email: str, name: str | None, request: SignupRequest) -> bool:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        mail = confirmation_cap.allows_confirmation(connection)
+        stored = new_signup.store(
+            connection, email=email, name=name, magnet=request.magnet or HANDBOOK_SLUG, form=request.form,
+            ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT, **_consent_details(request))
     if mail and stored.confirmation_id is None:
         confirmation_cap.give_back()
     if stored.confirmation_id is not None:

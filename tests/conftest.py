@@ -157,18 +157,21 @@ def private_database(tmp_path_factory):
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def either_app(request, tmp_path):
-    """The app on SQLite, then on PostgreSQL (where some work is done in statements of its own)."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("app")
-        return
-    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=request.getfixturevalue("private_database"))
+@pytest.fixture
+def private_pg_app(private_database, tmp_path):
+    """The app on PostgreSQL, in `private_database` emptied for the test."""
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=private_database)
     truncate_all(app)
     with app.app_context():
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_app(request):
+    """The app on SQLite, then on PostgreSQL (where some work is done in statements of its own)."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "private_pg_app")
 
 
 @pytest.fixture(scope="session")

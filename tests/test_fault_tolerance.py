@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 from sqlalchemy import func, select
 
+from mailer import extensions
 from mailer.extensions import db
 from mailer.models import Delivery, Subscriber
 from tests.conftest import ROOT, Worker, build_stack_env, fresh_database, make_app, stack_overrides
@@ -181,3 +182,47 @@ def _wait_for_port(port: int, timeout: float = 30) -> None:
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+# --- connections that died in the pool ---------------------------------------------------------------
+
+def end_the_apps_database_connections(app) -> int:
+    """What a restart of PostgreSQL does to the app's pooled connections (from a connection of the test's own)."""
+    import psycopg
+
+    libpq = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq, autocommit=True) as other:
+        return other.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).fetchone()[0]
+
+
+def pings_counted(app, monkeypatch) -> list[int]:
+    pings, ping = [], db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
+    return pings
+
+
+def test_a_connection_idle_in_the_pool_is_tested_and_replaced_when_dead(private_pg_app, monkeypatch):
+    client, pings = private_pg_app.test_client(), pings_counted(private_pg_app, monkeypatch)
+    assert client.post("/subscribe", json={"email": "ann@example.com"}).status_code == 202
+    assert client.post("/subscribe", json={"email": "bob@example.com"}).status_code == 202
+    assert pings == []  # a connection used a moment ago is trusted
+
+    assert end_the_apps_database_connections(private_pg_app) >= 1
+    monkeypatch.setattr(extensions, "PING_AFTER_IDLE_SECONDS", 0)  # as after a second in the pool
+    assert client.get("/embed").status_code == 200  # reads the lead magnet through the session
+
+    assert pings and count(Subscriber) == 2
+
+
+def test_a_signup_on_a_connection_that_died_a_moment_ago_is_sent_again(private_pg_app, caplog):
+    client = private_pg_app.test_client()
+    assert client.post("/subscribe", json={"email": "ann@example.com"}).status_code == 202
+
+    end_the_apps_database_connections(private_pg_app)
+    assert client.post("/subscribe", json={"email": "bob@example.com"}).status_code == 202
+
+    assert count(Subscriber) == 2 and count(Delivery) == 2
+    assert "connection was lost during a signup" in caplog.text

@@ -393,18 +393,6 @@ def test_recent_signup_timestamps_are_recent(client):
 
 # --- a new address on PostgreSQL: one statement of its own -----------------------------------------
 
-@pytest.fixture
-def pg_signup_app(private_database, tmp_path):
-    from tests.conftest import make_app, truncate_all
-
-    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=private_database)
-    truncate_all(app)
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-
-
 def statements_during(action) -> list[str]:
     from sqlalchemy import event
 
@@ -418,8 +406,8 @@ def statements_during(action) -> list[str]:
     return seen
 
 
-def test_a_new_address_is_one_statement_and_a_known_one_takes_the_general_way(pg_signup_app):
-    client = pg_signup_app.test_client()
+def test_a_new_address_is_one_statement_and_a_known_one_takes_the_general_way(private_pg_app):
+    client = private_pg_app.test_client()
     client.post("/subscribe", json={"email": "first@example.com"})  # the hourly cap counts once a second
 
     new = statements_during(lambda: post_json(client, {"email": "ann@example.com"}))
@@ -430,7 +418,7 @@ def test_a_new_address_is_one_statement_and_a_known_one_takes_the_general_way(pg
     assert [d.kind for d in deliveries(subscriber("ann@example.com"))] == ["confirmation"]  # 15 minutes apart
 
 
-def test_the_statement_writes_what_the_session_path_writes(pg_signup_app):
+def test_the_statement_writes_what_the_session_path_writes(private_pg_app):
     from mailer import subscriptions
     from mailer.subscriptions import SignupRequest
 
@@ -468,9 +456,9 @@ def _moments_apart(*moments) -> timedelta:
     return max(moments) - min(moments)
 
 
-def test_a_known_address_hands_back_the_confirmation_the_cap_allowed_it(pg_signup_app):
-    pg_signup_app.config["CONFIRMATION_HOURLY_CAP"] = 2
-    client = pg_signup_app.test_client()
+def test_a_known_address_hands_back_the_confirmation_the_cap_allowed_it(private_pg_app):
+    private_pg_app.config["CONFIRMATION_HOURLY_CAP"] = 2
+    client = private_pg_app.test_client()
     post_json(client, {"email": "ann@example.com"})
     for _ in range(3):  # throttled per address: no second confirmation, and the cap is not used up by asking
         post_json(client, {"email": "ann@example.com"})
@@ -480,8 +468,8 @@ def test_a_known_address_hands_back_the_confirmation_the_cap_allowed_it(pg_signu
     assert [len(deliveries(subscriber(e))) for e in ("ann@example.com", "bob@example.com", "cy@example.com")] == [1, 1, 0]
 
 
-def test_an_unknown_magnet_on_postgresql_writes_nothing(pg_signup_app):
-    response = post_json(pg_signup_app.test_client(), {"email": "ann@example.com", "magnet": "no-such-thing"})
+def test_an_unknown_magnet_on_postgresql_writes_nothing(private_pg_app):
+    response = post_json(private_pg_app.test_client(), {"email": "ann@example.com", "magnet": "no-such-thing"})
 
     assert response.status_code == 422 and response.json["field"] == "magnet"
     assert count(Subscriber) == count(Consent) == count(Delivery) == 0
