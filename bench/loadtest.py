@@ -30,12 +30,12 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict:
+def wrk(url: str, connections: int, seconds: int, script: Path | None = None, *script_args: str) -> dict:
     """Requests/s, p50 and p99 in ms, request and non-2xx counts, and the raw output (with a Lua script's lines)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; on Debian or Ubuntu: sudo apt-get install wrk")
     args = [shutil.which("wrk"), "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-            "--timeout", "10s", *(["-s", str(script)] if script else []), url]
+            "--timeout", "10s", *(["-s", str(script)] if script else []), url, *(["--", *script_args] if script_args else [])]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     percent = {p: _ms(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)\.?0*%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     if len(percent) < 2:
