@@ -11,32 +11,33 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-STATEMENT = text("""
+# In the driver's own parameter style: run through its cursor (see store()).
+STATEMENT = """
 WITH magnet AS (
-    SELECT id, title FROM lead_magnet WHERE slug = :magnet
+    SELECT id, title FROM lead_magnet WHERE slug = %(magnet)s
 ), new_subscriber AS (
     INSERT INTO subscriber (email, name, status, created_at, updated_at, welcome_step, digest_frequency)
-    SELECT :email, :name, 'pending', :now, :now, 0, 'every' FROM magnet
+    SELECT %(email)s, %(name)s, 'pending', %(now)s, %(now)s, 0, 'every' FROM magnet
     ON CONFLICT (email) DO NOTHING
     RETURNING id
 ), new_consent AS (
     INSERT INTO consent (subscriber_id, magnet_id, source_url, form, ip, user_agent, consent_text, requested_at)
-    SELECT new_subscriber.id, magnet.id, :source_url, :form, :ip, :user_agent,
-           replace(:consent_text, '{magnet}', magnet.title), :now
+    SELECT new_subscriber.id, magnet.id, %(source_url)s, %(form)s, %(ip)s, %(user_agent)s,
+           replace(%(consent_text)s, '{magnet}', magnet.title), %(now)s
     FROM new_subscriber, magnet
     RETURNING id, subscriber_id
 ), confirmation AS (
     INSERT INTO delivery (kind, subscriber_id, dedupe_key, payload, status, attempts, next_attempt_at, created_at)
-    SELECT 'confirmation', subscriber_id, 'confirmation:' || id, CAST(:payload_start || id || '}' AS json),
-           'queued', 0, :now, :now
-    FROM new_consent WHERE :mail_confirmation
+    SELECT 'confirmation', subscriber_id, 'confirmation:' || id, CAST(%(payload_start)s || id || '}' AS json),
+           'queued', 0, %(now)s, %(now)s
+    FROM new_consent WHERE %(mail_confirmation)s
     RETURNING id
 )
 SELECT (SELECT id FROM magnet), (SELECT id FROM new_subscriber), (SELECT id FROM confirmation)
-""")
+"""
 # The payload as outbox.queue writes it (SQLAlchemy's JSON type: json.dumps), with the consent id appended.
 PAYLOAD_START = json.dumps({"consent_id": 0})[:-2]
 
@@ -54,10 +55,24 @@ def supported(engine: Engine) -> bool:
 
 def store(connection: Connection, *, email: str, name: str | None, magnet: str, source_url: str | None, form: str,
           ip: str | None, user_agent: str | None, consent_text: str, now: datetime, mail_confirmation: bool) -> Stored:
-    """Run the statement on `connection`, which must be in autocommit (its own transaction)."""
-    row = connection.execute(STATEMENT, {
-        "magnet": magnet, "email": email, "name": name, "source_url": source_url, "form": form, "ip": ip,
-        "user_agent": user_agent, "consent_text": consent_text, "now": now, "payload_start": PAYLOAD_START,
-        "mail_confirmation": mail_confirmation,
-    }).one()
-    return Stored(*row)
+    """Run the statement on `connection`, which must be in autocommit (the statement is its own transaction).
+
+    Through the driver's cursor: SQLAlchemy's result machinery would cost as much again as the statement. A
+    driver error is raised as SQLAlchemy's, as Connection.execute raises it (the app answers OperationalError
+    with 503), and a lost connection is invalidated, so that the pool does not hand it out again.
+    """
+    values = {"magnet": magnet, "email": email, "name": name, "source_url": source_url, "form": form, "ip": ip,
+              "user_agent": user_agent, "consent_text": consent_text, "now": now, "payload_start": PAYLOAD_START,
+              "mail_confirmation": mail_confirmation}
+    dialect, cursor = connection.dialect, connection.connection.cursor()
+    try:
+        cursor.execute(STATEMENT, values)
+        return Stored(*cursor.fetchone())
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(STATEMENT, values, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                                  dialect=dialect) from exc
+    finally:
+        cursor.close()

@@ -394,15 +394,20 @@ def test_recent_signup_timestamps_are_recent(client):
 # --- a new address on PostgreSQL: one statement of its own -----------------------------------------
 
 def statements_during(action) -> list[str]:
-    from sqlalchemy import event
+    """Every statement the driver sends meanwhile, whoever sends it (SQLAlchemy, a pool ping, a cursor of our own)."""
+    import psycopg
 
-    seen = []
-    listener = lambda *args: seen.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
+    seen, execute = [], psycopg.Cursor.execute
+
+    def recording(cursor, query, *args, **kwargs):
+        seen.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    psycopg.Cursor.execute = recording
     try:
         action()
     finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
+        psycopg.Cursor.execute = execute
     return seen
 
 
@@ -473,3 +478,16 @@ def test_an_unknown_magnet_on_postgresql_writes_nothing(private_pg_app):
 
     assert response.status_code == 422 and response.json["field"] == "magnet"
     assert count(Subscriber) == count(Consent) == count(Delivery) == 0
+
+
+def test_a_driver_error_in_the_statement_is_raised_as_sqlalchemy_raises_it(private_pg_app, monkeypatch):
+    from sqlalchemy.exc import DBAPIError
+
+    from mailer import new_signup, subscriptions
+    from mailer.subscriptions import SignupRequest
+
+    monkeypatch.setattr(new_signup, "STATEMENT", "SELECT 1 / 0")
+    with pytest.raises(DBAPIError) as raised:
+        subscriptions.sign_up(db.session, SignupRequest(email="ann@example.com"))
+
+    assert "division by zero" in str(raised.value.orig) and not raised.value.connection_invalidated
