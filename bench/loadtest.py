@@ -35,7 +35,8 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None = None, *s
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; on Debian or Ubuntu: sudo apt-get install wrk")
     args = [shutil.which("wrk"), "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-            "--timeout", "10s", *(["-s", str(script)] if script else []), url, *(["--", *script_args] if script_args else [])]
+            "--timeout", "10s", *(["-s", str(script)] if script else []), url,
+            *(["--", *script_args] if script_args else [])]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     percent = {p: _ms(v, unit) for p, v, unit in re.findall(r"^\s+(50|99)\.?0*%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     if len(percent) < 2:

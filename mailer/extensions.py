@@ -50,8 +50,9 @@ def ping_when_idle(engine: Engine) -> None:
 
     SQLAlchemy's pool_pre_ping costs a round trip on every checkout, which is a third of a signup's. A database
     restarted while a connection sat in the pool is found here, and the pool opens a new one. A connection
-    used within the last second is trusted: if the database went away in that second, the statement fails,
-    SQLAlchemy discards the whole pool, and that one request answers 503 (a signup tries once more first).
+    used within the last second is trusted: if the database went away in that second, the statement fails, the
+    connection is discarded (SQLAlchemy's own statements discard the whole pool), and that one request answers
+    503; a new-address signup is sent once more on a new connection instead.
     """
     @event.listens_for(engine, "checkin")
     def _idle_from_now(_dbapi_connection, record) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -78,7 +79,8 @@ def sign_up(session: Session, request: SignupRequest) -> None:
     session.commit()
 
 
-def _store_new_address(engine, session: Session, email: str, name: str | None, request: SignupRequest) -> bool:
+def _store_new_address(engine: Engine, session: Session, email: str, name: str | None,
+                       request: SignupRequest) -> bool:
     """True when this was a new address and is now stored; False when nothing was written.
 
     A connection that died in the pool (a restarted database) is replaced and the statement sent once more:
@@ -93,7 +95,8 @@ def _store_new_address(engine, session: Session, email: str, name: str | None, r
         return _store_new_address_on(engine, session, email, name, request)
 
 
-def _store_new_address_on(engine, session: Session, email: str, name: str | None, request: SignupRequest) -> bool:
+def _store_new_address_on(engine: Engine, session: Session, email: str, name: str | None,
+                          request: SignupRequest) -> bool:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         mail = confirmation_cap.allows_confirmation(connection)
         stored = new_signup.store(
@@ -107,7 +110,8 @@ def _store_new_address_on(engine, session: Session, email: str, name: str | None
 
 
 def subscribe(session: Session, request: SignupRequest) -> None:
-    """Record a signup and owe its confirmation in the caller's transaction; the caller answers the same whatever happened."""
+    """Record a signup and owe its confirmation in the caller's transaction; the caller answers the same whatever
+    happened."""
     _record(session, normalise_email(request.email), clean_name(request.name), request)
 
 
