@@ -137,6 +137,10 @@ class Delivery(db.Model):
         # were sent, and a batch is its first rows (no sort of everything owed).
         Index("ix_delivery_due", "next_attempt_at", "id", postgresql_where=text("status IN ('queued', 'sending')"),
               sqlite_where=text("status IN ('queued', 'sending')")),
+        # The same for what a person is waiting for (confirmations, download links, welcomes): claimed first.
+        Index("ix_delivery_due_for_people", "next_attempt_at", "id",
+              postgresql_where=text("status IN ('queued', 'sending') AND kind <> 'digest'"),
+              sqlite_where=text("status IN ('queued', 'sending') AND kind <> 'digest'")),
         Index("ix_delivery_digest_status", "digest_id", "status"),
         # The hourly cap on signup confirmations counts these, whatever the size of the ledger.
         Index("ix_delivery_signup_confirmations", "created_at",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from mailer import outbox, subscriptions
 from mailer.extensions import db
@@ -718,3 +718,18 @@ def test_a_throttle_pause_is_taken_before_claiming_so_a_short_lease_still_sends(
     assert time.monotonic() - started >= 0.3  # paused, once, before the claim
     db.session.expire_all()
     assert db.session.get(Delivery, row).status == SENT and pacer.backoff < 0.3
+
+
+def test_mail_a_person_waits_for_is_claimed_before_a_digest_due_earlier(either_app):
+    for n in range(5):
+        sub = add_subscriber(f"reader{n}@example.com")
+        outbox.queue(db.session, "digest", sub.id, f"digest:1:{sub.id}", digest_id=1)
+    db.session.execute(update(Delivery).values(next_attempt_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    welcome = owe_welcome(add_subscriber("new@example.com"))  # owed now, after the digest's rows
+
+    first = outbox.claim_due(db.session, limit=2)
+    second = outbox.claim_due(db.session, limit=10)
+
+    assert welcome.id in first and len(first) == 2
+    assert len(second) == 4 and welcome.id not in second
