@@ -198,14 +198,14 @@ def end_the_apps_database_connections(app) -> int:
         ).fetchone()[0]
 
 
-def pings_counted(app, monkeypatch) -> list[int]:
+def pings_counted(monkeypatch) -> list[int]:
     pings, ping = [], db.engine.dialect.do_ping
     monkeypatch.setattr(db.engine.dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
     return pings
 
 
 def test_a_connection_idle_in_the_pool_is_tested_and_replaced_when_dead(private_pg_app, monkeypatch):
-    client, pings = private_pg_app.test_client(), pings_counted(private_pg_app, monkeypatch)
+    client, pings = private_pg_app.test_client(), pings_counted(monkeypatch)
     assert client.post("/subscribe", json={"email": "ann@example.com"}).status_code == 202
     assert client.post("/subscribe", json={"email": "bob@example.com"}).status_code == 202
     assert pings == []  # a connection used a moment ago is trusted
