@@ -213,6 +213,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "CELERY_QUEUE": env.get("CELERY_QUEUE") or "celery",
         "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_URL": smtp_url,
+        "SMTP_TIMEOUT": _positive_int(env, "SMTP_TIMEOUT", 30),
         "OUTBOX_DIR": str(instance / "outbox"),
         "MAIL_FROM": mail_from,
         "BASE_URL": base_url,

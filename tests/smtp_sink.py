@@ -28,6 +28,8 @@ class SinkHandler:
     temporary_failures: int = 0
     temporary_reply: str = "451 4.3.0 try again later"
     delay: float = 0.0  # seconds per message, to make a digest take long enough to pause or kill
+    slow_replies: int = 0  # this many RCPT commands are answered only after slow_seconds: a server that stalls
+    slow_seconds: float = 3.0
     pipelining: bool = True  # announce PIPELINING (RFC 2920), as Postfix and most servers do
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -37,6 +39,10 @@ class SinkHandler:
         return responses[:-1] + ["250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            stall, self.slow_replies = self.slow_replies > 0, max(0, self.slow_replies - 1)
+        if stall:
+            await asyncio.sleep(self.slow_seconds)
         with self.lock:
             if address.lower() in self.refuse:
                 return self.refuse[address.lower()]
@@ -85,6 +91,7 @@ class SmtpSink:
             self.handler.temporary_failures = 0
             self.handler.temporary_reply = SinkHandler.temporary_reply
             self.handler.delay = 0.0
+            self.handler.slow_replies = 0
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.handler.lock:

@@ -111,6 +111,7 @@ def test_mailer_instance_variable_moves_the_instance(tmp_path):
     ("DOWNLOAD_LINK_MAX_AGE", "3.5"),
     ("CONFIRM_LINK_MAX_AGE", "soon"),
     ("SWEEP_SECONDS", "5s"),
+    ("SMTP_TIMEOUT", "30s"),
     ("BASE_URL", "news.example.com"),
     ("BASE_URL", "ftp://news.example.com"),
     ("MAIL_FROM", "Career Q&A <newsletter@example.com>\r\nBcc: everyone@example.com"),
@@ -128,6 +129,7 @@ def test_a_malformed_setting_is_refused_by_name(tmp_path, name, value, env):
     pytest.param("SMTP_URL", "smtp://mail.example.com:twentyfive", id="smtp-port-not-a-number"),
     pytest.param("DOWNLOAD_LINK_MAX_AGE", "-3600", id="negative-download-max-age"),
     pytest.param("DOWNLOAD_LINK_MAX_AGE", "0", id="zero-download-max-age"),
+    pytest.param("SMTP_TIMEOUT", "0", id="zero-smtp-timeout"),
 ])
 def test_values_that_would_break_every_mail_are_refused(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
@@ -146,8 +148,10 @@ def test_embed_origins_are_normalised(tmp_path):
 
 
 def test_good_numbers_and_rate_limits_are_accepted(tmp_path):
-    config = load_in(tmp_path, {"DOWNLOAD_LINK_MAX_AGE": "3600", "SIGNUP_RATE_LIMIT": "10 per minute;100/day"})
+    config = load_in(tmp_path, {"DOWNLOAD_LINK_MAX_AGE": "3600", "SIGNUP_RATE_LIMIT": "10 per minute;100/day",
+                                "SMTP_TIMEOUT": "10"})
     assert config["DOWNLOAD_LINK_MAX_AGE"] == 3600
+    assert config["SMTP_TIMEOUT"] == 10
     assert config["SIGNUP_RATE_LIMIT"] == "10 per minute;100/day"
 
 

@@ -1,15 +1,16 @@
-"""Faults during a digest, each with its own workers: SIGKILL mid-send, an SMTP server down, 550 and 421 replies."""
+"""Faults while sending, each with its own workers: a digest through SIGKILL mid-send, an SMTP server down, 550
+and 421 replies; the mail a person waits for (a confirmation) through a server down, stalling, 421, 450 and 550."""
 from __future__ import annotations
 
 import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailer import digests
 from mailer.extensions import db
-from mailer.models import Digest, Subscriber
+from mailer.models import Delivery, Digest, Subscriber
 from tests import factories
 from tests.conftest import Worker, build_stack_env, fresh_database, make_app, stack_overrides, truncate_all
 from tests.smtp_sink import SmtpSink, _free_port
@@ -138,3 +139,73 @@ def test_421_throttling_slows_down_then_completes_once_each(stack, sink):
     copies = received(sink)
     assert set(copies) == set(everyone) and set(copies.values()) == {1}
     assert "throttles us (421)" in worker.log()  # it slowed down instead of hammering on
+
+
+def confirmation_of(address: str) -> Delivery:
+    db.session.expire_all()
+    return db.session.scalar(select(Delivery).join(Subscriber).where(Subscriber.email == address,
+                                                                      Delivery.kind == "confirmation"))
+
+
+def wait_for_attempts(address: str, attempts: int, timeout: float = 30) -> Delivery:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = confirmation_of(address)
+        if row is not None and row.attempts >= attempts:
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"the confirmation to {address} was not tried {attempts} times: {row and row.last_error}")
+
+
+FAULTS = {  # how the server misbehaves, and how it stops
+    "down": (lambda sink: sink.stop(), lambda sink: sink.restart()),
+    "stalling": (lambda sink: setattr(sink.handler, "slow_replies", 10**6),
+                 lambda sink: setattr(sink.handler, "slow_replies", 0)),
+    "421": (lambda sink: sink.handler.__dict__.update(temporary_failures=10**6,
+                                                       temporary_reply="421 4.7.0 too many connections, slow down"),
+            lambda sink: setattr(sink.handler, "temporary_failures", 0)),
+    "450": (lambda sink: sink.handler.__dict__.update(temporary_failures=10**6,
+                                                       temporary_reply="450 4.2.1 mailbox busy, try later"),
+            lambda sink: setattr(sink.handler, "temporary_failures", 0)),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_confirmation_waits_out_an_smtp_fault_and_goes_once(stack, sink, fault):
+    app, start_worker = stack
+    begin, end = FAULTS[fault]
+    start_worker(concurrency=1, SMTP_TIMEOUT="1")  # a stalling server is given up on after a second
+    begin(sink)
+    assert app.test_client().post("/subscribe", json={"email": "ann@example.com"}).status_code == 202
+
+    tried = wait_for_attempts("ann@example.com", 2)  # tried, failed for now, and tried again after a backoff
+    assert tried.status in ("queued", "sending") and tried.last_error
+    assert sink.to("ann@example.com") == []
+    end(sink)
+
+    (mail,) = sink.wait_for("ann@example.com", "Confirm", timeout=30)
+    deadline = time.monotonic() + 10
+    while confirmation_of("ann@example.com").status != "sent" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert confirmation_of("ann@example.com").status == "sent"
+    time.sleep(1.5)  # a second copy would have come by now (backoff 1 s)
+    assert len(sink.to("ann@example.com")) == 1
+
+
+def test_a_confirmation_refused_for_good_bounces_the_address(stack, sink):
+    app, start_worker = stack
+    start_worker(concurrency=1)
+    sink.handler.refuse["gone@example.com"] = "550 5.1.1 <gone@example.com>: no such user"
+    client = app.test_client()
+    assert client.post("/subscribe", json={"email": "gone@example.com"}).status_code == 202
+
+    row = wait_for_attempts("gone@example.com", 1)
+    deadline = time.monotonic() + 10
+    while row.status != "failed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        row = confirmation_of("gone@example.com")
+    assert row.status == "failed" and "550" in row.last_error
+    assert db.session.scalar(select(Subscriber.status).where(Subscriber.email == "gone@example.com")) == "bounced"
+    # Signing up again owes nothing: the address is suppressed.
+    assert client.post("/subscribe", json={"email": "gone@example.com"}).status_code == 202
+    assert db.session.scalar(select(func.count()).select_from(Delivery)) == 1

@@ -399,5 +399,5 @@ class OutboxTransport(Transport):
 def open_transport(config: dict) -> Transport:
     sign = (lambda data: dkim.sign(data, config)) if dkim.enabled(config) else _unsigned
     if config.get("SMTP_URL"):
-        return SMTPTransport(config["SMTP_URL"], timeout=float(config.get("SMTP_TIMEOUT", 30)), sign=sign)
+        return SMTPTransport(config["SMTP_URL"], timeout=config.get("SMTP_TIMEOUT", 30), sign=sign)
     return OutboxTransport(config["OUTBOX_DIR"], sign=sign)
