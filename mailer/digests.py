@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from .mail.messages import ListMailFrame, Parts, placeholder, render_parts
+from .mail.messages import ListMailFrame, Parts, has_line_break, placeholder, render_parts
 from .models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post,
                      utcnow)
 
@@ -127,7 +127,7 @@ def confirmed_count(audience: str = "every"):
 def _clean_subject(subject: str | None) -> str | None:
     if subject is None or not subject.strip():
         return None
-    if len(subject) > 200 or any(c in subject for c in "\r\n\0\u2028\u2029"):
+    if len(subject) > 200 or has_line_break(subject):
         raise DigestError("the subject must be one line of at most 200 characters")
     return subject.strip()
 

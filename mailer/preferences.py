@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from . import subscriptions
 from .magnets import find_magnet
+from .mail.messages import has_control_character
 from .models import Status, Subscriber, utcnow
 
 FREQUENCIES = {"every": "every digest", "monthly": "a monthly summary",
@@ -41,7 +42,7 @@ def resume(subscriber: Subscriber) -> None:
 
 def rename(subscriber: Subscriber, name: str) -> None:
     name = " ".join(name.split())
-    if len(name) > 100 or any(ord(c) < 32 or c in "\u2028\u2029\x7f" for c in name):
+    if len(name) > 100 or has_control_character(name):
         raise InvalidChoice("A name is one line of at most 100 characters.")
     subscriber.name = name or None
 

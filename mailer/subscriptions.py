@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from . import confirmation_cap, new_signup, outbox
 from .magnets import HANDBOOK_SLUG, find_magnet
-from .mail.messages import refuse_line_breaks
+from .mail.messages import has_control_character, refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
 from .welcome import start_welcome, stop_welcome
 
@@ -60,7 +60,7 @@ def clean_name(raw: str | None) -> str | None:
         return None
     if len(raw) > 100:
         raise InvalidSignup("name", "Your name is too long (100 characters at most).")
-    if any(ord(c) < 32 or c in "\u2028\u2029\x85\x7f" for c in raw):
+    if has_control_character(raw):
         raise InvalidSignup("name", "Your name contains a line break or a control character.")
     return raw.strip()
 

@@ -112,11 +112,16 @@ def test_dry_run_preview_and_test_send_touch_no_subscriber(pg_app, worker, smtp,
     assert api.get("/digests").json["digests"] == []
 
 
-@pytest.mark.parametrize("body", [{"subject": 5}, {"post_ids": "1"}, {"post_ids": [True]}, {"subject": "a\\r\\nBcc: x"}])
+@pytest.mark.parametrize("body", [
+    pytest.param({"subject": 5}, id="number-subject"),
+    pytest.param({"post_ids": "1"}, id="post-ids-not-a-list"),
+    pytest.param({"post_ids": [True]}, id="post-id-not-a-number"),
+    pytest.param({"subject": "a\r\nBcc: x"}, id="crlf-subject"),
+    pytest.param({"subject": "Weekly\x85Bcc: x"}, id="next-line-subject"),
+    pytest.param({"subject": "Weekly\u2028Bcc: x"}, id="line-separator-subject"),
+])
 def test_bad_digest_requests_get_4xx(pg_app, api, body):
     factories.post(n=1)
-    if "subject" in body and isinstance(body["subject"], str):
-        body = {"subject": "a\r\nBcc: x"}
     response = api.post("/digests", body)
     assert 400 <= response.status_code < 500 and response.json["error"]
 

@@ -186,7 +186,7 @@ def test_a_resend_after_a_crash_keeps_its_message_id(app):
     assert first["Message-ID"] == second["Message-ID"] == db.session.scalar(select(Delivery.message_id))
 
 
-@pytest.mark.parametrize("value", ["a\r\nBcc: x@example.net", "a\nb", "a\rb", "a\0b", "a\u2028b", "a\x85b"])
+@pytest.mark.parametrize("value", ["a\r\nBcc: x@example.net", "a\nb", "a\rb", "a\0b", "a\u2028b", "a\u2029b", "a\x85b"])
 def test_header_values_with_line_breaks_are_refused(value):
     with pytest.raises(ValueError, match="line break"):
         refuse_line_breaks(value, "subject")

@@ -7,7 +7,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..mail.messages import render_parts
+from ..mail.messages import has_line_break, render_parts
 from ..models import WelcomeStep
 from ..welcome_mail import welcome_template
 from . import bp, mail_html
@@ -41,7 +41,7 @@ def welcome_step(step_id: int):
     step = db.session.get(WelcomeStep, step_id) or abort(404)
     form = StepForm(obj=step)
     if form.validate_on_submit():
-        if any(c in (form.subject.data or "") for c in "\r\n\0"):
+        if has_line_break(form.subject.data or ""):
             form.subject.errors.append("The subject must be one line.")
         else:
             step.delay_hours, step.enabled = form.delay_hours.data, form.enabled.data

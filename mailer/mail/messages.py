@@ -23,9 +23,21 @@ from markupsafe import escape
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
 
 
+LINE_BREAKS = "\r\n\0\x85\u2028\u2029"  # NUL, and Unicode's NEL, LS and PS: a mail header ends at any of them
+
+
+def has_line_break(value: str) -> bool:
+    return any(c in LINE_BREAKS for c in value)
+
+
+def has_control_character(value: str) -> bool:
+    """A line break, a tab or any other control character: what a one-line name must not hold."""
+    return has_line_break(value) or any(ord(c) < 32 or c == "\x7f" for c in value)
+
+
 def refuse_line_breaks(value: str, field: str) -> str:
     """Header injection guard for anything that may reach a header."""
-    if any(c in value for c in "\r\n\0\u2028\u2029\x85"):
+    if has_line_break(value):
         raise ValueError(f"{field} contains a line break")
     return value
 
