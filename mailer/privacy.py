@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from . import click_buffer
 from .models import (Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Post, Subscriber,
                      aware)
-from .roster import public_record
 
 
 def email_hash(email: str) -> str:
@@ -35,11 +34,13 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict:
         return [{f: _plain(getattr(r, f)) for f in fields} for r in session.scalars(query)]
 
     return {
-        "subscriber": {**public_record(subscriber), "welcome_step": subscriber.welcome_step},
+        # Every column: their choices (digest frequency, a pause) and where the welcome sequence stands too.
+        "subscriber": {column.key: _plain(getattr(subscriber, column.key)) for column in Subscriber.__table__.columns},
         "consents": rows(select(Consent).where(Consent.subscriber_id == subscriber.id).order_by(Consent.id),
                          ("requested_at", "confirmed_at", "form", "source_url", "ip", "user_agent", "consent_text")),
         "emails": rows(select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id),
-                       ("kind", "status", "created_at", "sent_at", "message_id", "attempts", "last_error")),
+                       ("kind", "recipient", "status", "created_at", "sent_at", "message_id", "attempts",
+                        "last_error")),
         "downloads": [{"magnet": title, "at": _plain(at)} for title, at in session.execute(
             select(LeadMagnet.title, Download.at).join(LeadMagnet, LeadMagnet.id == Download.magnet_id)
             .where(Download.subscriber_id == subscriber.id).order_by(Download.id))],

@@ -41,6 +41,9 @@ def test_the_export_holds_everything_stored_about_them(app, runner):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["subscriber"]["email"] == "ann@example.com" and data["subscriber"]["name"] == "Ann"
+    # Every column of theirs, their choices included (how often digests come, a pause).
+    assert set(data["subscriber"]) == {column.key for column in Subscriber.__table__.columns}
+    assert data["subscriber"]["digest_frequency"] == "every" and "paused_until" in data["subscriber"]
     assert data["consents"][0]["ip"] == "203.0.113.9" and data["consents"][0]["consent_text"]
     assert {e["kind"] for e in data["emails"]} == {"confirmation", "magnet", "welcome"}
     assert data["downloads"][0]["magnet"] == "The Multigenerational Manager's Handbook"
@@ -73,6 +76,21 @@ def test_an_import_does_not_bring_an_erased_address_back(app, runner):
     # Signing up again herself is a new, explicit consent, and works.
     subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com"))
     assert db.session.scalar(select(func.count()).where(Subscriber.email == "ann@example.com")) == 1
+
+
+def test_the_api_does_not_add_an_erased_address_back_as_confirmed(app, client, runner):
+    signed_up_and_confirmed()
+    assert runner.invoke(args=["subscribers", "erase", "ann@example.com", "--yes"]).exit_code == 0
+    token = create_token(db.session, "t")
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    refused = client.post("/api/v1/subscribers", json={"email": "Ann@example.com", "confirmed": True}, headers=headers)
+    assert refused.status_code == 409 and refused.json["field"] == "email" and "erased" in refused.json["error"]
+    assert count(Subscriber) == 0
+    # Asked to confirm, she decides for herself: that is a new consent, and it works.
+    asked = client.post("/api/v1/subscribers", json={"email": "ann@example.com"}, headers=headers)
+    assert asked.status_code == 201 and asked.json["status"] == "pending"
 
 
 def test_erasing_an_unknown_address_says_so(app, runner):

@@ -83,7 +83,7 @@ PATHS = {
         "post": {"summary": "Add a subscriber (confirmed, or asked to confirm by email)",
                  "requestBody": {"required": True, "content": {JSON: {"schema": _ref("NewSubscriber")}}},
                  "responses": {"200": _json(_ref("Subscriber"), "Already known"),
-                               "201": _json(_ref("Subscriber"), "Added"), **_errors(400, 422)}}},
+                               "201": _json(_ref("Subscriber"), "Added"), **_errors(400, 409, 422)}}},
     "/subscribers/{email}": {
         "get": {"summary": "One subscriber by address", "parameters": [EMAIL_PATH],
                 "responses": {"200": _json(_ref("Subscriber"), "The subscriber"), **_errors(404)}},

@@ -10,6 +10,7 @@ from werkzeug.exceptions import BadRequest
 from .. import outbox, subscriptions
 from ..extensions import db
 from ..models import Delivery, Status, Subscriber, utcnow
+from ..privacy import erased
 from ..roster import add_subscribers, public_record
 from ..subscriptions import InvalidSignup, SignupRequest
 from . import bp, error, read_json_object
@@ -52,6 +53,9 @@ def subscribers_add():
     except InvalidSignup as exc:
         return error(str(exc), 422, field=exc.field)
     existing = _find(email)
+    if confirmed and existing is None and erased(db.session, [email]):
+        return error("This address was erased at the person's request, so it is not added back by the API or an "
+                     "import. Add it without \"confirmed\": they get a mail asking them to confirm.", 409, field="email")
     try:
         if confirmed or (existing is not None and existing.status != Status.PENDING.value):
             # One rule for the API and the import: a status only ever goes from pending to confirmed.
