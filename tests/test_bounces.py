@@ -126,6 +126,17 @@ def test_three_soft_bounces_within_seven_days_suppress_two_do_not(app):
     assert statuses(sub) == {"welcome:2": "skipped"}
 
 
+def test_a_soft_bounce_six_days_old_still_counts_toward_three(app):
+    sub = add_subscriber()
+    record_event(db.session, "postmark", "soft-1", SOFT, email="reader@example.com")
+    db.session.execute(update(MailEvent).where(MailEvent.event_key == "postmark:soft-1")
+                       .values(received_at=utcnow() - timedelta(days=6)))
+    for n in (2, 3):
+        record_event(db.session, "postmark", f"soft-{n}", SOFT, email="reader@example.com")
+    db.session.commit()
+    assert fresh(sub).status == "bounced"
+
+
 def test_a_complaint_suppresses_at_once_even_a_bounced_address(app):
     sub, other = add_subscriber(), add_subscriber("bounced@example.com", "bounced")
     owe(sub, "welcome:2")
@@ -191,6 +202,16 @@ def test_delayed_mail_is_a_soft_bounce_and_three_in_a_week_suppress(app, runner)
         result = process(runner, sample("postfix-delayed.eml", address, **{"9HkL5678MnOp@": f"9HkL5678MnO{n}@"}))
         assert result.exit_code == 0 and "soft bounce" in result.output
         assert fresh(sub).status == ("bounced" if n == 2 else "confirmed")
+
+
+def test_a_dsn_that_gave_up_on_a_temporary_failure_is_a_soft_bounce(app, runner):
+    # RFC 3463: "failed" with a 4.x.x status means the server stopped retrying, not that the mailbox is gone.
+    sub = add_subscriber()
+    address = verp.envelope_sender(owe(sub, "welcome:1", "sent").id)
+    result = process(runner, sample("postfix-hard-bounce.eml", address, **{"Status: 5.1.1": "Status: 4.4.7"}))
+    assert result.exit_code == 0 and "soft bounce" in result.output, result.output
+    assert fresh(sub).status == "confirmed"
+    assert db.session.scalar(select(MailEvent.kind)) == "soft_bounce"
 
 
 def test_a_yahoo_feedback_report_is_a_complaint_found_through_the_returned_headers(app, runner):

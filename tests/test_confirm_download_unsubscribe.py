@@ -472,6 +472,14 @@ def test_links_survive_a_key_rotation(client, app):
     assert subscriber("ann@example.com").status == Status.UNSUBSCRIBED.value
 
 
+def test_links_made_during_a_rotation_are_signed_with_the_new_key(app):
+    with app.app_context():
+        app.config["SECRET_KEY_FALLBACKS"], app.config["SECRET_KEY"] = [app.config["SECRET_KEY"]], "a-brand-new-key"
+        made = tokens.make(tokens.UNSUBSCRIBE, {"s": 42})
+        app.config["SECRET_KEY_FALLBACKS"] = []  # the rotation ends: the old key is retired
+        assert tokens.read(tokens.UNSUBSCRIBE, made) == {"s": 42}
+
+
 def test_minted_tokens_are_the_ones_itsdangerous_makes_and_read_back(app, monkeypatch):
     from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 

@@ -126,12 +126,15 @@ def test_a_subscription_is_confirmed_only_at_amazon(ses_app, client, signer, fet
     response = post_sns(client, subscribe)
     assert response.status_code == 200 and response.json == {"confirmed": TOPIC}
     assert fetched == [CERT_URL, subscribe["SubscribeURL"]]
-    evil = sns_message(signer, "subscribe", "SubscriptionConfirmation", SubscribeURL="https://evil.example.com/confirm")
-    assert post_sns(client, evil).status_code == 400
+    for elsewhere in ("https://evil.example.com/confirm", "https://amazonaws.com.evil.example/confirm",
+                      "https://notamazonaws.com/confirm", "http://sns.eu-west-1.amazonaws.com/confirm"):
+        evil = sns_message(signer, "subscribe", "SubscriptionConfirmation", SubscribeURL=elsewhere)
+        assert post_sns(client, evil).status_code == 400
     assert fetched == [CERT_URL, subscribe["SubscribeURL"]]
 
 
-@pytest.mark.parametrize("spoil", ["tampered", "unsigned", "foreign cert", "http cert", "other topic", "version"])
+@pytest.mark.parametrize("spoil", ["tampered", "unsigned", "foreign cert", "lookalike cert host", "not a pem",
+                                   "http cert", "other topic", "version"])
 def test_an_sns_message_that_does_not_verify_gets_401_and_changes_nothing(ses_app, client, signer, fetched, spoil):
     sub = add_subscriber()
     body = sns_message(signer, ses_bounce(sub.email))
@@ -141,6 +144,11 @@ def test_an_sns_message_that_does_not_verify_gets_401_and_changes_nothing(ses_ap
         del body["Signature"]
     elif spoil == "foreign cert":
         body = sns_message(signer, ses_bounce(sub.email), SigningCertURL="https://sns.evil.example.com/cert.pem")
+    elif spoil == "lookalike cert host":
+        body = sns_message(signer, ses_bounce(sub.email),
+                           SigningCertURL="https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem")
+    elif spoil == "not a pem":
+        body = sns_message(signer, ses_bounce(sub.email), SigningCertURL=CERT_URL.replace(".pem", ".cgi"))
     elif spoil == "http cert":
         body = sns_message(signer, ses_bounce(sub.email), SigningCertURL=CERT_URL.replace("https:", "http:"))
     elif spoil == "other topic":
