@@ -10,6 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from mailer import config as settings
@@ -19,6 +21,7 @@ from mailer.config import ConfigError
 from mailer.extensions import db
 from mailer.models import MailEvent, Subscriber
 from tests.test_bounces import add_subscriber, fresh, owe, sample
+from tests.test_openapi_fuzz import FUZZ, emails, json_values, row_counts, text, unchanged_unless_accepted
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-6aad65c2f9911b05cd53efda11f913f9.pem"
@@ -346,3 +349,64 @@ def test_an_mta_posts_a_dsn_with_an_api_token(app, client):
     response = client.post("/webhooks/dsn", data=dsn, headers=auth)
     assert response.status_code == 200 and "now bounced" in response.json["result"]
     assert fresh(sub).status == "bounced"
+
+
+# --- fuzzing, with good credentials: an event we cannot read is a 4xx that changes nothing -------------------
+
+WEBHOOK_USER, WEBHOOK_PASSWORD = "postmark", "fuzz-webhook-pass"
+postmark_events = st.fixed_dictionaries(
+    {"RecordType": st.sampled_from(["Bounce", "SpamComplaint"]) | text},
+    optional={"ID": st.integers() | text, "Type": st.sampled_from(["HardBounce", "SoftBounce", "SpamComplaint"]) | text,
+              "Email": emails, "MessageID": text, "BouncedAt": text, "Details": text})
+sendgrid_events = st.fixed_dictionaries(
+    {"event": st.sampled_from(["bounce", "dropped", "spamreport", "deferred"]) | text},
+    optional={"email": emails, "sg_event_id": text, "type": st.sampled_from(["bounce", "blocked"]) | text,
+              "status": text, "reason": text, "timestamp": st.integers() | text})
+ses_messages = st.fixed_dictionaries(
+    {"notificationType": st.sampled_from(["Bounce", "Complaint", "Delivery"]) | text},
+    optional={"bounce": json_values | st.fixed_dictionaries({"bounceType": st.sampled_from(["Permanent", "Transient"])
+                                                            | text, "bouncedRecipients": json_values}),
+              "complaint": json_values, "mail": json_values})
+
+
+@FUZZ
+@given(body=st.one_of(postmark_events, json_values))
+def test_postmark_events_of_any_shape(client, body):
+    client.application.config.update(POSTMARK_WEBHOOK_USER=WEBHOOK_USER, POSTMARK_WEBHOOK_PASSWORD=WEBHOOK_PASSWORD)
+    before = row_counts()
+    response = client.post("/webhooks/postmark", json=body, headers=basic(WEBHOOK_USER, WEBHOOK_PASSWORD))
+    unchanged_unless_accepted(before, response.status_code)
+
+
+@FUZZ
+@given(body=st.one_of(st.lists(sendgrid_events, max_size=4), json_values, st.binary(max_size=200)))
+def test_signed_sendgrid_batches_of_any_shape(client, sendgrid_key, body):
+    der = sendgrid_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    client.application.config["SENDGRID_WEBHOOK_PUBLIC_KEY"] = base64.b64encode(der).decode()
+    before = row_counts()
+    response = post_sendgrid(client, sendgrid_key, body if isinstance(body, bytes) else json.dumps(body).encode())
+    unchanged_unless_accepted(before, response.status_code)
+
+
+@FUZZ
+@given(message=st.one_of(ses_messages, json_values, text))
+def test_signed_ses_notifications_of_any_shape(client, signer, fetched, message):
+    client.application.config["SES_TOPIC_ARNS"] = [TOPIC]
+    before = row_counts()
+    response = post_sns(client, sns_message(signer, message if isinstance(message, str) else json.dumps(message)))
+    unchanged_unless_accepted(before, response.status_code)
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=2000), st.builds(lambda head, tail: head + tail, st.sampled_from(
+    [sample(name, "bounces+1-x@mailer.test") for name in ("postfix-hard-bounce.eml", "postfix-delayed.eml",
+                                                          "yahoo-complaint.eml")]), st.binary(max_size=200))))
+def test_dsn_messages_of_any_shape(client, raw):
+    token = getattr(client.application, "_fuzz_token", None) or create_token(db.session, "mta")
+    db.session.commit()
+    client.application._fuzz_token = token
+    before = row_counts()
+    response = client.post("/webhooks/dsn", data=raw, headers={"Authorization": f"Bearer {token}",
+                                                                "Content-Type": "message/rfc822"})
+    unchanged_unless_accepted(before, response.status_code)
