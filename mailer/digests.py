@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from .dialect import on_postgresql
 from .mail.messages import ListMailFrame, Parts, has_line_break, placeholder, render_parts
 from .models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post,
                      utcnow)
@@ -95,7 +96,7 @@ def _tell_the_planner(session: Session) -> None:
     Autovacuum would do it a minute or so later; until then the planner, counting on the ledger's old size,
     sorts every owed row for each claim of 50 instead of reading them from ix_delivery_due in order.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         session.execute(text("ANALYZE delivery"))
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from . import click_buffer
+from .dialect import on_postgresql
 from .models import Click, Digest, Open, Post, Subscriber, digest_post, utcnow
 
 
@@ -24,7 +25,7 @@ def record_click(session: Session, delivery_id: int, subscriber_id: int, digest_
     if signed_url is not None and click_buffer.push(current_app.config, delivery_id, subscriber_id, digest_id, post_id):
         return signed_url
     click = {"delivery_id": delivery_id, "subscriber_id": subscriber_id, "digest_id": digest_id, "post_id": post_id}
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         # Read and record in one round trip, outside the session's transaction: a click is a single statement.
         with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             return connection.execute(_CLICK_IN_ONE_STATEMENT, {**click, "at": utcnow()}).scalar()

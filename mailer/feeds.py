@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import feedparser
 from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .dialect import insert_for
 from .models import FeedState, Post, utcnow
 from .posts import InvalidPost, check_url, clean_summary, guid_for, save_post
 
@@ -81,7 +81,7 @@ def fetch_feed(session: Session, url: str, timeout: float = 10) -> FeedResult:
 
 
 def _record(session: Session, url: str, etag: str | None, modified: str | None, error: str | None = None) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     values = {"url": url, "fetched_at": utcnow(), "last_error": error[:500] if error else None,
               # A validator too long to store only costs the next 304, never correctness.
               "etag": etag if etag and len(etag) <= 500 else None,

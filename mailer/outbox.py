@@ -11,13 +11,13 @@ from functools import lru_cache, partial
 
 from flask import current_app
 from sqlalchemy import Connection, and_, bindparam, func, literal_column, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import logs, metrics
 from .bounces import verp
 from .compose import compose, may_send
+from .dialect import insert_for, on_postgresql
 from .extensions import db
 from .mail.pacing import Pacer
 from .mail.messages import Outgoing
@@ -32,7 +32,7 @@ QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: str, *,
           recipient: str | None = None, **payload) -> bool:
     """Owe one mail; returns False when a mail with this key is already owed or sent."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     now = utcnow()
     stmt = insert(Delivery).values(
         kind=kind, subscriber_id=subscriber_id, recipient=recipient, dedupe_key=dedupe_key, payload=payload,
@@ -125,7 +125,7 @@ def _due(session: Session, now: datetime, limit: int, *where):
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         due = due.with_for_update(skip_locked=True)  # many workers, no two on one row
     return due
 

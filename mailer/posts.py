@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 import nh3
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .dialect import insert_for
 from .models import Post, aware, utcnow
 
 SUMMARY_TAGS = {"p", "a", "em", "strong", "ul", "ol", "li", "br", "blockquote"}
@@ -116,7 +116,7 @@ def save_post(session: Session, *, guid: str, url: str, title: str, summary_html
         for key, value in changed.items():
             setattr(post, key, value)
         return post, "updated" if changed or adopted else "unchanged"
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     now = utcnow()
     stmt = insert(Post).values(guid=guid, source=source, created_at=now, updated_at=now, **fields)
     # Two writers adding one post at once meet in one row: the later one updates it.

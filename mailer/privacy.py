@@ -6,10 +6,10 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import click_buffer
+from .dialect import insert_for
 from .models import (Click, Consent, Delivery, Download, ErasedAddress, LeadMagnet, MailEvent, Open, Post, Subscriber,
                      aware)
 
@@ -55,7 +55,7 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict:
 
 def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     """Remove the person and all their personal data; keep only a hash so an import does not add them back."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     session.execute(insert(ErasedAddress).values(email_hash=email_hash(subscriber.email))
                     .on_conflict_do_nothing(index_elements=["email_hash"]))
     session.execute(update(MailEvent).where(MailEvent.subscriber_id == subscriber.id).values(email=None, detail=""))

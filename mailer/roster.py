@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import outbox
+from .dialect import insert_for
 from .models import Consent, Delivery, Status, Subscriber, utcnow
 
 PENDING, CONFIRMED = Status.PENDING.value, Status.CONFIRMED.value
@@ -55,7 +55,7 @@ def add_subscribers(session: Session, people: dict[str, str | None], *, confirme
             if email not in before or before[email][1] != stamp]
     if not rows:
         return result
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(table)
     was_pending = table.c.status == PENDING
     stmt = stmt.on_conflict_do_update(index_elements=["email"], set_={
@@ -107,7 +107,7 @@ def _record_consent(session: Session, subscriber_ids: list[int], confirmed: bool
     if confirmed:
         return 0
     # The rows outbox.queue writes, a batch per statement: one at a time costs ~0.5 ms each.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     session.execute(insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
         {"kind": "confirmation", "subscriber_id": sub_id, "dedupe_key": f"import-confirmation:{consent_id}",
          "payload": {"consent_id": consent_id}, "status": outbox.QUEUED, "attempts": 0,

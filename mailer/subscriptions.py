@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import confirmation_cap, new_signup, outbox
+from .dialect import insert_for
 from .magnets import HANDBOOK_SLUG, find_magnet
 from .mail.messages import has_control_character, refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
@@ -194,7 +194,7 @@ def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: in
 def _get_or_create(session: Session, email: str, name: str | None) -> tuple[Subscriber, bool]:
     """The subscriber with this address, and whether this call created it; one statement either way."""
     # Two signups for one new address at once meet in one row, not in a failure on the unique index.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     now = utcnow()
     stmt = insert(Subscriber).values(email=email, name=name, status=Status.PENDING.value, created_at=now,
                                      updated_at=now, welcome_step=0)

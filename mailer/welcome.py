@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import outbox
+from .dialect import on_postgresql
 from .models import Status, Subscriber, WelcomeStep, utcnow
 
 
@@ -30,7 +31,7 @@ def advance_welcome_sequences(session: Session, now: datetime | None = None, lim
     due = select(Subscriber).where(
         Subscriber.status == Status.CONFIRMED.value, Subscriber.welcome_next_at <= now,
     ).order_by(Subscriber.welcome_next_at).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         due = due.with_for_update(skip_locked=True)
     sequence = steps(session)
     owed = 0

@@ -8,6 +8,7 @@ from time import monotonic
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
+from ..dialect import on_postgresql
 from ..models import Status, Subscriber
 
 DAYS = 90
@@ -54,7 +55,7 @@ def signups_per_day(session: Session, today: date | None = None, days: int = DAY
     today = today or datetime.now(timezone.utc).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time.min, tzinfo=timezone.utc)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         day = cast(func.timezone("UTC", Subscriber.created_at), Date)
     else:
         day = func.date(Subscriber.created_at)

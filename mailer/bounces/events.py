@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..dialect import insert_for
 from ..models import Delivery, DeliveryStatus, MailEvent, Status, Subscriber, utcnow
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def record_event(session: Session, provider: str, event_id: str, kind: str, emai
         raise ValueError(f"unknown event kind {kind!r}")
     email = email.strip().lower() if email and len(email.strip()) <= 254 else None
     subscriber = _subscriber(session, delivery_id, email if match_email else None)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(session)
     stmt = insert(MailEvent).values(
         event_key=event_key(provider, event_id), provider=provider, kind=kind,
         email=subscriber.email if subscriber else email, subscriber_id=subscriber.id if subscriber else None,
