@@ -84,6 +84,31 @@ def test_the_429_says_when_to_retry_and_comes_before_any_write(tmp_path, sqlite_
         assert len(woken) == wakes  # no worker woken: no mail
 
 
+def test_refused_signups_count_toward_the_limit_too(tmp_path, sqlite_template):
+    # Otherwise one address could try captchas, or probe the form, without end.
+    with fresh_app(tmp_path, sqlite_template, **limited()) as app:
+        client = app.test_client()
+        assert client.post("/subscribe", json={"email": "not-an-address"}).status_code == 422
+        assert client.post("/subscribe", data=b"{broken", content_type="application/json").status_code == 400
+        assert client.post("/subscribe", json={"email": "ann@example.com"}).status_code == 429
+
+
+def test_a_redis_that_stops_answering_costs_a_signup_a_second_not_more(tmp_path, sqlite_template, caplog):
+    """A Redis that accepts connections but never replies (hung, or a black hole on the network)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        black_hole = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        with fresh_app(tmp_path, sqlite_template, **limited(RATELIMIT_STORAGE_URI=black_hole)) as app:
+            started = time.monotonic()
+            assert app.test_client().post("/subscribe", json={"email": "ann@example.com"}).status_code == 202
+            assert time.monotonic() - started < 3
+            assert any("falling back to in-memory" in r.getMessage() for r in caplog.records)
+    finally:
+        silent.close()
+
+
 def test_a_closed_redis_port_falls_back_to_memory_with_a_warning(tmp_path, sqlite_template, caplog):
     closed = f"redis://127.0.0.1:{_free_port()}/0"
     with fresh_app(tmp_path, sqlite_template, **limited(RATELIMIT_STORAGE_URI=closed)) as app:
@@ -185,6 +210,22 @@ def test_the_hourly_cap_stops_confirmations_with_one_error_line(tmp_path, sqlite
         monkeypatch.setattr(confirmation_cap, "RECOUNT_SECONDS", 0)  # as a second later: counted again
         assert client.post("/subscribe", json={"email": "later@example.com"}).status_code == 202
         assert confirmations() == 4  # a new hour: confirmations flow again
+
+
+def test_confirmations_queued_half_an_hour_ago_still_count_toward_the_cap(tmp_path, sqlite_template, caplog,
+                                                                         monkeypatch):
+    monkeypatch.setattr(confirmation_cap, "_last_alarm", None)
+    monkeypatch.setattr(confirmation_cap, "RECOUNT_SECONDS", 0)  # every signup counts afresh from the ledger
+    with fresh_app(tmp_path, sqlite_template, CONFIRMATION_HOURLY_CAP=3) as app:
+        client = app.test_client()
+        for i in range(3):
+            assert client.post("/subscribe", json={"email": f"a{i}@example.com"}).status_code == 202
+        db.session.execute(update(Delivery).values(created_at=utcnow() - timedelta(minutes=30)))
+        db.session.commit()
+
+        assert client.post("/subscribe", json={"email": "late@example.com"}).status_code == 202
+        assert confirmations() == 3
+        assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
 
 
 def test_under_a_flood_the_cap_is_counted_once_a_second(tmp_path, sqlite_template):
@@ -381,6 +422,8 @@ def test_hcaptcha_is_verified_with_its_site_key_and_json_sends_captcha(tmp_path,
 @pytest.mark.parametrize("answer, response_field, words", [
     ({"success": True}, None, "complete the captcha"),
     ({"success": False, "error-codes": ["invalid-input-response"]}, "tok", "did not pass"),
+    ({}, "tok", "did not pass"),                  # no verdict is not a pass
+    ({"success": "true"}, "tok", "did not pass"),  # nor is anything but JSON's true
     ("not a dict", "tok", "did not pass"),
     (urllib.error.URLError("unreachable"), "tok", "try again in a minute"),
     (TimeoutError("timed out"), "tok", "try again in a minute"),
@@ -462,14 +505,17 @@ def test_purge_forgets_old_unconfirmed_signups_and_keeps_everyone_else(app):
     signup_at("still-sending@example.com", days_ago=8, delivery_status="sending")
     again = signup_at("asked-again@example.com", days_ago=8)
     db.session.add(Consent(subscriber_id=again.id, form="iframe", consent_text="...", requested_at=utcnow()))
+    # Added yesterday (through the API, say) with no consent of its own yet: not stale either.
+    db.session.add(Subscriber(email="added-yesterday@example.com", status="pending",
+                              created_at=utcnow() - timedelta(days=1)))
     db.session.commit()
 
     assert purge_unconfirmed(db.session, utcnow(), batch=2) == 5
 
     kept = set(db.session.scalars(select(Subscriber.email)))
     assert kept == {"recent@example.com", "confirmed@example.com", "unsubscribed@example.com",
-                    "still-sending@example.com", "asked-again@example.com"}
-    assert counts() == (5, 6, 5)  # the stale ones' consents and deliveries went with them
+                    "still-sending@example.com", "asked-again@example.com", "added-yesterday@example.com"}
+    assert counts() == (6, 6, 5)  # the stale ones' consents and deliveries went with them
     assert db.session.scalar(select(func.count()).select_from(Download)) == 0
 
 

@@ -78,6 +78,7 @@ def test_development_runs_with_nothing_configured(tmp_path):
     assert config["OUTBOX_DIR"] == str(tmp_path / "outbox")
     assert config["SIGNUP_RATE_LIMIT"] == "5/minute;20/hour"
     assert config["EMBED_ORIGINS"] == []
+    assert config["TRUSTED_PROXIES"] == 0  # X-Forwarded-For is anyone's to write until a proxy is declared
 
 
 def test_development_keeps_one_secret_key_across_restarts(tmp_path):

@@ -158,6 +158,12 @@ def test_https_base_url_makes_the_session_cookie_secure(tmp_path, sqlite_templat
         assert "Secure" in session_cookie(app.test_client())
 
 
+def test_plain_http_base_url_keeps_the_session_cookie_usable(client):
+    # A Secure cookie would never come back over plain http: nobody could log in to a console on http.
+    cookie = session_cookie(client)
+    assert "Secure" not in cookie and "HttpOnly" in cookie
+
+
 def test_plain_http_base_url_sends_no_hsts(client):
     assert "Strict-Transport-Security" not in client.get("/").headers
 
