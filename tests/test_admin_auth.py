@@ -30,6 +30,18 @@ def test_login_goes_to_the_page_asked_for_and_the_password_is_stored_as_argon2(c
     assert client.get("/admin/posts").status_code == 200
 
 
+def test_console_pages_run_no_inline_script_and_may_not_be_framed(client):
+    create_admin()
+    pages = [client.get("/admin/login")]
+    log_in(client)
+    pages += [client.get(path) for path in ("/admin/", "/admin/subscribers", "/admin/digests")]
+    for page in pages:
+        assert page.status_code == 200
+        policy = dict(d.strip().split(" ", 1) for d in page.headers["Content-Security-Policy"].split(";"))
+        assert policy["script-src"].strip() == "'self'" and policy["frame-ancestors"] == "'none'"
+        assert page.headers["Cache-Control"] == "no-store"
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/admin/", "/\\evil.example",
                                     "javascript:alert(1)", "/unsubscribe/x", "http:/admin/x"])
 def test_next_never_leaves_the_console(client, target):

@@ -68,6 +68,18 @@ def confirmed(client, app, email: str) -> Subscriber:
     return subscriber(email)
 
 
+@pytest.mark.parametrize("source, back", [("https://blog.example.com/2024/05/career-qa", True),
+                                          ("https://evil.example/login", False), ("javascript:alert(1)", False)])
+def test_the_confirmed_page_links_back_only_to_the_blog(client, app, source, back):
+    assert client.post("/subscribe", json={"email": "ann@example.com", "source": source}).status_code == 202
+    outbox.deliver_due()
+    (confirmation,) = [m for m in mailbox(app, "ann@example.com") if "Confirm" in m["Subject"]]
+    page = confirm(client, link_in(confirmation, "/confirm/"))
+    assert page.status_code == 200
+    assert ("Back to the blog" in page.text) is back
+    assert "evil.example" not in page.text and "javascript:" not in page.text
+
+
 def old_token(monkeypatch, purpose: str, payload, age: int) -> str:
     """A genuine token signed `age` seconds ago."""
     with monkeypatch.context() as m:
