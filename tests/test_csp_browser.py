@@ -3,6 +3,7 @@ and the embeds still work from the blog's origin (embed.js fetching its form tok
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import shutil
 import time
@@ -144,8 +145,12 @@ def test_the_embeds_work_on_the_blog_under_the_policy(site, page):
     frame.get_by_text("Almost there").wait_for()
     page.locator("form.mailer-signup input[name=email]").fill("script-reader@example.com")
     assert script_button.is_enabled()  # its token has arrived
-    script_button.click()
+    with page.expect_request(lambda r: r.url.endswith("/subscribe") and r.method == "POST") as posted:
+        script_button.click()
     page.get_by_text("Check your inbox").wait_for()
+    # The script sends the token it fetched, not only the honeypot: a genuine form token, rendered a moment ago.
+    sent = json.loads(posted.value.post_data)
+    assert sent["website"] == "" and 0 < time.time() - tokens.read(tokens.FORM, sent["form_token"])["at"] < 60
 
     assert stored("iframe-reader@example.com") is not None and stored("script-reader@example.com") is not None
     assert page.violations == []
