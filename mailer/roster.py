@@ -116,7 +116,7 @@ def _record_consent(session: Session, subscriber_ids: list[int], confirmed: bool
 
 
 def public_record(subscriber) -> dict:
-    """What the API and the export show of a Subscriber (or a row with its columns); ISO 8601 in UTC."""
+    """What the API and the CSV export show of a Subscriber (or a row with its columns); ISO 8601 in UTC."""
     record = {"id": subscriber.id}
     for name in FIELDS:
         value = getattr(subscriber, name)
