@@ -157,16 +157,20 @@ def wait_for_attempts(address: str, attempts: int, timeout: float = 30) -> Deliv
     raise AssertionError(f"the confirmation to {address} was not tried {attempts} times: {row and row.last_error}")
 
 
+def handler_set(**values):
+    """A change to the sink's behaviour, as a function of the sink."""
+    return lambda sink: [setattr(sink.handler, name, value) for name, value in values.items()]
+
+
+def answering(reply: str) -> tuple:
+    return handler_set(temporary_failures=10**6, temporary_reply=reply), handler_set(temporary_failures=0)
+
+
 FAULTS = {  # how the server misbehaves, and how it stops
     "down": (lambda sink: sink.stop(), lambda sink: sink.restart()),
-    "stalling": (lambda sink: setattr(sink.handler, "slow_replies", 10**6),
-                 lambda sink: setattr(sink.handler, "slow_replies", 0)),
-    "421": (lambda sink: sink.handler.__dict__.update(temporary_failures=10**6,
-                                                       temporary_reply="421 4.7.0 too many connections, slow down"),
-            lambda sink: setattr(sink.handler, "temporary_failures", 0)),
-    "450": (lambda sink: sink.handler.__dict__.update(temporary_failures=10**6,
-                                                       temporary_reply="450 4.2.1 mailbox busy, try later"),
-            lambda sink: setattr(sink.handler, "temporary_failures", 0)),
+    "stalling": (handler_set(slow_replies=10**6), handler_set(slow_replies=0)),
+    "421": answering("421 4.7.0 too many connections, slow down"),
+    "450": answering("450 4.2.1 mailbox busy, try later"),
 }
 
 
