@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 
-def on_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def on_postgresql(bind: Session | Engine | Connection) -> bool:
+    """Of a session (Flask-SQLAlchemy's scoped one too), an engine or a connection."""
+    dialect = bind.dialect if isinstance(bind, (Engine, Connection)) else bind.get_bind().dialect
+    return dialect.name == "postgresql"
 
 
 def insert_for(session: Session):

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 # In the driver's own parameter style: run through its cursor (see store()).
@@ -47,10 +47,6 @@ class Stored:
     magnet_id: int | None        # None: no lead magnet has this slug, and nothing was written
     subscriber_id: int | None    # None: the address is known, and nothing was written
     confirmation_id: int | None  # the delivery owed, None when the hourly cap said no
-
-
-def supported(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 def store(connection: Connection, *, email: str, name: str | None, magnet: str, source_url: str | None, form: str,

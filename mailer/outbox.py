@@ -414,7 +414,7 @@ class _Results:
     def __init__(self, connection: Connection, lease: datetime | None):
         self.connection, self.lease = connection, lease
         self.waiting: list[tuple[Owed, datetime, str]] = []
-        self.many = connection.dialect.name == "postgresql"
+        self.many = on_postgresql(connection)
 
     def record(self, delivery: Owed, **values) -> None:
         if values.get("status") == DeliveryStatus.SENT.value and values.keys() == _SENT_COLUMNS:

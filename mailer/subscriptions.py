@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import confirmation_cap, new_signup, outbox
-from .dialect import insert_for
+from .dialect import insert_for, on_postgresql
 from .magnets import HANDBOOK_SLUG, find_magnet
 from .mail.messages import has_control_character, refuse_line_breaks
 from .models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, utcnow
@@ -73,7 +73,7 @@ def sign_up(session: Session, request: SignupRequest) -> None:
     """
     email, name = normalise_email(request.email), clean_name(request.name)
     engine = session.get_bind()
-    if new_signup.supported(engine) and _store_new_address(engine, session, email, name, request):
+    if on_postgresql(engine) and _store_new_address(engine, session, email, name, request):
         return
     _record(session, email, name, request)
     session.commit()
