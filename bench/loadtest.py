@@ -1,10 +1,12 @@
 """Load from a second process on loopback with wrk, against the app served by gunicorn with one bare route added.
 
 `bench.loadtest:app` is that app: the production app plus `GET /bench/bare`, the baseline each HTTP benchmark
-measures against in the same run, through the same gunicorn.
+measures against in the same run, through the same gunicorn, and `POST /bench/floor`, the least any signup has to
+do (see floor()).
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,14 +15,64 @@ import urllib.request
 from pathlib import Path
 
 BARE = "/bench/bare"
+FLOOR = "/bench/floor"
 
 
 def _app():
     from mailer import create_app
+    from mailer.extensions import csrf
 
     app = create_app()
     app.add_url_rule(BARE, "bench_bare", lambda: "ok")
+    app.add_url_rule(FLOOR, "bench_floor", csrf.exempt(floor), methods=["POST"])
     return app
+
+
+def floor():
+    """The round trips no signup can do without, and nothing else: the address read from the JSON body, the
+    visitor's IP counted in Redis (what any fixed-window limit does: INCR and EXPIRE, one round trip) and the new
+    address stored by new_signup's statement on a connection of its own in autocommit (one round trip, no pool),
+    then a JSON 202.
+
+    No validation, bot checks, cap, log line or wake-up: what POST /subscribe costs beyond this is ours to cut,
+    what this costs beyond the bare route is not.
+    """
+    from flask import current_app, request
+
+    from mailer import new_signup
+    from mailer.models import utcnow
+    from mailer.subscriptions import CONSENT_TEXT
+
+    email = json.loads(request.get_data())["email"]
+    key = f"bench-floor/{request.remote_addr}"
+    redis = current_app.extensions.get("bench_redis") or _redis(current_app)
+    redis.pipeline(transaction=False).incr(key).expire(key, 60).execute()
+    values = {"magnet": "handbook", "email": email, "name": "Visitor", "source_url": None, "form": "api",
+              "ip": request.remote_addr, "user_agent": None, "consent_text": CONSENT_TEXT, "now": utcnow(),
+              "payload_start": new_signup.PAYLOAD_START, "mail_confirmation": True}
+    connection = current_app.extensions.get("bench_pg") or _pg(current_app)
+    with connection.cursor() as cursor:
+        cursor.execute(new_signup.STATEMENT, values)
+        cursor.fetchone()
+    return {"status": "ok"}, 202
+
+
+def _pg(app):
+    # One connection per worker, in autocommit, no pool: a sync worker serves one request at a time.
+    import psycopg
+
+    from mailer.extensions import db
+
+    url = db.engine.url.set(drivername="postgresql")
+    app.extensions["bench_pg"] = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+    return app.extensions["bench_pg"]
+
+
+def _redis(app):
+    import redis
+
+    app.extensions["bench_redis"] = redis.Redis.from_url(app.config["REDIS_URL"])
+    return app.extensions["bench_redis"]
 
 
 def __getattr__(name: str):

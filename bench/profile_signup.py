@@ -4,8 +4,9 @@
 
 A fresh PostgreSQL database, Redis for rate limits and the broker, the app as `bench/signup_throughput.py` runs
 it (production settings, the per-IP limit raised). Each request is a WSGI call with a new address as JSON,
-exactly what wrk sends there. Prints wall and CPU time per request of the bare route and of a signup, with
-PostgreSQL's CPU per signup, then the top functions of a cProfile run of the signups.
+exactly what wrk sends there. Prints wall and CPU time per request of the bare route, of a signup and of the
+floor (bench/loadtest.py: the signup's two round trips and nothing else), with PostgreSQL's CPU per request,
+then the top functions of a cProfile run of the signups.
 The database is dropped on exit.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def run(args, cleanup: c.Cleanup) -> int:
     c.flush_redis(c.BROKER_URL)
     c.migrate(env)
     os.environ.update(env)
-    from bench.loadtest import BARE, _app
+    from bench.loadtest import BARE, FLOOR, _app
 
     app = _app()
     counter = iter(range(10**9))
@@ -53,14 +54,18 @@ def run(args, cleanup: c.Cleanup) -> int:
         body = json.dumps({"email": f"visitor-{next(counter)}@example.org", "name": "Visitor"}).encode()
         return _call(app, "POST", "/subscribe", body)
 
-    for call, status in ((bare, "200"), (signup, "202")):  # warm up: connections, prepared statements
+    def floor():
+        body = json.dumps({"email": f"floor-{next(counter)}@example.org", "name": "Visitor"}).encode()
+        return _call(app, "POST", FLOOR, body)
+
+    for call, status in ((bare, "200"), (signup, "202"), (floor, "202")):  # warm up: connections, prepared statements
         for _ in range(200):
             got = call()
             if not got.startswith(status):
                 raise SystemExit(f"expected {status}, got {got}")
     pg = c.postgres_pids(args.db)
     print(c.machine_line())
-    for name, call in (("bare route", bare), ("signup", signup)):
+    for name, call in (("bare route", bare), ("signup", signup), ("floor", floor)):
         pg_before = sum(map(c.cpu_seconds, pg))
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(args.signups):

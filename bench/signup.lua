@@ -12,12 +12,13 @@ end
 function init(args)
   counter = 0
   prefix = args[1] or "visitor"  -- runs of one benchmark give different prefixes: every address is new
+  path = args[2] or "/subscribe"
 end
 
 request = function()
   counter = counter + 1
   local body = string.format('{"email": "%s-%d-%d@example.org", "name": "Visitor"}', prefix, id, counter)
-  return wrk.format("POST", "/subscribe", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
 end
 
 response = function(status, headers, body)

@@ -4,7 +4,8 @@
 
 wrk (Debian package wrk) drives both from a second process on loopback. Prints requests/s, p50/p99 latency,
 their ratio (target: signups/s >= 0.5 x bare, p99 <= 50 ms at 64 connections) and checks that the number of
-stored subscribers equals the number of 202 answers.
+stored subscribers equals the number of 202 answers. A third run drives POST /bench/floor (bench/loadtest.py): a
+Redis INCR and the signup's INSERT statement with nothing around them, the most any signup could reach here.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _common as c  # noqa: E402
-from bench.loadtest import wait_for_gunicorn, wrk  # noqa: E402
+from bench.loadtest import FLOOR, wait_for_gunicorn, wrk  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,6 +45,7 @@ def main() -> None:
         # Warm up both (the workers' database connections, prepared statements), with addresses of their own.
         wrk(f"{base}/bench/bare", args.connections, 3)
         wrk(f"{base}/subscribe", args.connections, 3, HERE / "signup.lua", "warm-up")
+        wrk(base, args.connections, 3, HERE / "signup.lua", "floor-warm-up", FLOOR)  # opens its own connections
         groups = {"gunicorn workers": c.children(gunicorn.pid), "PostgreSQL": c.postgres_pids("mailer_bench_signup"),
                   "Redis": c.pids_named("redis-server")}
         time.sleep(1)  # the warm-up's last requests, in flight when wrk stopped, are stored by now
@@ -52,14 +54,19 @@ def main() -> None:
         signup, signup_cpu = _measured(groups, wrk, f"{base}/subscribe", args.connections, args.seconds,
                                        HERE / "signup.lua", "visitor")
         stored = _count(c.libpq_url("mailer_bench_signup")) - stored_before
+        floor, floor_cpu = _measured(groups, wrk, base, args.connections, args.seconds,
+                                     HERE / "signup.lua", "floor", FLOOR)
         print(c.machine_line())
         print(f"gunicorn {args.workers} sync workers, wrk 2 threads, {args.connections} connections, {args.seconds} s each")
         print(f"bare route : {bare['rps']:8.0f} req/s   p50 {bare['p50']:6.1f} ms   p99 {bare['p99']:6.1f} ms")
         print(f"signup     : {signup['rps']:8.0f} req/s   p50 {signup['p50']:6.1f} ms   p99 {signup['p99']:6.1f} ms"
               f"   non-2xx {signup['non2xx']}")
-        print(f"ratio signups/bare: {signup['rps'] / bare['rps']:.2f} (target >= 0.5); p99 target <= 50 ms")
-        print("CPU per request, µs, bare / signup:  " + ";  ".join(
-            f"{name} {bare_cpu[name]:.0f} / {signup_cpu[name]:.0f}" for name in bare_cpu))
+        print(f"floor      : {floor['rps']:8.0f} req/s   p50 {floor['p50']:6.1f} ms   p99 {floor['p99']:6.1f} ms"
+              f"   non-2xx {floor['non2xx']}   (one Redis INCR, one INSERT statement, nothing else)")
+        print(f"ratio signups/bare: {signup['rps'] / bare['rps']:.2f} (target >= 0.5); p99 target <= 50 ms; "
+              f"floor/bare {floor['rps'] / bare['rps']:.2f}, signups/floor {signup['rps'] / floor['rps']:.2f}")
+        print("CPU per request, µs, bare / signup / floor:  " + ";  ".join(
+            f"{name} {bare_cpu[name]:.0f} / {signup_cpu[name]:.0f} / {floor_cpu[name]:.0f}" for name in bare_cpu))
         # wrk stops with up to one request per connection in flight: stored but never answered.
         unanswered = stored - signup["accepted"]
         verdict = "every 202 stored" if 0 <= unanswered <= args.connections else "MISMATCH"
