@@ -142,9 +142,9 @@ def _claim(session: Session, due, until: datetime) -> list[int]:
 
 
 def deliver_due(limit: int | None = None, more=None) -> int:
-    """Claim and send one batch (SEND_BATCH rows unless `limit`); `more()` is called first when the batch is
+    """Claim and send one batch (batch_size() rows unless `limit`); `more()` is called first when the batch is
     full, so idle workers join in."""
-    limit = limit or current_app.config.get("SEND_BATCH", 1000)
+    limit = limit or batch_size(current_app.config)
     pacer_for(current_app._get_current_object()).rest()
     lease = utcnow() + timedelta(seconds=current_app.config.get("LEASE_SECONDS", 300))
     ids = claim_due(db.session, limit, until=lease)
@@ -154,6 +154,19 @@ def deliver_due(limit: int | None = None, more=None) -> int:
     if ids:
         send_claimed(ids, lease)
     return len(ids)
+
+
+BATCH_SECONDS = 5  # with SEND_RATE: how long a batch may take at that rate
+
+
+def batch_size(config) -> int:
+    """SEND_BATCH rows; with SEND_RATE, no more than BATCH_SECONDS of mail at that rate.
+
+    Mail for a person is claimed before digest rows but waits for a batch already in progress: at 14 mails/s a
+    batch of 1000 would hold a confirmation for 71 s (and one at 1 mail/s would outlast its lease).
+    """
+    size, rate = max(1, config.get("SEND_BATCH", 1000)), config.get("SEND_RATE", 0)
+    return min(size, max(1, int(rate * BATCH_SECONDS))) if rate > 0 else size
 
 
 def send_claimed(ids: list[int], lease: datetime | None = None) -> None:

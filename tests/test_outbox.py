@@ -259,6 +259,38 @@ def test_the_status_is_checked_after_the_wait_for_the_send_rate_not_before(app, 
     assert [db.session.get(Delivery, row).status for row in rows] == [SENT, SKIPPED]
 
 
+class NoWait:  # a pacer with a shared rate that never has to wait
+    limiter = "shared"
+
+    def wait(self):
+        pass
+
+    def accepted(self):
+        pass
+
+    def rest(self):
+        pass
+
+
+def test_with_a_send_rate_a_batch_holds_a_few_seconds_of_mail_so_a_signup_does_not_wait_long(app, monkeypatch):
+    sub = add_subscriber("ann@example.com")
+    ids = [owe_welcome(sub, f"k{i}").id for i in range(15)]
+    monkeypatch.setattr(outbox, "pacer_for", lambda app: NoWait())
+    app.config.update(SEND_RATE=2, SEND_BATCH=1000)  # 2 mails/s: a batch is 5 s of mail, 10 rows
+    asked_for_more = []
+
+    assert outbox.deliver_due(more=lambda: asked_for_more.append(True)) == 10
+    assert asked_for_more == [True]  # a full batch: another worker may take the next
+    db.session.expire_all()
+    assert [db.session.get(Delivery, row).status for row in ids] == [SENT] * 10 + [QUEUED] * 5
+
+
+@pytest.mark.parametrize(("rate", "batch", "size"), [(0, 1000, 1000), (14, 1000, 70), (1000, 1000, 1000),
+                                                     (14, 20, 20), (1, 1000, 5)])
+def test_the_batch_size_is_send_batch_or_a_few_seconds_at_the_send_rate(rate, batch, size):
+    assert outbox.batch_size({"SEND_RATE": rate, "SEND_BATCH": batch}) == size
+
+
 def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(app, monkeypatch, caplog):
     row = owe_welcome(add_subscriber("ann@example.com")).id
     later = utcnow() + timedelta(minutes=30)
