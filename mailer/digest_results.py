@@ -60,8 +60,8 @@ def _result(digest: Digest, counts: dict[str, int] | None) -> Result:
     else:
         pending, sent, failed, skipped = 0, digest.sent_count, digest.failed_count, digest.skipped_count
     status = digest.status
-    if status == DigestStatus.SENDING.value and pending == 0:
-        status = "sent"
+    if status in (DigestStatus.SENDING.value, DigestStatus.PAUSED.value) and pending == 0:
+        status = "sent"  # paused while its last mails were in a worker's hands: nothing is held, all went
     return Result(digest.id, digest.subject, status, digest.recipients, sent, failed, skipped, pending,
                   digest.created_at)
 

@@ -144,6 +144,7 @@ def progress(session: Session, digest: Digest) -> dict:
 def pause(session: Session, digest: Digest) -> None:
     """Hold every mail not yet claimed; mails already in a worker's hands finish."""
     _require(digest, {DigestStatus.SENDING.value}, "pause")
+    _require_mail_left(session, digest, "pause")
     digest.status = DigestStatus.PAUSED.value
     _move(session, digest.id, QUEUED, HELD)
 
@@ -155,10 +156,22 @@ def resume(session: Session, digest: Digest) -> None:
 
 
 def cancel(session: Session, digest: Digest) -> None:
+    """Skip every mail not yet sent (a worker skips the claimed ones it has not made yet); its posts are then new
+    again for the next digest."""
     _require(digest, {DigestStatus.SENDING.value, DigestStatus.PAUSED.value}, "cancel")
+    _require_mail_left(session, digest, "cancel")
     digest.status = DigestStatus.CANCELLED.value
     session.execute(update(Delivery).where(Delivery.digest_id == digest.id, Delivery.status.in_([QUEUED, HELD]))
                     .values(status=DeliveryStatus.SKIPPED.value, last_error="digest cancelled"))
+
+
+def _require_mail_left(session: Session, digest: Digest, action: str) -> None:
+    """A digest whose every mail is sent, failed or skipped is finished: a cancel would offer its posts to the
+    same readers again."""
+    left = session.scalar(select(Delivery.id).where(Delivery.digest_id == digest.id,
+                                                    Delivery.status.in_([QUEUED, SENDING, HELD])).limit(1))
+    if left is None:
+        raise DigestError(f"digest {digest.id} has finished sending: there is no mail left to {action}")
 
 
 def _require(digest: Digest, allowed: set[str], action: str) -> None:

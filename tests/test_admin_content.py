@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailer import outbox
+from mailer import outbox, privacy
 from mailer.extensions import db
-from mailer.models import Delivery, Digest, LeadMagnet, Post, WelcomeStep
+from mailer.models import Delivery, Digest, LeadMagnet, Post, Subscriber, WelcomeStep
 from tests import factories
 from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
 
@@ -95,6 +95,39 @@ def test_compose_preview_test_send_confirm_send_and_steer(admin):
     assert "is cancelled; only a digest that is paused can resume" in admin.post(steer + "resume", data={"csrf_token": token(admin)}, follow_redirects=True).text
     history = admin.get("/admin/digests").text
     assert "This week" in history and "cancelled" in history
+
+
+def test_a_finished_digest_refuses_pause_and_cancel_and_its_posts_stay_sent(admin):
+    factories.subscribers(3)
+    ids, choice = compose(admin)
+    admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)})
+    db.session.execute(Delivery.__table__.update().values(status="sent"))
+    db.session.execute(Delivery.__table__.update().where(Delivery.id == 2).values(status="failed"))
+    db.session.execute(Delivery.__table__.update().where(Delivery.id == 3).values(status="skipped"))
+    db.session.commit()
+    steer = "/admin/digests/1/"
+
+    for action in ("pause", "cancel"):
+        page = admin.post(steer + action, data={"csrf_token": token(admin)}, follow_redirects=True).text
+        assert f"has finished sending: there is no mail left to {action}" in page
+    db.session.expire_all()
+    assert db.session.get(Digest, 1).status == "sending"
+    assert not any(f'value="{i}"' in admin.get("/admin/digests").text for i in ids)  # not offered again
+
+
+def test_a_paused_digest_whose_held_readers_were_all_erased_reads_as_sent(admin):
+    factories.subscribers(2)
+    _, choice = compose(admin)
+    admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)})
+    in_flight, held = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    in_flight.status = "sending"
+    db.session.commit()
+    assert "Paused" in admin.post("/admin/digests/1/pause", data={"csrf_token": token(admin)}, follow_redirects=True).text
+    privacy.erase_subscriber(db.session, db.session.get(Subscriber, held.subscriber_id))  # their mails go with them
+    db.session.execute(Delivery.__table__.update().values(status="sent"))  # the worker's mail went
+    db.session.commit()
+
+    assert admin.get("/admin/digests/1/progress").get_json()["status"] == "sent"
 
 
 def test_a_finished_digest_keeps_its_counts_and_the_history_no_longer_counts_the_ledger(admin):
