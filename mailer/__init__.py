@@ -67,8 +67,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, api
-    from .web import devmail, engagement, errors, preferences, public, security, webhooks
+    from .web import devmail, engagement, errors, ids, preferences, public, security, webhooks
 
+    app.url_map.converters["int"] = ids.RowId  # before any rule is added: every <int:…> is bounded
     app.register_blueprint(public.bp)
     app.register_blueprint(engagement.bp)
     app.register_blueprint(preferences.bp)

@@ -56,6 +56,8 @@ def choose_posts(session: Session, post_ids: list[int] | None = None, audience: 
     if audience not in AUDIENCES:
         raise DigestError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     # Posts picked by id may come from the back catalogue; otherwise only posts announced as new.
+    if post_ids is not None and not post_ids:
+        raise DigestError("no post is ticked: tick at least one post to put in the digest")
     posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience)
     if post_ids is not None:
         unknown = set(post_ids) - {p.id for p in posts}
@@ -69,6 +71,11 @@ def choose_posts(session: Session, post_ids: list[int] | None = None, audience: 
     return posts
 
 
+def subject_for(subject: str | None, posts: list[Post]) -> str:
+    """The subject given, once checked (one line of at most 200 characters), or one made from the posts."""
+    return _clean_subject(subject) or default_subject(posts)
+
+
 def default_subject(posts: list[Post]) -> str:
     if len(posts) == 1:
         return posts[0].title[:200]
@@ -79,7 +86,7 @@ def create_digest(session: Session, subject: str | None = None, intro: str | Non
                   post_ids: list[int] | None = None, audience: str = "every") -> Digest:
     """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement."""
     posts = choose_posts(session, post_ids, audience)
-    digest = Digest(subject=_clean_subject(subject) or default_subject(posts), intro=(intro or "").strip(),
+    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(),
                     audience=audience)
     session.add(digest)
     session.flush()
@@ -249,7 +256,7 @@ def send_test(session: Session, to: str, subject: str | None = None, intro: str 
 
     address = normalise_email(to)
     posts = choose_posts(session, post_ids)
-    payload = {"subject": _clean_subject(subject) or default_subject(posts), "intro": (intro or "").strip(),
+    payload = {"subject": subject_for(subject, posts), "intro": (intro or "").strip(),
                "post_ids": [p.id for p in posts]}
     key = f"test:{uuid.uuid4().hex}"
     outbox.queue(session, "test", None, key, recipient=address, **payload)

@@ -146,7 +146,41 @@ def test_a_finished_digest_keeps_its_counts_and_the_history_no_longer_counts_the
 def test_preview_with_no_post_ticked_says_so(admin):
     factories.post()
     response = admin.get("/admin/digests/preview", follow_redirects=True)
-    assert "Tick at least one post" in response.text
+    assert "tick at least one post" in response.text and "no new posts" not in response.text
+
+
+@pytest.mark.parametrize("subject", ["a\nb", "a\rb", "a\u2028b", "x" * 201])
+def test_a_preview_or_test_copy_with_a_bad_subject_says_what_is_wrong(admin, subject):
+    ids, choice = compose(admin, subject=subject)
+    preview = admin.get("/admin/digests/preview", query_string=choice, follow_redirects=True)
+    assert preview.status_code == 200 and "the subject must be one line of at most 200 characters" in preview.text
+    assert admin.get("/admin/digests/preview.html", query_string=choice).status_code == 409
+    tested = admin.post("/admin/digests/test", data={**choice, "to": "me@example.com", "csrf_token": token(admin)},
+                        follow_redirects=True)
+    assert tested.status_code == 200 and "Cannot send the test:" in tested.text  # and why: the form's or ours
+    assert db.session.scalar(select(Delivery.id)) is None
+
+
+@pytest.mark.parametrize("path", ["/admin/subscribers/99999999999999999999999",
+                                  "/admin/subscribers/99999999999999999999999/data.json",
+                                  "/admin/digests/99999999999999999999999", "/admin/digests/9223372036854775808/progress",
+                                  "/admin/posts/99999999999999999999999", "/admin/magnets/99999999999999999999999",
+                                  "/admin/welcome/99999999999999999999999", "/api/v1/digests/99999999999999999999999"])
+def test_an_id_too_large_for_the_database_is_not_found(admin, path):
+    assert admin.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("page", ["subscribers", "posts", "digests"])
+@pytest.mark.parametrize("before", ["99999999999999999999999", "-1", "²", "x"])
+def test_a_page_cursor_that_is_no_row_id_gives_the_first_page(admin, page, before):
+    assert admin.get(f"/admin/{page}?before={before}").status_code == 200
+
+
+def test_post_ids_that_are_no_row_ids_are_left_out(admin):
+    ids, choice = compose(admin)
+    choice["post_ids"] = [*ids, "99999999999999999999999", "²"]
+    preview = admin.get("/admin/digests/preview", query_string=choice)
+    assert preview.status_code == 200 and "First post" in preview.text
 
 
 def test_magnets_list_new_upload_and_edit(admin, app, tmp_path):

@@ -154,3 +154,12 @@ def test_cli_feed_fetch_failures(app, runner):
     app.config["FEED_URL"] = url = closed_port_url()
     result = runner.invoke(args=["feed", "fetch"])
     assert result.exit_code == 1 and f"the feed at {url} could not be reached" in result.stderr
+
+
+@pytest.mark.parametrize("body", [{"dry_run": True, "subject": "two\nlines"}, {"dry_run": True, "post_ids": []},
+                                  {"subject": "a\u2028b"}, {"test_to": "me@example.com", "subject": "a\rb"}])
+def test_a_digest_request_with_a_bad_subject_or_no_post_is_a_422_that_says_why(client, auth, body):
+    assert client.post("/api/v1/posts", json=POST, headers=auth).status_code == 201
+    response = client.post("/api/v1/digests", json=body, headers=auth)
+    assert response.status_code == 422
+    assert "subject must be one line" in response.json["error"] or "tick at least one post" in response.json["error"]

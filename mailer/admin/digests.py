@@ -7,6 +7,7 @@ from .. import digest_results as results
 from .. import digests, outbox
 from ..extensions import db
 from ..subscriptions import InvalidSignup
+from ..web.ids import row_id, row_ids
 from . import bp, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
 
@@ -14,18 +15,18 @@ from .forms import ActionForm, DigestForm, TestSendForm
 def _choice() -> tuple[list[int], str, str]:
     """The posts, subject and intro being composed, from the query string or the posted form."""
     values = request.values
-    return [int(i) for i in values.getlist("post_ids") if i.isdigit()], values.get("subject", ""), values.get("intro", "")
+    return row_ids(values.getlist("post_ids")), values.get("subject", ""), values.get("intro", "")
 
 
 def _parts(post_ids: list[int], subject: str, intro: str):
     posts = digests.choose_posts(db.session, post_ids)
-    parts = digests.render_digest(subject.strip() or digests.default_subject(posts), intro.strip(), posts)
+    parts = digests.render_digest(digests.subject_for(subject, posts), intro.strip(), posts)
     return posts, parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "#unsubscribe-link"})
 
 
 @bp.get("/digests")
 def digests_page():
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=row_id)
     history = results.latest(db.session, 21, before)
     shown = results.results(db.session, history[:20])
     db.session.commit()
@@ -40,7 +41,7 @@ def digest_preview():
     try:
         posts, parts = _parts(post_ids, subject, intro)
     except (digests.NothingNew, digests.DigestError) as exc:
-        flash(f"{exc} Tick at least one post." if not post_ids else str(exc), "error")
+        flash(str(exc), "error")
         return redirect(url_for("admin.digests_page"))
     recipients = db.session.scalar(digests.confirmed_count())
     return render_template("admin/digest_preview.html", posts=posts, parts=parts, subject=subject, intro=intro,

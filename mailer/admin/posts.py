@@ -7,6 +7,7 @@ from ..extensions import db
 from ..feeds import FeedError, fetch_feed
 from ..models import FeedState, Post
 from ..posts import InvalidPost, add_post, check_url, list_posts
+from ..web.ids import row_id
 from . import bp
 from .forms import ActionForm, PostForm
 
@@ -15,7 +16,7 @@ PAGE = 50
 
 @bp.get("/posts")
 def posts():
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=row_id)
     rows = list_posts(db.session, PAGE + 1, before)
     feed_url = current_app.config.get("FEED_URL")
     state = db.session.get(FeedState, feed_url) if feed_url else None

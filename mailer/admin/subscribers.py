@@ -20,6 +20,7 @@ from ..exporting import export_csv
 from ..extensions import db
 from ..models import Status, Subscriber
 from ..subscriptions import unsubscribe as unsubscribe_subscriber
+from ..web.ids import row_id
 from . import bp, search
 from .forms import ActionForm
 
@@ -33,7 +34,7 @@ def _status_arg() -> str | None:
 
 @bp.get("/subscribers")
 def subscribers():
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=row_id)
     query = request.args.get("q", "")[:254]
     page = search.search(db.session, query, _status_arg(), before)
     return render_template("admin/subscribers.html", page=page, q=query, status=_status_arg(), statuses=STATUSES,

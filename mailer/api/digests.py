@@ -22,7 +22,7 @@ def create_digest():
     try:
         if body.get("dry_run"):
             posts = digests.choose_posts(db.session, post_ids, audience)
-            parts = digests.render_digest(subject or digests.default_subject(posts), intro or "", posts)
+            parts = digests.render_digest(digests.subject_for(subject, posts), intro or "", posts)
             sample = parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
             return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
                            recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
