@@ -79,6 +79,19 @@ def test_the_eleventh_attempt_on_an_account_is_refused_even_with_the_right_passw
     assert client.get("/admin/").status_code == 302
 
 
+def test_the_lockout_says_how_it_ends_and_admin_unlock_opens_sign_in_at_once(client, runner):
+    create_admin()
+    for n in range(10):
+        log_in(client, password="wrong", REMOTE_ADDR="192.0.2.7")
+    refused = log_in(client, REMOTE_ADDR="192.0.2.7")
+    assert refused.status_code == 429
+    assert "even with the right password, starts the wait again" in refused.text and "mailer admin unlock" in refused.text
+
+    result = runner.invoke(args=["admin", "unlock"])
+    assert result.exit_code == 0 and "Forgot 11 failed sign-in attempts" in result.output
+    assert log_in(client, REMOTE_ADDR="192.0.2.7").status_code == 302
+
+
 def test_ten_failures_from_one_address_lock_that_address_for_every_account(client):
     create_admin()
     create_admin("editor@example.com")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_login import UserMixin
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..models import AdminUser, LoginAttempt, utcnow
@@ -76,6 +76,12 @@ def locked_out(session: Session, email: str, ip: str | None) -> bool:
     by_account = session.scalar(failures.where(LoginAttempt.email == email))
     by_ip = session.scalar(failures.where(LoginAttempt.ip == ip)) if ip else 0
     return by_account >= MAX_FAILURES or by_ip >= MAX_FAILURES
+
+
+def unlock(session: Session) -> int:
+    """Forget the failed sign-ins that count toward a lockout (those of the last WINDOW); how many there were."""
+    return session.execute(delete(LoginAttempt).where(LoginAttempt.succeeded.is_(False),
+                                                      LoginAttempt.at > utcnow() - WINDOW)).rowcount
 
 
 def authenticate(session: Session, email: str, password: str, ip: str | None) -> AdminUser | None:

@@ -1,4 +1,4 @@
-"""`mailer admin create EMAIL`: the console's accounts from the command line."""
+"""`mailer admin create EMAIL`, `mailer admin unlock`: the console's accounts from the command line."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +7,7 @@ import click
 from flask.cli import with_appcontext
 
 from ..extensions import db
-from .auth import WeakPassword, set_admin
+from .auth import WeakPassword, set_admin, unlock
 
 
 @click.group("admin")
@@ -34,3 +34,13 @@ def create(email: str, password_stdin: bool) -> None:
     db.session.commit()
     what = "Created the account" if created else "Set a new password for the existing account"
     click.echo(f"{what} {email.strip().lower()}; log in at /admin/login.")
+
+
+@admin_cli.command("unlock")
+@with_appcontext
+def unlock_sign_in() -> None:
+    """Open the console's sign-in again after a lockout (forgets the failed attempts of the last 15 minutes)."""
+    forgotten = unlock(db.session)
+    db.session.commit()
+    click.echo(f"Forgot {forgotten} failed sign-in attempt{'' if forgotten == 1 else 's'}; "
+               "sign-in at /admin/login is open again.")

@@ -8,8 +8,9 @@ from ..extensions import db
 from . import auth, bp, safe_next
 from .forms import ActionForm, LoginForm, PasswordForm
 
-LOCKED = ("Too many failed attempts for this account or from your network. "
-          "Wait 15 minutes and try again, or reset the password with `mailer admin create EMAIL --password-stdin`.")
+LOCKED = ("Too many failed attempts for this account or from your network. Sign-in stays closed until 15 minutes "
+          "pass without a try: each try meanwhile, even with the right password, starts the wait again. Someone "
+          "with access to the server can open it now with the command: mailer admin unlock")
 
 
 @bp.route("/login", methods=["GET", "POST"])
