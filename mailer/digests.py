@@ -97,6 +97,17 @@ def create_digest(session: Session, subject: str | None = None, intro: str | Non
     return digest
 
 
+def digest_carrying(session: Session, post_ids: list[int], since: datetime) -> Digest | None:
+    """The newest digest made since `since` that carries one of these posts: where a form sent twice went first."""
+    if not post_ids:
+        return None
+    return session.scalar(
+        select(Digest).join(digest_post, digest_post.c.digest_id == Digest.id)
+        .where(digest_post.c.post_id.in_(post_ids), Digest.created_at >= since,
+               Digest.status != DigestStatus.CANCELLED.value)
+        .order_by(Digest.id.desc()).limit(1))
+
+
 def _tell_the_planner(session: Session) -> None:
     """ANALYZE the ledger after it grew by a digest (PostgreSQL; ~0.2 s whatever its size).
 

@@ -77,8 +77,10 @@ def test_compose_preview_test_send_confirm_send_and_steer(admin):
     sent = admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)})
     digest = db.session.scalar(select(Digest))
     assert sent.headers["Location"] == f"/admin/digests/{digest.id}" and digest.recipients == 3
-    again = admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)}, follow_redirects=True)
-    assert "Nothing was sent" in again.text and db.session.scalar(select(Digest.id).where(Digest.id != digest.id)) is None
+    again = admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)})  # the form sent twice
+    assert again.headers["Location"] == f"/admin/digests/{digest.id}"
+    assert "already on its way" in admin.get(again.headers["Location"]).text
+    assert db.session.scalar(select(Digest.id).where(Digest.id != digest.id)) is None
 
     progress = admin.get(f"/admin/digests/{digest.id}/progress").get_json()
     assert (progress["status"], progress["pending"], progress["sent"], progress["percent"]) == ("sending", 3, 0, 0)

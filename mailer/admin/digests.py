@@ -1,15 +1,20 @@
 """Composing a digest: choose the posts, preview it as a subscriber sees it, send a test, then send after confirming."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from .. import digest_results as results
 from .. import digests, outbox
 from ..extensions import db
+from ..models import utcnow
 from ..subscriptions import InvalidSignup
 from ..web.ids import row_id, row_ids
 from . import bp, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
+
+SENT_TWICE_WITHIN = timedelta(minutes=10)  # a second "send" of the same posts this soon is the same click again
 
 
 def _choice() -> tuple[list[int], str, str]:
@@ -85,6 +90,10 @@ def digest_send():
         digest = digests.create_digest(db.session, subject, intro, post_ids)
     except (digests.NothingNew, digests.DigestError) as exc:
         db.session.rollback()
+        earlier = digests.digest_carrying(db.session, post_ids, utcnow() - SENT_TWICE_WITHIN)
+        if earlier is not None:
+            flash("This digest is already on its way (the form was sent twice): here is how it is going.", "ok")
+            return redirect(url_for("admin.digest", digest_id=earlier.id))
         flash(f"Nothing was sent: {exc}", "error")
         return redirect(url_for("admin.digests_page"))
     db.session.commit()
