@@ -69,7 +69,10 @@ def register_blueprints(app: Flask) -> None:
     from . import admin, api
     from .web import devmail, engagement, errors, ids, preferences, public, security, webhooks
 
+    from .mail.messages import paragraphs
+
     app.url_map.converters["int"] = ids.RowId  # before any rule is added: every <int:…> is bounded
+    app.add_template_filter(paragraphs)
     app.register_blueprint(public.bp)
     app.register_blueprint(engagement.bp)
     app.register_blueprint(preferences.bp)

@@ -299,3 +299,14 @@ def test_a_quoted_frame_decodes_to_its_text_with_the_values_put_in(pieces, value
     assert encoded.isascii() and all(len(line) <= 76 for line in encoded.split(b"\r\n"))
     bare = encoded.replace(b"\r\n", b"")
     assert b"==" not in encoded and b"\r" not in bare and b"\n" not in bare
+
+
+def test_a_digest_intro_keeps_its_paragraphs_and_line_breaks_in_html(app):
+    from mailer import digests
+
+    factories.post()
+    parts = digests.render_digest("This week", "Hello from the blog!\r\n\r\nThis month: two posts\n<b>and</b> a",
+                                  digests.unsent_posts(db.session, back_catalogue=True))
+    html = re.sub(r"<p[^>]*>", "<p>", parts.html)
+    assert "<p>Hello from the blog!</p>" in html and "<p>This month: two posts<br>&lt;b&gt;and&lt;/b&gt; a</p>" in html
+    assert "Hello from the blog!\n\nThis month" in parts.text.replace("\r\n", "\n")

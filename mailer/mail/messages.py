@@ -75,6 +75,12 @@ def placeholder(name: str) -> str:
     return f"%%MAILER:{name}%%"
 
 
+def paragraphs(text: str | None) -> list[str]:
+    """The paragraphs of text a person typed: split at blank lines, each stripped, empty ones left out.
+    A Jinja filter too (`intro | paragraphs`)."""
+    return [p.strip() for p in (text or "").replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
 def render_parts(template: str, context: dict) -> Parts:
     """Render templates/email/<template>.{subject.txt,txt,html}; the HTML gets its CSS inlined."""
     subject = render_template(f"email/{template}.subject.txt", **context).strip()
