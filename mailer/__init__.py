@@ -67,9 +67,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, api
-    from .web import devmail, engagement, errors, ids, preferences, public, security, webhooks
-
     from .mail.messages import paragraphs
+    from .web import devmail, engagement, errors, ids, preferences, public, security, webhooks
 
     app.url_map.converters["int"] = ids.RowId  # before any rule is added: every <int:…> is bounded
     app.add_template_filter(paragraphs)
