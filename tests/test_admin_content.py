@@ -1,6 +1,7 @@
 """Console pages for content: dashboard, posts, digests, lead magnets, welcome sequence, embed, outbox."""
 from __future__ import annotations
 
+import html
 import io
 from pathlib import Path
 
@@ -253,6 +254,24 @@ def test_a_sent_welcome_step_uses_the_words_written_in_the_console(app):
 def test_embed_shows_the_three_snippets_and_a_live_preview(admin):
     page = admin.get("/admin/embed").text
     assert page.count("data-copy=") == 3 and "/embed.js" in page and 'src="/embed?magnet=handbook"' in page
+
+
+def test_the_snippets_and_the_form_speak_of_the_chosen_magnet(admin):
+    db.session.add(LeadMagnet(slug="checklist-2027", title="The 2027 Checklist", description="Ten steps for 2027.",
+                              file="x.pdf", filename="x.pdf"))
+    db.session.commit()
+    page = admin.get("/admin/embed?magnet=checklist-2027").text
+    snippets = html.unescape(page)
+    assert '<button type="submit">Get The 2027 Checklist</button>' in snippets
+    assert 'title="Get The 2027 Checklist"' in snippets and 'data-button="Get The 2027 Checklist"' in snippets
+    assert "Get the handbook" not in snippets
+    form = admin.get("/embed?magnet=checklist-2027").text
+    assert "<h2>The 2027 Checklist</h2>" in form and "Ten steps for 2027. Free, by email." in form
+    assert ">Get The 2027 Checklist</button>" in form and "Handbook" not in form
+    refused = admin.post("/subscribe", data={"email": "nope", "magnet": "checklist-2027", "form": "iframe"})
+    assert refused.status_code == 422 and ">Get The 2027 Checklist</button>" in refused.text
+    handbook = admin.get("/embed").text
+    assert "<h2>The Multigenerational Manager&#39;s Handbook</h2>" in handbook and ">Get the handbook</button>" in handbook
 
 
 def test_outbox_reads_local_mail_and_is_gone_with_smtp(admin, app):

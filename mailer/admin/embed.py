@@ -13,7 +13,8 @@ from . import bp
 @bp.get("/embed")
 def embed():
     magnets = list(db.session.scalars(select(LeadMagnet).order_by(LeadMagnet.id)))
-    slugs = [m.slug for m in magnets]
-    chosen = request.args.get("magnet") if request.args.get("magnet") in slugs else (slugs[0] if slugs else "handbook")
-    return render_template("admin/embed.html", snippets=snippets(current_app.config["BASE_URL"], chosen),
-                           magnets=magnets, chosen=chosen, origins=current_app.config["EMBED_ORIGINS"])
+    by_slug = {m.slug: m for m in magnets}
+    magnet = by_slug.get(request.args.get("magnet")) or (magnets[0] if magnets else None)
+    return render_template("admin/embed.html", snippets=snippets(current_app.config["BASE_URL"], magnet),
+                           magnets=magnets, chosen=magnet.slug if magnet else "handbook",
+                           origins=current_app.config["EMBED_ORIGINS"])

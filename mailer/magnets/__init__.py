@@ -29,6 +29,13 @@ def find_magnet(session: Session, slug: str | None) -> LeadMagnet:
     return magnet
 
 
+def button_text(magnet: LeadMagnet | None) -> str:
+    """The signup button's words for a magnet: "Get the handbook", or "Get <its title>" (short titles)."""
+    if not magnet or magnet.slug == HANDBOOK_SLUG:
+        return "Get the handbook"
+    return f"Get {magnet.title}" if len(magnet.title) <= 40 else "Get it free"
+
+
 def file_path(magnet: LeadMagnet) -> Path:
     path = Path(magnet.file)
     return path if path.is_absolute() else SHIPPED / path

@@ -4,11 +4,12 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
+from sqlalchemy import select
 
 from .. import metrics, outbox, subscriptions, tokens
 from ..extensions import csrf, db, limiter
 from ..links import download_url
-from ..magnets import file_path, find_magnet
+from ..magnets import HANDBOOK_SLUG, button_text, file_path, find_magnet
 from ..models import Consent, Download, LeadMagnet, Subscriber
 from ..subscriptions import InvalidSignup, SignupRequest
 from . import captcha, form_guard
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
 bp.app_context_processor(form_guard.template_helpers)
 bp.after_app_request(form_guard.no_store_when_issued)
+bp.add_app_template_global(button_text)
 THANKS = "Thanks! Check your inbox and click the link in our email to confirm."
 
 
@@ -51,11 +53,20 @@ def subscribe():
         if isinstance(exc, form_guard.StaleForm):
             values.pop(form_guard.TOKEN_FIELD, None)  # the page answers with a fresh token
         return render_template(template, error=str(exc), field=field, values=values,
+                               magnet=_magnet_or_handbook(request.form.get("magnet")),
                                back=safe_return_url(request.form.get("next") or request.referrer)), status
     metrics.signups().inc()
     _log_owed("signup stored", db.session)
     outbox.wake()
     return _thanks(fields, wants_json)
+
+
+def _magnet_or_handbook(slug: str | None) -> LeadMagnet | None:
+    """The magnet a form asked for, for its wording; the handbook when there is no such magnet."""
+    try:
+        return find_magnet(db.session, slug)
+    except InvalidSignup:
+        return db.session.scalar(select(LeadMagnet).where(LeadMagnet.slug == HANDBOOK_SLUG))
 
 
 def _log_owed(event: str, session) -> None:
@@ -145,10 +156,10 @@ def unsubscribe(token: str):
 @bp.get("/embed")
 def embed():
     try:
-        find_magnet(db.session, request.args.get("magnet"))
+        magnet = find_magnet(db.session, request.args.get("magnet"))
     except InvalidSignup as exc:
         return render_template("site/message.html", title="No such form", message=str(exc)), 404
-    return render_template("site/embed.html", values=request.args, error=None, field=None)
+    return render_template("site/embed.html", values=request.args, error=None, field=None, magnet=magnet)
 
 
 @bp.get("/embed/token")
