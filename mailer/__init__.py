@@ -47,8 +47,10 @@ def register_proxies(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from .json_input import RequestJSON
     from .tasks import celery_init_app
 
+    app.json = RequestJSON(app)
     db.init_app(app)
     with app.app_context():
         for engine in db.engines.values():

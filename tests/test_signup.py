@@ -371,6 +371,7 @@ def test_bad_iframe_form_shows_the_embed_with_the_error(client):
     pytest.param(b'{"email": null}', "email", id="null-email"),
     pytest.param(b'{"email": "ann@example.com", "name": {"first": "Ann"}}', "name", id="object-name"),
     pytest.param(b'{"email": "ann@example.com", "magnet": 1}', "magnet", id="number-magnet"),
+    pytest.param(b'{"email": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "body", id="nested-too-deep"),
 ])
 def test_malformed_json_body_is_a_4xx_naming_the_problem(client, data, field):
     response = client.post("/subscribe", data=data, content_type="application/json")
@@ -379,6 +380,17 @@ def test_malformed_json_body_is_a_4xx_naming_the_problem(client, data, field):
     assert response.is_json
     assert response.json["field"] == field
     assert response.json["error"]
+
+
+@pytest.mark.parametrize("json_body", [True, False])
+def test_a_body_larger_than_any_signup_is_a_413_that_says_so(client, json_body):
+    huge = "x" * (70 * 1024)
+    if json_body:
+        response = client.post("/subscribe", json={"email": "ann@example.com", "name": huge})
+    else:
+        response = client.post("/subscribe", data={"email": "ann@example.com", "name": huge})
+    assert response.status_code == 413 and "more data than this form takes" in response.text
+    assert count(Subscriber) == 0
 
 
 def test_name_of_exactly_100_characters_is_fine(client):

@@ -161,3 +161,9 @@ def test_stats(client, auth):
         "by_status": {"pending": 1, "confirmed": 4, "unsubscribed": 1, "bounced": 0, "complained": 0},
         "total": 6, "confirmations_last_30_days": 4}  # factories' rows count (their confirmed_at is now)
     assert body["deliveries"] == {"by_status": {"queued": 1}, "by_kind": {"confirmation": 1}}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/subscribers", "/api/v1/posts", "/api/v1/digests"])
+def test_a_json_body_nested_too_deeply_is_a_400(client, auth, path):
+    response = client.post(path, data="[" * 50_000 + "]" * 50_000, headers={**auth, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json["error"]

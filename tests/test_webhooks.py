@@ -235,7 +235,7 @@ def test_postmark_malformed_or_unconfigured(app, client):
     response = client.post("/webhooks/postmark", json=postmark_bounce(sub.email), headers=basic("a", "b"))
     assert response.status_code == 404 and "POSTMARK_WEBHOOK_USER" in response.json["error"]
     app.config.update(POSTMARK_WEBHOOK_USER="postmark", POSTMARK_WEBHOOK_PASSWORD="pw")
-    for data in ("not json", "[]", json.dumps({"RecordType": "Bounce", "Type": "HardBounce"})):
+    for data in ("not json", "[]", json.dumps({"RecordType": "Bounce", "Type": "HardBounce"}), "[" * 50_000):
         response = client.post("/webhooks/postmark", data=data, headers={**basic("postmark", "pw"),
                                                                         "Content-Type": "application/json"})
         assert response.status_code == 400 and "Malformed" in response.json["error"]

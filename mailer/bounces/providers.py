@@ -1,8 +1,7 @@
 """What Amazon SES, Postmark and SendGrid send about bounces and complaints, as Reports."""
 from __future__ import annotations
 
-import json
-
+from .. import json_input
 from .events import COMPLAINT, HARD, SOFT, Report
 from .verp import delivery_from_address
 
@@ -16,7 +15,7 @@ class MalformedPayload(ValueError):
 def ses_reports(message: str) -> list[Report]:
     """Reports in an SES notification (the SNS Message: Bounce, Complaint; others ignored)."""
     try:
-        body = json.loads(message)
+        body = json_input.loads(message)
         kind = body.get("notificationType") or body.get("eventType")  # feedback notifications / event publishing
         mail = body.get("mail") or {}
         if kind == "Bounce":

@@ -1,11 +1,10 @@
 """/webhooks: bounces and complaints pushed by an MTA (raw DSN) or a provider (SES, Postmark, SendGrid)."""
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 
+from .. import json_input
 from ..api import hash_token
 from ..bounces import sns
 from ..bounces.dsn import NotABounce
@@ -32,7 +31,7 @@ def limit_size():
 
 def _json(body: bytes):
     try:
-        return json.loads(body)
+        return json_input.loads(body)
     except ValueError:
         raise MalformedPayload("the body is not JSON") from None
 
