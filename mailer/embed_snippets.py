@@ -39,6 +39,6 @@ def snippets(base_url: str, magnet: LeadMagnet | None = None) -> dict[str, str]:
   <button type="submit">{button}</button>
 </form>""",
         "iframe": f'<iframe src="{base}/embed?magnet={slug}" title="{button}" '
-                  f'style="border:0;width:100%;max-width:480px;height:260px" loading="lazy"></iframe>',
+                  f'style="border:0;width:100%;max-width:480px;height:480px" loading="lazy"></iframe>',
         "script": f'<script src="{base}/embed.js" data-magnet="{slug}"{data_button} async></script>',
     }

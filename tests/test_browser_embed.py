@@ -76,3 +76,22 @@ def test_the_three_embeds_submit_from_another_origin(browser, blog_and_mailer, s
         [mail] = smtp.wait_for(address, "Confirm your")
         assert "/confirm/" in mail.get_body(("plain",)).get_content()
     page.close()
+
+
+@pytest.mark.parametrize("width", [320, 390, 1280])
+def test_the_iframe_embed_shows_the_whole_form_and_an_error_within_its_height(browser, blog_and_mailer, width):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{blog_and_mailer}/post.html")
+    frame = page.frame(url=lambda url: "/embed" in url)
+    frame.wait_for_load_state()
+    fits = "document.documentElement.scrollHeight <= window.innerHeight"
+    assert frame.evaluate(fits), "the iframe snippet's height hides part of the form"
+
+    frame.evaluate("document.querySelector('input[name=email]').type = 'text'")  # let the server judge the address
+    frame.fill("input[name=email]", "someone@example")
+    page.wait_for_timeout(2100)  # not a bot's speed
+    frame.click("button[type=submit]")
+    frame.wait_for_selector("p.error")
+    assert frame.evaluate(fits), "with an error shown, the iframe hides part of the form"
+    page.screenshot(path=str(ARTIFACTS / f"blog-iframe-error-{width}.png"), full_page=True)
+    page.close()
