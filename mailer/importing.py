@@ -22,6 +22,14 @@ class ImportFileError(ValueError):
     """The file as a whole cannot be imported (no header, no email column, not text)."""
 
 
+class ImportStopped(ImportFileError):
+    """A line part-way through cannot be read: the rows before it are imported, and `report` says what they did."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 @dataclass
 class ImportReport(Added):
     rows: int = 0
@@ -39,6 +47,7 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
     """Add or update everyone in a CSV with an `email` (and optional `name`) column.
 
     Commits after each batch: a huge file never holds one long transaction, and re-running after a failure is safe.
+    A line part-way through that cannot be read raises ImportStopped, after saving the rows before it.
     """
     report, batch, stamp = ImportReport(), {}, utcnow()
     columns, records = _read_csv(lines)
@@ -51,20 +60,24 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
         if on_progress:
             on_progress(report.rows)
 
-    for line, row in records:
-        report.rows += 1
-        try:
-            email, name = _person(row, columns, confirmed)
-        except InvalidSignup as exc:
-            report.skip(line, str(exc))
-            continue
-        if email in batch:
-            report.duplicates += 1
-            batch[email] = batch[email] or name
-        else:
-            batch[email] = name
-            if len(batch) >= BATCH:
-                flush()
+    try:
+        for line, row in records:
+            report.rows += 1
+            try:
+                email, name = _person(row, columns, confirmed)
+            except InvalidSignup as exc:
+                report.skip(line, str(exc))
+                continue
+            if email in batch:
+                report.duplicates += 1
+                batch[email] = batch[email] or name
+            else:
+                batch[email] = name
+                if len(batch) >= BATCH:
+                    flush()
+    except ImportFileError as exc:
+        flush()  # the message promises the rows before the bad line are saved
+        raise ImportStopped(str(exc), report) from None
     flush()
     return report
 

@@ -8,7 +8,7 @@ import click
 from . import outbox
 from .extensions import db
 from .exporting import export_csv
-from .importing import ImportFileError, ImportReport, import_subscribers
+from .importing import ImportFileError, ImportReport, ImportStopped, import_subscribers
 from .models import Status
 
 SHOW_BAD_LINES = 20
@@ -34,10 +34,13 @@ def import_command(path: Path, confirmed: bool) -> None:
     size = path.stat().st_size
     # Decoded a line at a time, so a line that is not UTF-8 is named by its number (the BOM is the importer's).
     lines = (line.decode() for line in raw)
+    stopped = None
     with raw, click.progressbar(length=size, label=f"Importing {path.name}") as bar:
         try:
             report = import_subscribers(db.session, lines, confirmed, path.name,
                                         on_progress=lambda _rows: bar.update(raw.tell() - bar.pos))
+        except ImportStopped as exc:
+            report, stopped = exc.report, f"{path.name}: {exc}"
         except ImportFileError as exc:
             db.session.rollback()
             raise click.ClickException(f"{path.name}: {exc}") from None
@@ -50,6 +53,8 @@ def import_command(path: Path, confirmed: bool) -> None:
     if report.skipped > SHOW_BAD_LINES:
         click.echo(f"... and {report.skipped - SHOW_BAD_LINES} more bad lines. Fix them and import the file again: "
                    "the rows already imported are updated, not duplicated.")
+    if stopped:
+        raise click.ClickException(stopped)
 
 
 def summary(report: ImportReport, confirmed: bool) -> str:

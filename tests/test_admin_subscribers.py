@@ -141,6 +141,27 @@ def test_import_without_script_steps_with_a_button_and_queues_confirmations(admi
     assert db.session.scalar(select(Delivery.kind)) == "confirmation"
 
 
+def import_all(admin, started) -> dict:
+    """Step an uploaded import to its end as the page's script does; the last state."""
+    headers = {"Accept": "application/json", "X-CSRFToken": token(admin)}
+    state = {"done": False}
+    while not state["done"]:
+        state = admin.post(started.headers["Location"] + "/step", headers=headers).get_json()
+    return state
+
+
+def test_an_import_that_stops_at_a_line_keeps_the_rows_before_it(admin, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 3)
+    started = upload(admin, b"email\na@example.com\nb@example.com\nc@example.com\nd@example.com\n"
+                            b"\xff@example.com\ne@example.com\n", confirmed=True)
+    final = import_all(admin, started)
+    assert final["error"].startswith("Line 6 is not UTF-8 text") and "lines before it are saved" in final["error"]
+    assert (final["rows"], final["created"]) == (4, 4)  # d, read in the same step as the bad line, is saved too
+    assert db.session.scalars(select(Subscriber.email).order_by(Subscriber.email)).all() == [
+        "a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    assert "Stopped" in admin.get(started.headers["Location"]).text
+
+
 def test_a_file_without_an_email_column_is_refused_at_upload(admin):
     response = upload(admin, b"name,phone\nAnn,123\n")
     assert response.status_code == 400 and "no &#39;email&#39; column" in response.text

@@ -209,6 +209,16 @@ def test_cli_import_of_an_unusable_file_exits_1(app, runner, tmp_path, content, 
     assert result.exit_code == 1 and message in result.output
 
 
+def test_cli_import_that_stops_at_a_line_keeps_and_reports_the_rows_before_it(app, runner, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"email\nann@example.com\nnope\n\xff\xfe@example.com\nbob@example.com\n")
+    result = runner.invoke(args=["subscribers", "import", str(path), "--confirmed"])
+    assert result.exit_code == 1
+    assert "Read 2 rows: 1 added" in result.output and "line 3: not a valid email" in result.output
+    assert "Line 4 is not UTF-8 text" in result.output and "the lines before it are saved" in result.output
+    assert db.session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
+
+
 def test_export_streams_in_batches_filters_and_round_trips(app, runner, monkeypatch):
     from mailer import subscribers_cli
 
