@@ -162,6 +162,20 @@ def test_an_import_that_stops_at_a_line_keeps_the_rows_before_it(admin, monkeypa
     assert "Stopped" in admin.get(started.headers["Location"]).text
 
 
+def test_an_import_names_the_line_of_a_quote_never_closed_and_imports_nothing_after_it(admin, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    started = upload(admin, b'email,name\na@example.com,A\nb@example.com,B\nc@example.com,C\n'
+                            b'q1@example.com,"open quote\nq2@example.com,ok\n', confirmed=True)
+    final = import_all(admin, started)
+    assert final["error"].startswith('Line 5 opens a quote (") that is never closed')
+    assert "every line after it" in final["error"] and "close the quote" in final["error"]
+    assert (final["rows"], final["created"], final["skipped"], final["bad_lines"]) == (3, 3, 0, [])
+    assert db.session.scalars(select(Subscriber.email).order_by(Subscriber.email)).all() == [
+        "a@example.com", "b@example.com", "c@example.com"]
+    page = admin.get(started.headers["Location"]).text
+    assert "Stopped" in page and "Line 5 opens a quote" in page
+
+
 def test_a_file_without_an_email_column_is_refused_at_upload(admin):
     response = upload(admin, b"name,phone\nAnn,123\n")
     assert response.status_code == 400 and "no &#39;email&#39; column" in response.text

@@ -157,6 +157,29 @@ def test_a_status_column_keeps_unsubscribed_and_unconfirmed_people_out(app):
     assert status_of("out@example.com") is None and status_of("wait@example.com") is None
 
 
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_a_quote_never_closed_stops_the_import_at_its_line_and_keeps_the_rows_before(app, ending):
+    text = 'email,name\nann@example.com,Ann\nq1@example.com,"open quote\nq2@example.com,ok' + ending
+    with pytest.raises(importing.ImportStopped, match=r'^Line 3 opens a quote \("\) that is never closed') as stop:
+        run(text, confirmed=True)
+    assert "every line after it" in str(stop.value) and "none of them was imported" in str(stop.value)
+    assert (stop.value.report.rows, stop.value.report.created, stop.value.report.skipped) == (1, 1, 0)
+    assert db.session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
+
+
+def test_quotes_that_close_even_across_lines_or_stand_inside_a_cell_are_read_as_before(app):
+    report = run('email,name\na@example.com,"Ann ""A"" Lee"\nb@example.com,5" Bob\nc@example.com,"Cy\nJr"\n',
+                 confirmed=True)
+    assert (report.rows, report.created, [line for line, _ in report.bad_lines]) == (3, 2, [4])
+    assert db.session.scalars(select(Subscriber.name).order_by(Subscriber.email)).all() == ['Ann "A" Lee', '5" Bob']
+
+
+def test_a_header_with_a_quote_never_closed_is_refused(app):
+    with pytest.raises(ImportFileError, match="^Line 1 opens a quote"):
+        run('email,"name\nann@example.com,Ann\n')
+    assert count(Subscriber) == 0
+
+
 def test_batches_report_progress_and_duplicates_across_batches_count_once(app, monkeypatch):
     monkeypatch.setattr(importing, "BATCH", 2)
     seen = []
@@ -217,6 +240,14 @@ def test_cli_import_that_stops_at_a_line_keeps_and_reports_the_rows_before_it(ap
     assert "Read 2 rows: 1 added" in result.output and "line 3: not a valid email" in result.output
     assert "Line 4 is not UTF-8 text" in result.output and "the lines before it are saved" in result.output
     assert db.session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
+
+
+def test_cli_import_names_the_line_of_a_quote_never_closed(app, runner, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text('email,name\nq1@example.com,"open quote\nq2@example.com,ok\n', encoding="utf-8")
+    result = runner.invoke(args=["subscribers", "import", str(path), "--confirmed"])
+    assert result.exit_code == 1 and "Line 2 opens a quote" in result.output
+    assert "bad name" not in result.output and count(Subscriber) == 0
 
 
 def test_export_streams_in_batches_filters_and_round_trips(app, runner, monkeypatch):
