@@ -58,16 +58,20 @@ def import_command(path: Path, confirmed: bool) -> None:
 
 
 def summary(report: ImportReport, confirmed: bool) -> str:
-    """One line saying what the import did."""
+    """One line saying what the import did; each row read is counted once."""
     parts = [f"{report.created} added", f"{report.updated} already known"]
     if report.suppressed:
-        parts.append(f"{report.suppressed} of them left unsubscribed or bounced")
+        parts.append(f"{report.suppressed} left alone (unsubscribed, bounced or complained)")
     if report.erased:
         parts.append(f"{report.erased} not added back (erased on request earlier)")
-    parts += [f"{report.duplicates} duplicates", f"{report.skipped} bad lines skipped"]
+    parts += [_count(report.duplicates, "duplicate"), f"{_count(report.skipped, 'bad line')} skipped"]
     mail = ("nothing sent (consent recorded as given elsewhere)" if confirmed
-            else f"{report.mails_owed} confirmation emails queued")
-    return f"Read {report.rows} rows: {', '.join(parts)}; {mail}."
+            else f"{_count(report.mails_owed, 'confirmation email')} queued")
+    return f"Read {_count(report.rows, 'row')}: {', '.join(parts)}; {mail}."
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @subscribers.command("export")
