@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from ..importing import ImportFileError, ImportStopped, import_subscribers
 
 CHUNK = 2000  # records per step: a second or two of work
-COUNTS = ("rows", "created", "updated", "duplicates", "suppressed", "skipped", "mails_owed")
+# The rows read are the sum of the six after "rows", each row counted once; mails_owed is counted beside them.
+COUNTS = ("rows", "created", "updated", "duplicates", "suppressed", "erased", "skipped", "mails_owed")
 KEEP_BAD_LINES = 1000
 
 
@@ -89,7 +90,7 @@ def _run(session: Session, instance: str, token: str, state: dict, records: int)
         except ImportStopped as exc:
             report, error = exc.report, re.sub(r"^Line (\d+)", lambda m: f"Line {line + int(m[1]) - 2}", str(exc))
         for key in COUNTS:
-            state[key] += getattr(report, key)
+            state[key] = state.get(key, 0) + getattr(report, key)  # get: a state saved before "erased" was counted
         room = KEEP_BAD_LINES - len(state["bad_lines"])
         state["bad_lines"] += [[line + n - 2, reason] for n, reason in report.bad_lines[:max(room, 0)]]
     state["offset"] += used
