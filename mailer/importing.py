@@ -16,10 +16,21 @@ from .subscriptions import InvalidSignup, clean_name, normalise_email
 BATCH = 1000
 KEEP_BAD_LINES = 1000
 NEVER_IMPORTED = (Status.UNSUBSCRIBED.value, Status.BOUNCED.value, Status.COMPLAINED.value)
+# Fed to the CSV reader after the last line. No UTF-8 text holds a lone surrogate, so it comes back as a row of
+# its own, unless a quote is still open: then the reader has taken it into that field.
+END_OF_FILE = "\ud800"
 
 
 class ImportFileError(ValueError):
     """The file as a whole cannot be imported (no header, no email column, not text)."""
+
+
+class ImportStopped(ImportFileError):
+    """A line part-way through cannot be read: the rows before it are imported, and `report` says what they did."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -39,6 +50,7 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
     """Add or update everyone in a CSV with an `email` (and optional `name`) column.
 
     Commits after each batch: a huge file never holds one long transaction, and re-running after a failure is safe.
+    A line part-way through that cannot be read raises ImportStopped, after saving the rows before it.
     """
     report, batch, stamp = ImportReport(), {}, utcnow()
     columns, records = _read_csv(lines)
@@ -51,20 +63,24 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
         if on_progress:
             on_progress(report.rows)
 
-    for line, row in records:
-        report.rows += 1
-        try:
-            email, name = _person(row, columns, confirmed)
-        except InvalidSignup as exc:
-            report.skip(line, str(exc))
-            continue
-        if email in batch:
-            report.duplicates += 1
-            batch[email] = batch[email] or name
-        else:
-            batch[email] = name
-            if len(batch) >= BATCH:
-                flush()
+    try:
+        for line, row in records:
+            report.rows += 1
+            try:
+                email, name = _person(row, columns, confirmed)
+            except InvalidSignup as exc:
+                report.skip(line, str(exc))
+                continue
+            if email in batch:
+                report.duplicates += 1
+                batch[email] = batch[email] or name
+            else:
+                batch[email] = name
+                if len(batch) >= BATCH:
+                    flush()
+    except ImportFileError as exc:
+        flush()  # the message promises the rows before the bad line are saved
+        raise ImportStopped(str(exc), report) from None
     flush()
     return report
 
@@ -112,8 +128,10 @@ def _read_csv(lines: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, list
         delimiter = csv.Sniffer().sniff("\n".join(x.rstrip("\r\n") for x in head), delimiters=",;").delimiter
     except csv.Error:
         delimiter = ","  # one column, or nothing to tell them apart
-    reader = csv.reader(itertools.chain(head, lines), delimiter=delimiter)
+    reader = csv.reader(itertools.chain(head, lines, [END_OF_FILE]), delimiter=delimiter)
     header = next(reader)
+    if header[-1].endswith(END_OF_FILE):
+        raise _unreadable(1, QuoteNeverClosed())
     columns = [c.strip().lower() for c in header]
     if "email" not in columns:
         raise ImportFileError(f"The first line has no 'email' column (it has: {', '.join(header)}). "
@@ -130,13 +148,26 @@ def _records(reader) -> Iterator[tuple[int, list[str]]]:
             return
         except (UnicodeDecodeError, csv.Error) as exc:
             raise _unreadable(start, exc) from None
+        if row == [END_OF_FILE]:
+            return
+        if row and row[-1].endswith(END_OF_FILE):
+            raise _unreadable(start, QuoteNeverClosed())
         line, start = start, reader.line_num + 1
         if any(cell.strip() for cell in row):  # blank lines, and lines of only separators, are not rows
             yield line, row
 
 
+class QuoteNeverClosed(csv.Error):
+    """The file ends inside a quoted field."""
+
+
 def _unreadable(line: int, exc: Exception) -> ImportFileError:
-    problem = (f"is not UTF-8 text ({exc.reason}); save the file as 'CSV UTF-8'" if isinstance(exc, UnicodeDecodeError)
-               else f"cannot be read as CSV ({exc}: a quote left open?); fix it")
+    if isinstance(exc, UnicodeDecodeError):
+        problem = f"is not UTF-8 text ({exc.reason}); save the file as 'CSV UTF-8'"
+    elif isinstance(exc, QuoteNeverClosed):
+        problem = ('opens a quote (") that is never closed, so it and every line after it were read as one field '
+                   "and none of them was imported; close the quote (or remove it)")
+    else:
+        problem = f"cannot be read as CSV ({exc}: a quote left open?); fix it"
     return ImportFileError(f"Line {line} {problem} and import it again (the lines before it are saved; "
                            "importing again is safe).")

@@ -27,7 +27,7 @@ class Added:
     created: int = 0
     updated: int = 0
     duplicates: int = 0   # already added earlier in the same run (same `stamp`)
-    suppressed: int = 0   # existing unsubscribed, bounced or complained addresses: left as they are
+    suppressed: int = 0   # existing unsubscribed, bounced or complained addresses: left exactly as they are
     erased: int = 0       # erased on request earlier: never added back by an import
     mails_owed: int = 0   # confirmation emails queued
 
@@ -38,7 +38,10 @@ class Added:
 
 def add_subscribers(session: Session, people: dict[str, str | None], *, confirmed: bool, form: str,
                     source: str, stamp: datetime | None = None) -> Added:
-    """Upsert normalised email -> name in one statement; a status only ever goes from pending to confirmed."""
+    """Upsert normalised email -> name in one statement; a status only ever goes from pending to confirmed.
+
+    Each address lands in exactly one count. Someone who unsubscribed, bounced or complained is not touched.
+    """
     from .privacy import erased
 
     stamp = stamp or utcnow()
@@ -50,9 +53,11 @@ def add_subscribers(session: Session, people: dict[str, str | None], *, confirme
     table = Subscriber.__table__
     before = {email: (status, outbox.aware(touched)) for email, status, touched in session.execute(
         select(table.c.email, table.c.status, table.c.updated_at).where(table.c.email.in_(list(people))))}
-    result.duplicates = sum(1 for _, touched in before.values() if touched == stamp)
-    rows = [_row(email, name, confirmed, stamp) for email, name in people.items()
-            if email not in before or before[email][1] != stamp]
+    done_in_this_run = {email for email, (_, touched) in before.items() if touched == stamp}
+    left_alone = {email for email, (status, _) in before.items() if status not in (PENDING, CONFIRMED)}
+    result.duplicates, result.suppressed = len(done_in_this_run), len(left_alone - done_in_this_run)
+    untouched = done_in_this_run | left_alone
+    rows = [_row(email, name, confirmed, stamp) for email, name in people.items() if email not in untouched]
     if not rows:
         return result
     insert = insert_for(session)
@@ -72,7 +77,6 @@ def add_subscribers(session: Session, people: dict[str, str | None], *, confirme
         prior = before.get(row["email"])
         result.created += prior is None
         result.updated += prior is not None
-        result.suppressed += prior is not None and prior[0] not in (PENDING, CONFIRMED)
     if not confirmed:
         owed = _not_asked_lately(session, owed, stamp)
     result.mails_owed = _record_consent(session, owed, confirmed, form, source, stamp)

@@ -8,7 +8,7 @@ import click
 from . import outbox
 from .extensions import db
 from .exporting import export_csv
-from .importing import ImportFileError, ImportReport, import_subscribers
+from .importing import ImportFileError, ImportReport, ImportStopped, import_subscribers
 from .models import Status
 
 SHOW_BAD_LINES = 20
@@ -34,10 +34,13 @@ def import_command(path: Path, confirmed: bool) -> None:
     size = path.stat().st_size
     # Decoded a line at a time, so a line that is not UTF-8 is named by its number (the BOM is the importer's).
     lines = (line.decode() for line in raw)
+    stopped = None
     with raw, click.progressbar(length=size, label=f"Importing {path.name}") as bar:
         try:
             report = import_subscribers(db.session, lines, confirmed, path.name,
                                         on_progress=lambda _rows: bar.update(raw.tell() - bar.pos))
+        except ImportStopped as exc:
+            report, stopped = exc.report, f"{path.name}: {exc}"
         except ImportFileError as exc:
             db.session.rollback()
             raise click.ClickException(f"{path.name}: {exc}") from None
@@ -50,19 +53,25 @@ def import_command(path: Path, confirmed: bool) -> None:
     if report.skipped > SHOW_BAD_LINES:
         click.echo(f"... and {report.skipped - SHOW_BAD_LINES} more bad lines. Fix them and import the file again: "
                    "the rows already imported are updated, not duplicated.")
+    if stopped:
+        raise click.ClickException(stopped)
 
 
 def summary(report: ImportReport, confirmed: bool) -> str:
-    """One line saying what the import did."""
+    """One line saying what the import did; each row read is counted once."""
     parts = [f"{report.created} added", f"{report.updated} already known"]
     if report.suppressed:
-        parts.append(f"{report.suppressed} of them left unsubscribed or bounced")
+        parts.append(f"{report.suppressed} left alone (unsubscribed, bounced or complained)")
     if report.erased:
         parts.append(f"{report.erased} not added back (erased on request earlier)")
-    parts += [f"{report.duplicates} duplicates", f"{report.skipped} bad lines skipped"]
+    parts += [_count(report.duplicates, "duplicate"), f"{_count(report.skipped, 'bad line')} skipped"]
     mail = ("nothing sent (consent recorded as given elsewhere)" if confirmed
-            else f"{report.mails_owed} confirmation emails queued")
-    return f"Read {report.rows} rows: {', '.join(parts)}; {mail}."
+            else f"{_count(report.mails_owed, 'confirmation email')} queued")
+    return f"Read {_count(report.rows, 'row')}: {', '.join(parts)}; {mail}."
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @subscribers.command("export")

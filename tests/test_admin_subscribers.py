@@ -141,6 +141,65 @@ def test_import_without_script_steps_with_a_button_and_queues_confirmations(admi
     assert db.session.scalar(select(Delivery.kind)) == "confirmation"
 
 
+def import_all(admin, started) -> dict:
+    """Step an uploaded import to its end as the page's script does; the last state."""
+    headers = {"Accept": "application/json", "X-CSRFToken": token(admin)}
+    state = {"done": False}
+    while not state["done"]:
+        state = admin.post(started.headers["Location"] + "/step", headers=headers).get_json()
+    return state
+
+
+def test_an_import_that_stops_at_a_line_keeps_the_rows_before_it(admin, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 3)
+    started = upload(admin, b"email\na@example.com\nb@example.com\nc@example.com\nd@example.com\n"
+                            b"\xff@example.com\ne@example.com\n", confirmed=True)
+    final = import_all(admin, started)
+    assert final["error"].startswith("Line 6 is not UTF-8 text") and "lines before it are saved" in final["error"]
+    assert (final["rows"], final["created"]) == (4, 4)  # d, read in the same step as the bad line, is saved too
+    assert db.session.scalars(select(Subscriber.email).order_by(Subscriber.email)).all() == [
+        "a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    assert "Stopped" in admin.get(started.headers["Location"]).text
+
+
+def test_an_import_names_the_line_of_a_quote_never_closed_and_imports_nothing_after_it(admin, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    started = upload(admin, b'email,name\na@example.com,A\nb@example.com,B\nc@example.com,C\n'
+                            b'q1@example.com,"open quote\nq2@example.com,ok\n', confirmed=True)
+    final = import_all(admin, started)
+    assert final["error"].startswith('Line 5 opens a quote (") that is never closed')
+    assert "every line after it" in final["error"] and "close the quote" in final["error"]
+    assert (final["rows"], final["created"], final["skipped"], final["bad_lines"]) == (3, 3, 0, [])
+    assert db.session.scalars(select(Subscriber.email).order_by(Subscriber.email)).all() == [
+        "a@example.com", "b@example.com", "c@example.com"]
+    page = admin.get(started.headers["Location"]).text
+    assert "Stopped" in page and "Line 5 opens a quote" in page
+
+
+def test_the_import_report_counts_each_row_once_erased_and_unsubscribed_apart(admin):
+    from tests.test_import_export import unsubscribed_alice_and_erased_bob
+
+    started = upload(admin, unsubscribed_alice_and_erased_bob().encode(), confirmed=True)
+    final = import_all(admin, started)
+    assert {k: final[k] for k in imports.COUNTS} == {
+        "rows": 3, "created": 1, "updated": 0, "duplicates": 0, "suppressed": 1, "erased": 1, "skipped": 0,
+        "mails_owed": 0}
+    assert final["rows"] == sum(final[k] for k in imports.COUNTS if k not in ("rows", "mails_owed"))
+    assert db.session.scalar(select(Subscriber.name).where(Subscriber.email == "alice@example.com")) == "Alice"
+    page = admin.get(started.headers["Location"]).text
+    assert "3</span> <span data-field=\"rows_noun\">rows</span> read" in page
+    assert "Not added back: erased on request</dt><dd data-field=\"erased\">1</dd>" in page
+    assert "Left alone: unsubscribed, bounced or complained</dt><dd data-field=\"suppressed\">1</dd>" in page
+    assert "Already known, updated</dt><dd data-field=\"updated\">0</dd>" in page
+    assert "None: consent was given elsewhere" in page and "Nothing sent" not in page
+
+
+def test_the_import_report_says_row_for_one(admin):
+    page = admin.post(upload(admin, b"email\nnew@example.com\n").headers["Location"] + "/step",
+                      data={"csrf_token": token(admin)}, follow_redirects=True).text
+    assert ">row</span> read" in page and "Confirmation emails queued" in page
+
+
 def test_a_file_without_an_email_column_is_refused_at_upload(admin):
     response = upload(admin, b"name,phone\nAnn,123\n")
     assert response.status_code == 400 and "no &#39;email&#39; column" in response.text

@@ -144,10 +144,35 @@ def test_an_import_never_resubscribes_anyone(app, confirmed):
         add(f"{status}@example.com", status)
     report = run("email,name\nunsubscribed@example.com,U\nbounced@example.com,B\ncomplained@example.com,C\n",
                  confirmed=confirmed)
-    assert (report.updated, report.suppressed, report.mails_owed) == (3, 3, 0)
+    assert (report.updated, report.suppressed, report.mails_owed) == (0, 3, 0)
     for status in ("unsubscribed", "bounced", "complained"):
         assert status_of(f"{status}@example.com") == status
+    assert db.session.scalars(select(Subscriber.name)).all() == [None, None, None]  # their records are not touched
     assert count(Consent) == 0 and count(Delivery) == 0
+
+
+def unsubscribed_alice_and_erased_bob() -> str:
+    """A list where alice unsubscribed and bob was erased; the file that brings both back, with someone new."""
+    from mailer.privacy import erase_subscriber
+
+    add("alice@example.com", "unsubscribed", name="Alice")
+    erase_subscriber(db.session, add("bob@example.org", "confirmed", name="Bob"))
+    db.session.commit()
+    return "email,name\nbob@example.org,Bob\nalice@example.com,Alice Again\nnewperson@example.com,New\n"
+
+
+def test_each_row_is_counted_once_and_an_unsubscribed_record_is_left_as_it_was(app):
+    text = unsubscribed_alice_and_erased_bob()
+    alice_before = db.session.execute(select(Subscriber.name, Subscriber.updated_at)
+                                      .where(Subscriber.email == "alice@example.com")).one()
+    report = run(text, confirmed=True)
+    assert (report.rows, report.created, report.updated, report.suppressed, report.erased) == (3, 1, 0, 1, 1)
+    assert report.rows == (report.created + report.updated + report.duplicates + report.suppressed + report.erased
+                           + report.skipped)
+    assert db.session.execute(select(Subscriber.name, Subscriber.updated_at)
+                              .where(Subscriber.email == "alice@example.com")).one() == alice_before
+    assert status_of("alice@example.com") == "unsubscribed" and status_of("bob@example.org") is None
+    assert count(Consent) == 1  # newperson's
 
 
 def test_a_status_column_keeps_unsubscribed_and_unconfirmed_people_out(app):
@@ -155,6 +180,29 @@ def test_a_status_column_keeps_unsubscribed_and_unconfirmed_people_out(app):
     report = run(text, confirmed=True)
     assert report.created == 1 and [line for line, _ in report.bad_lines] == [3, 4]
     assert status_of("out@example.com") is None and status_of("wait@example.com") is None
+
+
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_a_quote_never_closed_stops_the_import_at_its_line_and_keeps_the_rows_before(app, ending):
+    text = 'email,name\nann@example.com,Ann\nq1@example.com,"open quote\nq2@example.com,ok' + ending
+    with pytest.raises(importing.ImportStopped, match=r'^Line 3 opens a quote \("\) that is never closed') as stop:
+        run(text, confirmed=True)
+    assert "every line after it" in str(stop.value) and "none of them was imported" in str(stop.value)
+    assert (stop.value.report.rows, stop.value.report.created, stop.value.report.skipped) == (1, 1, 0)
+    assert db.session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
+
+
+def test_quotes_that_close_even_across_lines_or_stand_inside_a_cell_are_read_as_before(app):
+    report = run('email,name\na@example.com,"Ann ""A"" Lee"\nb@example.com,5" Bob\nc@example.com,"Cy\nJr"\n',
+                 confirmed=True)
+    assert (report.rows, report.created, [line for line, _ in report.bad_lines]) == (3, 2, [4])
+    assert db.session.scalars(select(Subscriber.name).order_by(Subscriber.email)).all() == ['Ann "A" Lee', '5" Bob']
+
+
+def test_a_header_with_a_quote_never_closed_is_refused(app):
+    with pytest.raises(ImportFileError, match="^Line 1 opens a quote"):
+        run('email,"name\nann@example.com,Ann\n')
+    assert count(Subscriber) == 0
 
 
 def test_batches_report_progress_and_duplicates_across_batches_count_once(app, monkeypatch):
@@ -181,7 +229,7 @@ def test_cli_import_shows_progress_a_summary_and_the_bad_lines(app, runner, tmp_
     result = runner.invoke(args=["subscribers", "import", str(path), "--confirmed"])
     assert result.exit_code == 0, result.output
     assert "Importing list.csv" in result.output
-    assert ("Read 7 rows: 2 added, 0 already known, 1 duplicates, 4 bad lines skipped; "
+    assert ("Read 7 rows: 2 added, 0 already known, 1 duplicate, 4 bad lines skipped; "
             "nothing sent (consent recorded as given elsewhere).") in result.output
     assert "line 3: not a valid email: 'not-an-address'" in result.output
     assert "line 9: expected 2 columns, found 1" in result.output
@@ -207,6 +255,37 @@ def test_cli_import_of_an_unusable_file_exits_1(app, runner, tmp_path, content, 
         path.write_bytes(content)
     result = runner.invoke(args=["subscribers", "import", str(path)])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_cli_import_that_stops_at_a_line_keeps_and_reports_the_rows_before_it(app, runner, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"email\nann@example.com\nnope\n\xff\xfe@example.com\nbob@example.com\n")
+    result = runner.invoke(args=["subscribers", "import", str(path), "--confirmed"])
+    assert result.exit_code == 1
+    assert "Read 2 rows: 1 added" in result.output and "line 3: not a valid email" in result.output
+    assert "Line 4 is not UTF-8 text" in result.output and "the lines before it are saved" in result.output
+    assert db.session.scalars(select(Subscriber.email)).all() == ["ann@example.com"]
+
+
+def test_cli_import_names_the_line_of_a_quote_never_closed(app, runner, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text('email,name\nq1@example.com,"open quote\nq2@example.com,ok\n', encoding="utf-8")
+    result = runner.invoke(args=["subscribers", "import", str(path), "--confirmed"])
+    assert result.exit_code == 1 and "Line 2 opens a quote" in result.output
+    assert "bad name" not in result.output and count(Subscriber) == 0
+
+
+def test_cli_import_counts_left_alone_and_erased_rows_apart_from_the_known_ones(app, runner, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text(unsubscribed_alice_and_erased_bob(), encoding="utf-8")
+    result = runner.invoke(args=["subscribers", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("Read 3 rows: 1 added, 0 already known, 1 left alone (unsubscribed, bounced or complained), "
+            "1 not added back (erased on request earlier), 0 duplicates, 0 bad lines skipped; "
+            "1 confirmation email queued.") in result.output
+    path.write_text("email\nnewperson@example.com\n", encoding="utf-8")
+    again = runner.invoke(args=["subscribers", "import", str(path)])
+    assert "Read 1 row: 0 added, 1 already known, 0 duplicates, 0 bad lines skipped; 0 confirmation emails" in again.output
 
 
 def test_export_streams_in_batches_filters_and_round_trips(app, runner, monkeypatch):
@@ -327,10 +406,11 @@ def test_import_upsert_on_postgresql(pg_app, monkeypatch):
     add("pat@example.com", "pending")
     text = "email,name\nann@example.com,Ann\npat@example.com,Pat\ngone@example.com,G\nANN@example.com,\nbad,\n"
     report = run(text, confirmed=True)
-    assert (report.created, report.updated, report.suppressed, report.duplicates, report.skipped) == (1, 2, 1, 1, 1)
+    assert (report.created, report.updated, report.suppressed, report.duplicates, report.skipped) == (1, 1, 1, 1, 1)
     assert status_of("pat@example.com") == "confirmed" and status_of("gone@example.com") == "unsubscribed"
+    assert db.session.scalar(select(Subscriber.name).where(Subscriber.email == "gone@example.com")) is None
     again = run(text, confirmed=True)
-    assert (again.created, again.updated) == (0, 3)
+    assert (again.created, again.updated, again.suppressed) == (0, 2, 1)
     assert count(Subscriber) == 3 and count(Consent) == 2 and count(Delivery) == 0
     report = run("email\nnew@example.com\n")
     assert report.mails_owed == 1 and len(confirmations("new@example.com")) == 1

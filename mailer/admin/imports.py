@@ -10,10 +10,11 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from ..importing import ImportFileError, import_subscribers
+from ..importing import ImportFileError, ImportStopped, import_subscribers
 
 CHUNK = 2000  # records per step: a second or two of work
-COUNTS = ("rows", "created", "updated", "duplicates", "suppressed", "skipped", "mails_owed")
+# The rows read are the sum of the six after "rows", each row counted once; mails_owed is counted beside them.
+COUNTS = ("rows", "created", "updated", "duplicates", "suppressed", "erased", "skipped", "mails_owed")
 KEEP_BAD_LINES = 1000
 
 
@@ -68,10 +69,11 @@ def step(session: Session, instance: str, token: str, records: int | None = None
 
 def _run(session: Session, instance: str, token: str, state: dict, records: int) -> None:
     csv_path = folder(instance) / f"{token}.csv"
+    line, error = state["line"], None
     with csv_path.open("rb") as f:
         header = f.readline().decode()
         f.seek(state["offset"])
-        lines, used, line = [], 0, state["line"]
+        lines, used = [], 0
         try:
             for _ in range(records):
                 record = _record(f)
@@ -80,26 +82,21 @@ def _run(session: Session, instance: str, token: str, state: dict, records: int)
                 lines += record[0]
                 used += record[1]
         except UnicodeDecodeError:
-            state.update(done=True, error=f"Line {line + len(lines)} is not UTF-8 text; save the file as 'CSV UTF-8' "
-                                          "and import it again (the lines before it are saved; importing again is safe).")
-            csv_path.unlink()
-            return
+            error = (f"Line {line + len(lines)} is not UTF-8 text; save the file as 'CSV UTF-8' and import it again "
+                     "(the lines before it are saved; importing again is safe).")
     if lines:
         try:
             report = import_subscribers(session, [header, *lines], state["confirmed"], state["name"])
-        except ImportFileError as exc:
-            session.rollback()
-            state.update(done=True, error=re.sub(r"^Line (\d+)", lambda m: f"Line {line + int(m[1]) - 2}", str(exc)))
-            csv_path.unlink()
-            return
+        except ImportStopped as exc:
+            report, error = exc.report, re.sub(r"^Line (\d+)", lambda m: f"Line {line + int(m[1]) - 2}", str(exc))
         for key in COUNTS:
-            state[key] += getattr(report, key)
+            state[key] = state.get(key, 0) + getattr(report, key)  # get: a state saved before "erased" was counted
         room = KEEP_BAD_LINES - len(state["bad_lines"])
         state["bad_lines"] += [[line + n - 2, reason] for n, reason in report.bad_lines[:max(room, 0)]]
     state["offset"] += used
     state["line"] += len(lines)
-    if not lines or state["offset"] >= state["size"]:
-        state["done"] = True
+    if error or not lines or state["offset"] >= state["size"]:
+        state.update(done=True, error=error)
         csv_path.unlink()
 
 

@@ -50,8 +50,9 @@
   if (importer) {
     var step = function () {
       json(importer.dataset.importStep, { method: "POST" }).then(function (s) {
-        fill(importer, { percent: s.percent, rows: s.rows, created: s.created, updated: s.updated,
-                         suppressed: s.suppressed, duplicates: s.duplicates, skipped: s.skipped, mails_owed: s.mails_owed });
+        fill(importer, { percent: s.percent, rows: s.rows, rows_noun: s.rows === 1 ? "row" : "rows",
+                         created: s.created, updated: s.updated, suppressed: s.suppressed, erased: s.erased,
+                         duplicates: s.duplicates, skipped: s.skipped, mails_owed: s.mails_owed });
         if (s.done) { window.location.reload(); } else { step(); }
       }).catch(function () {
         fill(importer, { status: "Interrupted: reload the page to carry on (nothing is imported twice)." });
