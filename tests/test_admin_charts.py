@@ -37,3 +37,11 @@ def test_dates_are_written_every_so_many_bars_back_from_today_every_other_one_mi
     assert [m.minor for m in marks] == [True, False, True, False, True, False]
     assert marks[-1].anchor == "end" and marks[-1].x == pytest.approx(100 * 89.5 / 90, abs=0.001)
     assert charts.bar_chart([1, 2], ["a", "b"]).marks == []  # titles of posts, say: too long to write under bars
+
+
+@pytest.mark.parametrize("share, shown", [
+    (0, "0.0"), (1, "100.0"), (0.6, "60.0"), (2 / 3, "66.7"), (0.9996, "99.96"), (0.99999, "99.999"),
+    (0.9999999, "99.999"), (0.0004, "0.04"), (0.0000001, "0.001"),
+])
+def test_a_percentage_reads_100_or_0_only_when_it_is(share, shown):
+    assert charts.percent(share) == shown

@@ -59,6 +59,12 @@ def test_dashboard_charts_number_their_grid_lines_and_date_their_bars(admin):
     assert chart_text(admin.get("/admin/").text, "signups")[0] == ["0", "2,000", "4,000", "6,000"]
 
 
+def test_a_confirmation_rate_short_of_all_never_reads_100_percent(admin):
+    factories.subscribers(2499)
+    factories.subscribers(1, status="pending", prefix="late")
+    assert "Of those signups, 99.96% have confirmed" in admin.get("/admin/").text
+
+
 def test_posts_list_add_edit_and_fetch_without_a_feed(admin):
     assert "No posts yet" in admin.get("/admin/posts").text
     form = {"csrf_token": token(admin, "/admin/posts/new"), "title": "Handling a counter-offer",
