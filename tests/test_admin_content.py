@@ -59,6 +59,24 @@ def test_dashboard_charts_number_their_grid_lines_and_date_their_bars(admin):
     assert chart_text(admin.get("/admin/").text, "signups")[0] == ["0", "2,000", "4,000", "6,000"]
 
 
+def test_dashboard_counts_an_import_apart_from_the_signups(admin):
+    from mailer.importing import import_subscribers
+    from mailer.roster import add_subscribers
+    from mailer.subscriptions import SignupRequest, subscribe
+
+    for n in range(2):  # two people who used the blog's form and have not confirmed yet
+        subscribe(db.session, SignupRequest(email=f"reader{n}@example.com", name=None, form="snippet"))
+    add_subscribers(db.session, {"app@example.com": None}, confirmed=True, form="api", source="the API")
+    db.session.commit()
+    lines = ["email\n", "reader0@example.com\n", *(f"old{n}@example.org\n" for n in range(4825))]
+    report = import_subscribers(db.session, lines, confirmed=True, source_name="list.csv")
+    assert (report.created, report.updated) == (4825, 1)
+    page = admin.get("/admin/").text
+    assert "Last 90 days: 3 signups through the forms and the API; 4,825 more imported, not counted here" in page
+    assert "Of those signups, 66.7% have confirmed" in page  # reader0 confirmed by the import, the API's one
+    assert chart_text(page, "signups")[0] == ["0", "1", "2", "3"]
+
+
 def test_a_confirmation_rate_short_of_all_never_reads_100_percent(admin):
     factories.subscribers(2499)
     factories.subscribers(1, status="pending", prefix="late")

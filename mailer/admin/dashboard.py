@@ -21,5 +21,5 @@ def dashboard():
         "admin/dashboard.html", statuses=numbers.statuses, taken_at=numbers.taken_at, days=days, latest=latest,
         signups=charts.bar_chart([d.signups for d in days], labels, marks_every=DATE_EVERY),
         rates=charts.bar_chart([d.rate for d in days], labels, shares=True, marks_every=DATE_EVERY),
-        rate=stats.confirmation_rate(days))
+        rate=stats.confirmation_rate(days), imported=sum(d.imported for d in days))
 
