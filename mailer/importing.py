@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from .exporting import runs_as_formula
 from .models import Status, utcnow
-from .roster import Added, add_subscribers
+from .roster import IMPORT, Added, add_subscribers
 from .subscriptions import InvalidSignup, clean_name, normalise_email
 
 BATCH = 1000
@@ -56,7 +56,7 @@ def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, 
     columns, records = _read_csv(lines)
 
     def flush() -> None:
-        report.add(add_subscribers(session, batch, confirmed=confirmed, form="import",
+        report.add(add_subscribers(session, batch, confirmed=confirmed, form=IMPORT,
                                    source=f"the file {source_name}", stamp=stamp))
         session.commit()
         batch.clear()

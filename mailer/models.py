@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, func, text
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, false, func, text
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from .extensions import db
@@ -55,6 +55,8 @@ class Subscriber(db.Model):
     # Their choice on the preference page: every digest, the monthly summary, or none (welcome mails still come).
     digest_frequency: Mapped[str] = mapped_column(String(10), default="every", server_default="every")
     paused_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Brought in by an import, not a signup: the dashboard counts them apart, so one file does not drown the forms.
+    imported: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     consents: WriteOnlyMapped[Consent] = relationship(back_populates="subscriber", passive_deletes=True)
     deliveries: WriteOnlyMapped[Delivery] = relationship(back_populates="subscriber", passive_deletes=True)

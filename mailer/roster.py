@@ -12,6 +12,7 @@ from .dialect import insert_for
 from .models import Consent, Delivery, Status, Subscriber, utcnow
 
 PENDING, CONFIRMED = Status.PENDING.value, Status.CONFIRMED.value
+IMPORT = "import"  # the consent form of people added from a file
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # as the posts API writes times
 FIELDS = ("email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at")
 GIVEN_ELSEWHERE = ("Consent to the occasional email with new Career Q&A posts was given elsewhere, "
@@ -57,7 +58,7 @@ def add_subscribers(session: Session, people: dict[str, str | None], *, confirme
     left_alone = {email for email, (status, _) in before.items() if status not in (PENDING, CONFIRMED)}
     result.duplicates, result.suppressed = len(done_in_this_run), len(left_alone - done_in_this_run)
     untouched = done_in_this_run | left_alone
-    rows = [_row(email, name, confirmed, stamp) for email, name in people.items() if email not in untouched]
+    rows = [_row(email, name, confirmed, form, stamp) for email, name in people.items() if email not in untouched]
     if not rows:
         return result
     insert = insert_for(session)
@@ -83,9 +84,10 @@ def add_subscribers(session: Session, people: dict[str, str | None], *, confirme
     return result
 
 
-def _row(email: str, name: str | None, confirmed: bool, stamp: datetime) -> dict:
+def _row(email: str, name: str | None, confirmed: bool, form: str, stamp: datetime) -> dict:
+    # `imported` is written only with a new row: someone who signed up before and is in a file stays a signup.
     return {"email": email, "name": name, "status": CONFIRMED if confirmed else PENDING, "created_at": stamp,
-            "updated_at": stamp, "confirmed_at": stamp if confirmed else None,
+            "updated_at": stamp, "confirmed_at": stamp if confirmed else None, "imported": form == IMPORT,
             # Confirmed here means the welcome happened elsewhere: start after its first step, with nothing due.
             "welcome_step": 1 if confirmed else 0}
 

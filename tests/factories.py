@@ -9,9 +9,10 @@ from mailer.extensions import db
 from mailer.models import Delivery, Post, Subscriber
 
 
-def subscribers(count: int, status: str = "confirmed", prefix: str = "reader") -> list[str]:
-    """Insert `count` subscribers with one status; returns their addresses."""
-    now = datetime.now(timezone.utc)
+def subscribers(count: int, status: str = "confirmed", prefix: str = "reader", created_at: datetime | None = None
+                ) -> list[str]:
+    """Insert `count` subscribers with one status, signed up now or at `created_at`; returns their addresses."""
+    now = created_at or datetime.now(timezone.utc)
     emails = [f"{prefix}{n}@example.com" for n in range(count)]
     db.session.execute(Subscriber.__table__.insert(), [
         {"email": e, "status": status, "created_at": now, "updated_at": now, "welcome_step": 3,

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import html
 import io
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from mailer import outbox, privacy
+from mailer.admin import stats
 from mailer.extensions import db
 from mailer.models import Delivery, Digest, LeadMagnet, Post, Subscriber, WelcomeStep
 from tests import factories
@@ -31,6 +34,54 @@ def test_dashboard_shows_statuses_charts_and_latest_digests(admin):
     assert "60.0% have confirmed" in page or "have confirmed" in page
     assert "No digest has been sent yet" in page
     assert 'style="' not in page and "<script>" not in page  # the strict CSP allows neither
+
+
+def chart_text(page: str, chart: str) -> tuple[list[str], list[str]]:
+    """The numbers at the grid lines of a dashboard chart (zero first) and the dates under its bars."""
+    frame = next(f for f in page.split('<div class="chart-frame">')[1:] if f'<svg class="chart {chart}"' in f)
+    scale, bars = frame.split("</svg>", 1)
+    return re.findall(r"<text[^>]*>([^<]*)</text>", scale), re.findall(r"<text[^>]*>([^<]*)</text>", bars)
+
+
+def test_dashboard_charts_number_their_grid_lines_and_date_their_bars(admin):
+    today = datetime.now(timezone.utc)
+    factories.subscribers(3, created_at=today)
+    factories.subscribers(1, status="pending", prefix="earlier", created_at=today - timedelta(days=20))
+    page = admin.get("/admin/").text
+    numbers, dates = chart_text(page, "signups")
+    assert numbers == ["0", "1", "2", "3"]
+    assert dates[-1] == f"{today.day} {today:%b}" and len(dates) == 6
+    assert dates[-2] == f"{(today - timedelta(days=15)).day} {today - timedelta(days=15):%b}"
+    assert chart_text(page, "rates") == (["0%", "25%", "50%", "75%", "100%"], dates)
+    assert 'style="' not in page and "<script>" not in page  # the strict CSP allows neither
+
+    factories.subscribers(4825, prefix="many", created_at=today - timedelta(days=1))
+    stats._cache.clear()  # the next minute's numbers
+    assert chart_text(admin.get("/admin/").text, "signups")[0] == ["0", "2,000", "4,000", "6,000"]
+
+
+def test_dashboard_counts_an_import_apart_from_the_signups(admin):
+    from mailer.importing import import_subscribers
+    from mailer.roster import add_subscribers
+    from mailer.subscriptions import SignupRequest, subscribe
+
+    for n in range(2):  # two people who used the blog's form and have not confirmed yet
+        subscribe(db.session, SignupRequest(email=f"reader{n}@example.com", name=None, form="snippet"))
+    add_subscribers(db.session, {"app@example.com": None}, confirmed=True, form="api", source="the API")
+    db.session.commit()
+    lines = ["email\n", "reader0@example.com\n", *(f"old{n}@example.org\n" for n in range(4825))]
+    report = import_subscribers(db.session, lines, confirmed=True, source_name="list.csv")
+    assert (report.created, report.updated) == (4825, 1)
+    page = admin.get("/admin/").text
+    assert "Last 90 days: 3 signups through the forms and the API; 4,825 more imported, not counted here" in page
+    assert "Of those signups, 66.7% have confirmed" in page  # reader0 confirmed by the import, the API's one
+    assert chart_text(page, "signups")[0] == ["0", "1", "2", "3"]
+
+
+def test_a_confirmation_rate_short_of_all_never_reads_100_percent(admin):
+    factories.subscribers(2499)
+    factories.subscribers(1, status="pending", prefix="late")
+    assert "Of those signups, 99.96% have confirmed" in admin.get("/admin/").text
 
 
 def test_posts_list_add_edit_and_fetch_without_a_feed(admin):

@@ -185,3 +185,29 @@ def test_the_author_sends_a_digest_from_the_browser_and_every_page_is_photograph
     laptop.frame_locator("iframe.mail-frame").get_by_text("Confirm").first.wait_for()
     shoot(pages, "outbox-mail", laptop.url)
     assert not csp_errors, csp_errors
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+
+
+def test_the_dashboard_charts_are_numbered_and_dated_legibly_at_laptop_and_phone_width(browser, console):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for size, viewport in SIZES.items():
+        page = browser.new_context(viewport=viewport).new_page()
+        log_in(page, console)
+        for chart, top in (("signups", "60"), ("rates", "100%")):
+            frame = page.locator(".chart-frame", has=page.locator(f"svg.chart.{chart}"))
+            numbers = frame.locator("svg.chart-scale text")
+            assert numbers.last.text_content() == top  # 45 signups today: a scale up to 60
+            boxes = [numbers.nth(n).bounding_box() for n in range(numbers.count())]
+            assert all(box["height"] >= 12 for box in boxes), (size, chart, boxes)  # 12 px type, not shrunk
+            top_line = frame.locator("svg.chart line.grid").last.bounding_box()
+            assert abs(boxes[-1]["y"] + boxes[-1]["height"] / 2 - top_line["y"]) < 3  # the number beside its line
+            plot = frame.locator("svg.chart").bounding_box()
+            dates = [d.bounding_box() for d in frame.locator("g.mark text").all() if d.is_visible()]
+            assert len(dates) == (6 if size == "laptop" else 3), (size, chart)
+            inside = [plot["x"] <= d["x"] and d["x"] + d["width"] <= plot["x"] + plot["width"] + 1 for d in dates]
+            assert all(inside) and all(d["height"] >= 12 for d in dates), (size, chart, plot, dates)
+            assert not any(overlap(a, b) for a, b in zip(dates, dates[1:])), (size, chart, dates)
+        page.screenshot(path=str(SHOTS / f"dashboard-charts-{size}.png"), full_page=True)

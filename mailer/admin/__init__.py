@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, redirect, request, url_for
 from flask_login import LoginManager, current_user
 
+from .charts import percent
+
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 login_manager = LoginManager()
 OPEN_ENDPOINTS = {"admin.login"}
@@ -64,6 +66,11 @@ def _when(value: datetime | None) -> str:
 @bp.app_template_filter("number")
 def _number(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
+
+
+@bp.app_template_filter("percent")
+def _percent(share: float | None) -> str:
+    return "—" if share is None else percent(share)
 
 
 def mail_html(html: str) -> Response:

@@ -7,18 +7,19 @@ from .. import digest_results as results
 from ..extensions import db
 from . import bp, charts, stats
 
+DATE_EVERY = 15  # days between the dates under a chart: six fit a laptop card, three a phone
+
 
 @bp.get("/")
 def dashboard():
     numbers = stats.snapshot(db.session, str(db.engine.url))
     days = numbers.days
-    labels = [d.day.strftime("%d %b") for d in days]
-    rates = [round(100 * d.rate, 1) if d.rate is not None else None for d in days]
+    labels = [f"{d.day.day} {d.day:%b}" for d in days]
     latest = results.results(db.session, results.latest(db.session, 5))
     db.session.commit()  # keeps the final counts of digests that just finished
     return render_template(
         "admin/dashboard.html", statuses=numbers.statuses, taken_at=numbers.taken_at, days=days, latest=latest,
-        signups=charts.bar_chart([d.signups for d in days], labels),
-        rates=charts.bar_chart(rates, labels, unit="%", top=100),
-        rate=stats.confirmation_rate(days), first_label=labels[0], last_label=labels[-1])
+        signups=charts.bar_chart([d.signups for d in days], labels, marks_every=DATE_EVERY),
+        rates=charts.bar_chart([d.rate for d in days], labels, shares=True, marks_every=DATE_EVERY),
+        rate=stats.confirmation_rate(days), imported=sum(d.imported for d in days))
 
