@@ -38,7 +38,10 @@ def _answer(status: int, title: str, message: str):
 
 
 def _csrf(exc: CSRFError):
-    return _answer(400, "This form has expired", "The page was open too long or cookies are blocked. Reload the page and submit again.")
+    return _answer(400, "This form has expired",
+                   "The page was open too long, or your browser blocks this site's cookies. Reload the page and "
+                   "submit again; if this comes back, allow cookies for this site (the form needs one to prove it "
+                   "is yours).")
 
 
 def _http(exc: HTTPException):
