@@ -18,7 +18,7 @@ class BadRequestBody(ValueError):
 
 
 def read_signup(request: Request) -> dict[str, str | None]:
-    request.max_content_length = MAX_BODY
+    request.max_content_length = min(request.max_content_length or MAX_BODY, MAX_BODY)  # a lower setting holds
     if request.is_json:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
