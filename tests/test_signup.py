@@ -134,6 +134,33 @@ def test_form_signup_never_redirects_elsewhere(client, next_url):
         assert 400 <= response.status_code < 500 and subscriber("ann@example.com") is None
 
 
+def test_a_corrected_form_keeps_its_way_back_to_the_blog(client):
+    client.application.config["BLOG_URL"] = "https://blog.example.com"
+    blog_post = "https://blog.example.com/career-qa/"
+    refused = client.post("/subscribe", data={"email": "a@b", "next": f"{blog_post}thanks"},
+                          headers={"Referer": blog_post})
+    assert refused.status_code == 422
+    assert f'name="next" value="{blog_post}thanks"' in refused.text  # the corrected form goes where the first would
+    assert f'href="{blog_post}"' in refused.text  # back to the post, not to the thank-you page
+
+    again = client.post("/subscribe", data={"email": "ann@example.com", "next": f"{blog_post}thanks"},
+                        headers={"Referer": "http://mailer.test/subscribe"})  # sent from the error page
+    assert again.status_code == 303 and again.headers["Location"] == f"{blog_post}thanks"
+
+
+def test_back_links_never_lead_to_the_mailer_s_own_pages(client):
+    client.application.config["BLOG_URL"] = "https://blog.example.com"
+    refused = client.post("/subscribe", data={"email": "a@b"}, headers={"Referer": "http://mailer.test/subscribe"})
+    assert 'href="https://blog.example.com"' in refused.text and 'href="http://mailer.test/subscribe"' not in refused.text
+    thanks = client.post("/subscribe", data={"email": "ann@example.com"}, headers={"Referer": "http://mailer.test/"})
+    assert 'href="https://blog.example.com"' in thanks.text and 'href="http://mailer.test/"' not in thanks.text
+
+
+def test_the_iframe_records_the_page_that_framed_it(client):
+    page = client.get("/embed", headers={"Referer": "https://blog.example.com/career-qa/"}).text
+    assert 'name="source" value="https://blog.example.com/career-qa/"' in page
+
+
 def test_thank_you_page_links_back_only_to_an_allowed_referrer(client):
     good = post_form(client, {"email": "ann@example.com"}, headers={"Referer": BLOG_POST})
     evil = post_form(client, {"email": "bob@example.com"}, headers={"Referer": "https://evil.example/x"})

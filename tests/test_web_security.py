@@ -267,8 +267,7 @@ def test_404_is_a_page_not_a_traceback(client):
     assert "<h1>" in response.text and "Traceback" not in response.text
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/subscribe"), ("DELETE", "/subscribe"),
-                                              ("PUT", "/embed"), ("POST", "/healthz")])
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/subscribe"), ("PUT", "/embed"), ("POST", "/healthz")])
 def test_405_is_a_page_not_a_traceback(client, method, path):
     response = client.open(path, method=method)
 
@@ -348,3 +347,9 @@ def test_signups_are_rate_limited_per_client_ip(tmp_path, sqlite_template):
         assert other_ip.status_code == 202
         assert form.status_code == 429 and form.mimetype == "text/html"
         assert "Too many attempts" in form.text
+
+
+def test_opening_the_form_s_answer_address_again_leads_to_the_form(client):
+    response = client.get("/subscribe")  # from the history, a bookmark, or the error page's own address
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    assert 'action="/subscribe"' in client.get("/").text

@@ -25,3 +25,15 @@ def safe_return_url(url: str | None) -> str | None:
     if url and not any(c in url for c in "\r\n\\") and origin_of(url) in trusted_origins():
         return url
     return None
+
+
+def blog_page(url: str | None) -> str | None:
+    """`url` if it is a page of the blog (a trusted origin other than our own), else None: a "back to the blog"
+    link must not lead to this app's own form or its /subscribe."""
+    safe = safe_return_url(url)
+    return safe if safe and origin_of(safe) != origin_of(current_app.config["BASE_URL"]) else None
+
+
+def back_to_blog(*candidates: str | None) -> str | None:
+    """The first candidate that is a page of the blog, else the configured BLOG_URL (None without one)."""
+    return next((page for page in map(blog_page, candidates) if page), None) or blog_page(current_app.config.get("BLOG_URL"))

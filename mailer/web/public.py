@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
 from .. import metrics, outbox, subscriptions, tokens
@@ -13,7 +13,7 @@ from ..magnets import HANDBOOK_SLUG, button_text, file_path, find_magnet
 from ..models import Consent, Download, LeadMagnet, Subscriber
 from ..subscriptions import InvalidSignup, SignupRequest
 from . import captcha, form_guard
-from .origins import safe_return_url
+from .origins import back_to_blog, safe_return_url
 from .signup_input import BadRequestBody, read_signup
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,12 @@ def subscribe():
             return jsonify(error=str(exc), field=field), status
         template = "site/embed.html" if request.form.get("form") == "iframe" else "site/signup_error.html"
         values = request.form.to_dict()
+        values["next"] = safe_return_url(values.get("next")) or ""  # kept for the corrected form, if it is ours to use
         if isinstance(exc, form_guard.StaleForm):
             values.pop(form_guard.TOKEN_FIELD, None)  # the page answers with a fresh token
         return render_template(template, error=str(exc), field=field, values=values,
                                magnet=_magnet_or_handbook(request.form.get("magnet")),
-                               back=safe_return_url(request.form.get("next") or request.referrer)), status
+                               back=back_to_blog(request.referrer)), status
     metrics.signups().inc()
     _log_owed("signup stored", db.session)
     outbox.wake()
@@ -83,7 +84,13 @@ def _thanks(fields: dict, wants_json: bool):
     back = safe_return_url(fields["next"])
     if back:
         return redirect(back, code=303)
-    return render_template("site/thanks.html", message=THANKS, back=safe_return_url(request.referrer))
+    return render_template("site/thanks.html", message=THANKS, back=back_to_blog(request.referrer))
+
+
+@bp.get("/subscribe")
+def subscribe_page():
+    """The address of the form's answer, opened again from the history or a bookmark: the form itself."""
+    return redirect(url_for("public.index"), code=303)
 
 
 @bp.get("/confirm/<token>")
@@ -101,7 +108,7 @@ def confirm(token: str):
     outbox.wake()
     link = download_url(consent.subscriber_id, consent.magnet_id) if consent.magnet_id else None
     return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link,
-                           back=safe_return_url(consent.source_url))
+                           back=back_to_blog(consent.source_url))
 
 
 @bp.get("/download/<token>")
@@ -159,7 +166,10 @@ def embed():
         magnet = find_magnet(db.session, request.args.get("magnet"))
     except InvalidSignup as exc:
         return render_template("site/message.html", title="No such form", message=str(exc)), 404
-    return render_template("site/embed.html", values=request.args, error=None, field=None, magnet=magnet)
+    # The page that framed the form: the blog post the consent record names (as far as the blog's referrer
+    # policy tells; its origin at least), not this form's own address.
+    values = {**request.args.to_dict(), "source": request.args.get("source") or request.referrer or ""}
+    return render_template("site/embed.html", values=values, error=None, field=None, magnet=magnet)
 
 
 @bp.get("/embed/token")
