@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import http.server
+import json
+import time
 from functools import partial
 
 import pytest
@@ -94,4 +96,37 @@ def test_the_iframe_embed_shows_the_whole_form_and_an_error_within_its_height(br
     frame.wait_for_selector("p.error")
     assert frame.evaluate(fits), "with an error shown, the iframe hides part of the form"
     page.screenshot(path=str(ARTIFACTS / f"blog-iframe-error-{width}.png"), full_page=True)
+    page.close()
+
+
+def test_the_script_embed_recovers_from_a_form_left_open_too_long(browser, blog_and_mailer, smtp, app, monkeypatch):
+    from itsdangerous import TimestampSigner
+
+    from mailer.web import form_guard
+
+    with monkeypatch.context() as patch:  # a token issued three hours ago, as a laptop that slept would still hold
+        patch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 3 * 3600)
+        stale = form_guard.tokens.make(form_guard.tokens.FORM, {"at": round(time.time() - 3 * 3600, 3)})
+    page = browser.new_page()
+    first = []
+
+    def serve_the_stale_token_once(route):
+        if first:
+            return route.continue_()
+        first.append(True)
+        return route.fulfill(status=200, content_type="application/json", body=json.dumps({"token": stale}),
+                             headers={"Access-Control-Allow-Origin": "*"})
+
+    page.route("**/embed/token", serve_the_stale_token_once)
+    page.goto(f"{blog_and_mailer}/post.html")
+    form = page.locator("form.mailer-signup")
+    form.locator("input[name=email]").fill("late-reader@example.com")
+    page.wait_for_timeout(2100)
+    form.locator("button").click()
+    page.get_by_text("open for a long time").wait_for()
+
+    form.locator("button").click()  # again at once, as a person would
+    page.get_by_text("Check your inbox").wait_for()
+    [mail] = smtp.wait_for("late-reader@example.com", "Confirm your")
+    assert "/confirm/" in mail.get_body(("plain",)).get_content()
     page.close()

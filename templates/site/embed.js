@@ -51,6 +51,13 @@
   /* A page left open for hours still sends a token the server accepts. */
   setInterval(function () { fetchToken(5000); }, 30 * 60 * 1000);
 
+  /* The server found the token too old (a laptop that slept, a tab the browser froze): the next try goes without
+     one (the honeypot alone judges it, as for the plain form) until a fresh token is a few seconds old. */
+  function renewStaleToken() {
+    formToken = "";
+    fetchToken(5000);
+  }
+
   function captchaResponse() {
     var input = captcha && form.querySelector("[name='cf-turnstile-response'], [name='h-captcha-response']");
     return input ? input.value : "";
@@ -78,6 +85,7 @@
           status.textContent = body.error || "Something went wrong. Please try again in a minute.";
           button.disabled = false;
           resetCaptcha();
+          if (body.field === "form") { renewStaleToken(); }
         }
       });
     }).catch(function () {
