@@ -336,6 +336,9 @@ BAD_FIELDS = [
     pytest.param({"email": "ann@example.com", "name": "Ann\u2029Smith"}, "name", id="paragraph-separator-name"),
     pytest.param({"email": "ann@example.com", "name": "Ann\x85Smith"}, "name", id="next-line-name"),
     pytest.param({"email": "ann@example.com", "name": "A" * 101}, "name", id="101-char-name"),
+    pytest.param({"email": "ann@example.com", "name": "Bob\u202eevil"}, "name", id="right-to-left-override-name"),
+    pytest.param({"email": "ann@example.com", "name": "Bob\u2067x"}, "name", id="right-to-left-isolate-name"),
+    pytest.param({"email": "ann@example.com", "name": "Bob\x9b"}, "name", id="c1-control-name"),
     pytest.param({"email": "ann@example.com", "magnet": "no-such-magnet"}, "magnet", id="unknown-magnet"),
     pytest.param({"email": "ann@example.com", "magnet": "handbook\r\n"}, "magnet", id="crlf-magnet"),
     pytest.param({"email": "ann@example.com", "source": "https://blog.example.com/\0"}, "source", id="nul-source"),
@@ -418,6 +421,12 @@ def test_a_body_larger_than_any_signup_is_a_413_that_says_so(client, json_body):
         response = client.post("/subscribe", data={"email": "ann@example.com", "name": huge})
     assert response.status_code == 413 and "more data than this form takes" in response.text
     assert count(Subscriber) == 0
+
+
+@pytest.mark.parametrize("name", ["Zoë Ørsted", "فرزانه\u200cی", "👩\u200d💻 Ann", "Анна", "李"])
+def test_names_in_any_script_with_joiners_are_fine(client, name):
+    assert post_json(client, {"email": "ann@example.com", "name": name}).status_code == 202
+    assert subscriber("ann@example.com").name == name
 
 
 def test_name_of_exactly_100_characters_is_fine(client):

@@ -30,9 +30,14 @@ def has_line_break(value: str) -> bool:
     return any(c in LINE_BREAKS for c in value)
 
 
+# Text-direction embeddings, overrides and isolates: in a name they reverse what follows it in a greeting.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def has_control_character(value: str) -> bool:
-    """A line break, a tab or any other control character: what a one-line name must not hold."""
-    return has_line_break(value) or any(ord(c) < 32 or c == "\x7f" for c in value)
+    """A line break, a tab, any other C0 or C1 control character, or a text-direction control: what a one-line
+    name must not hold. (Joiners, which some scripts and emoji need, are allowed.)"""
+    return any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in BIDI_CONTROLS or c in LINE_BREAKS for c in value)
 
 
 def refuse_line_breaks(value: str, field: str) -> str:
