@@ -179,16 +179,19 @@ def unsubscribe(session: Session, subscriber_id: int) -> Subscriber | None:
     return subscriber
 
 
-def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: int) -> None:
-    """Owe a new download link to a confirmed subscriber whose link expired (throttled like signups)."""
+def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: int) -> bool:
+    """Owe a new download link to a confirmed subscriber whose link expired (throttled like signups); whether a
+    mail is owed now (False: not confirmed, or one went out in the last 15 minutes or three today)."""
     subscriber = session.get(Subscriber, subscriber_id)
     magnet = session.get(LeadMagnet, magnet_id)
     if subscriber is None or magnet is None or subscriber.status != Status.CONFIRMED.value:
-        return
-    if _may_mail_again(session, subscriber.id, "magnet"):
-        stamp = utcnow().strftime("%Y%m%d%H%M%S")
-        outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:renew:{stamp}",
-                     magnet_id=magnet.id)
+        return False
+    if not _may_mail_again(session, subscriber.id, "magnet"):
+        return False
+    stamp = utcnow().strftime("%Y%m%d%H%M%S")
+    outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:renew:{stamp}",
+                 magnet_id=magnet.id)
+    return True
 
 
 def _get_or_create(session: Session, email: str, name: str | None) -> tuple[Subscriber, bool]:

@@ -5,7 +5,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mailer import compose, links, outbox
 from mailer.extensions import db
@@ -53,13 +53,25 @@ def test_the_page_changes_frequency_pause_and_name(app, client):
     db.session.refresh(person)
     assert person.name == "Ada Lovelace"
     assert _post(client, person.id, action="name", name="x" * 101).status_code == 422
+    assert "greet you without a name" in _post(client, person.id, action="name", name="  ").get_data(as_text=True)
+    db.session.refresh(person)
+    assert person.name is None
 
 
 def test_the_page_mails_a_fresh_handbook_link_and_unsubscribes(app, client):
     person = _reader()
-    assert "on its way" in _post(client, person.id, action="download").get_data(as_text=True)
+    first = _post(client, person.id, action="download").get_data(as_text=True)
+    assert "a copy is on its way by email" in first
+    link = re.search(r'<a class="button" href="([^"]+)">Download the handbook</a>', first).group(1)
+    download = client.get(link.removeprefix("http://mailer.test"))
+    assert download.status_code == 200 and download.mimetype == "application/pdf"
+    download.close()
     owed = db.session.scalars(select(Delivery).where(Delivery.subscriber_id == person.id)).all()
     assert [d.kind for d in owed] == ["magnet"]
+
+    again = _post(client, person.id, action="download").get_data(as_text=True)  # minutes later: no second mail
+    assert "no new email this time" in again and "Download the handbook</a>" in again
+    assert db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.subscriber_id == person.id)) == 1
 
     answer = _post(client, person.id, action="unsubscribe")
     assert "You are unsubscribed" in answer.get_data(as_text=True)

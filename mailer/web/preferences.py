@@ -5,6 +5,7 @@ from flask import Blueprint, render_template, request
 
 from .. import outbox, preferences, subscriptions, tokens
 from ..extensions import db
+from ..links import download_url
 from .public import BadLink, bad_link
 
 bp = Blueprint("preferences", __name__)
@@ -12,7 +13,10 @@ bp.register_error_handler(BadLink, bad_link)
 
 DONE = {"frequency": "Saved: {choice}.", "pause": "Paused: no digests until {until}.",
         "resume": "Welcome back: digests come again.", "name": "Saved: we will greet you as {name}.",
-        "download": "A fresh download link is on its way; it arrives in a few minutes."}
+        "name-cleared": "Saved: our emails will greet you without a name.",
+        "download": "Here is a fresh download link; a copy is on its way by email too.",
+        "download-not-mailed": "Here is a fresh download link. We emailed you one a few minutes ago, so no new "
+                               "email this time."}
 
 
 def _subscriber_id(token: str) -> int:
@@ -31,7 +35,7 @@ def page(token: str):
 @bp.post("/preferences/<token>")
 def change(token: str):
     subscriber_id = _subscriber_id(token)
-    action = request.form.get("action", "")
+    action, link = request.form.get("action", ""), None
     if action == "unsubscribe":
         subscriptions.unsubscribe(db.session, subscriber_id)
         db.session.commit()
@@ -50,7 +54,9 @@ def change(token: str):
         elif action == "name":
             preferences.rename(subscriber, request.form.get("name", ""))
         elif action == "download":
-            preferences.fresh_download(db.session, subscriber)
+            magnet_id, mailed = preferences.fresh_download(db.session, subscriber)
+            link = download_url(subscriber.id, magnet_id)
+            action = "download" if mailed else "download-not-mailed"
         else:
             raise preferences.InvalidChoice("Choose one of the buttons on this page.")
     except preferences.InvalidChoice as exc:
@@ -59,13 +65,17 @@ def change(token: str):
     db.session.commit()
     if action == "download":
         outbox.wake()
+    if action == "name" and not subscriber.name:
+        action = "name-cleared"
     message = DONE[action].format(choice=preferences.FREQUENCIES[subscriber.digest_frequency],
                                   until=subscriber.paused_until.strftime("%-d %B %Y") if subscriber.paused_until else "",
-                                  name=subscriber.name or "“Hi”")
-    return _render(token, subscriber, message=message)
+                                  name=subscriber.name)
+    return _render(token, subscriber, message=message, download_link=link)
 
 
-def _render(token: str, subscriber, message: str | None = None, error: str | None = None) -> str:
+def _render(token: str, subscriber, message: str | None = None, error: str | None = None,
+            download_link: str | None = None) -> str:
     paused = subscriber is not None and subscriber.paused
     return render_template("site/preferences.html", token=token, subscriber=subscriber, paused=paused,
-                           frequencies=preferences.FREQUENCIES, message=message, error=error)
+                           frequencies=preferences.FREQUENCIES, message=message, error=error,
+                           download_link=download_link)
