@@ -353,3 +353,12 @@ def test_opening_the_form_s_answer_address_again_leads_to_the_form(client):
     response = client.get("/subscribe")  # from the history, a bookmark, or the error page's own address
     assert response.status_code == 303 and response.headers["Location"] == "/"
     assert 'action="/subscribe"' in client.get("/").text
+
+
+def test_no_message_page_is_a_dead_end(client, app):
+    assert 'href="/">Go to the signup form</a>' in client.get("/confirm/forged").text
+    app.config["BLOG_URL"] = "https://blog.example.com/"
+    assert 'href="https://blog.example.com/">Back to the blog</a>' in client.get("/nowhere").text
+    assert 'href="https://blog.example.com/">Back to the blog</a>' in client.get("/unsubscribe/forged").text
+    assert 'href="/admin/">Back to the console</a>' in client.get("/admin/nowhere").text
+    assert "Back to the blog" not in client.get("/embed?magnet=nothing-like-it").text  # the blog is around the frame

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -22,10 +22,24 @@ ADVICE = {
 
 
 def register(app: Flask) -> None:
+    app.add_template_global(way_on)
     app.register_error_handler(CSRFError, _csrf)
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(OperationalError, _database_down)
     app.register_error_handler(Exception, _unexpected)
+
+
+def way_on() -> tuple[str, str] | None:
+    """Where a message page leads when its view gave no `back`: the console for the console's pages, else the
+    blog (BLOG_URL), else this site's own signup form. No page ends in a dead end."""
+    from .origins import blog_page
+
+    if request.path.startswith("/admin/"):
+        return url_for("admin.dashboard"), "Back to the console"
+    if request.path.startswith("/embed"):
+        return None  # inside the blog's frame: the blog is all around it
+    blog = blog_page(current_app.config.get("BLOG_URL"))
+    return (blog, "Back to the blog") if blog else (url_for("public.index"), "Go to the signup form")
 
 
 def _answer(status: int, title: str, message: str):
