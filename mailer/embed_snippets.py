@@ -34,8 +34,8 @@ def snippets(base_url: str, magnet: LeadMagnet | None = None) -> dict[str, str]:
   <input type="hidden" name="form" value="snippet">
   <input type="hidden" name="next" value="">  <!-- optional: a page of your blog to return to -->
   <div style="position:absolute;left:-5000px" aria-hidden="true"><input name="website" tabindex="-1" autocomplete="off"></div>
-  <input type="email" name="email" placeholder="you@example.com" required>
-  <input type="text" name="name" placeholder="First name (optional)">{_captcha_widget()}
+  <input type="email" name="email" placeholder="you@example.com" aria-label="Email" required>
+  <input type="text" name="name" placeholder="First name (optional)" aria-label="First name (optional)">{_captcha_widget()}
   <button type="submit">{button}</button>
 </form>""",
         "iframe": f'<iframe src="{base}/embed?magnet={slug}" title="{button}" '

@@ -316,6 +316,7 @@ def test_the_snippets_and_the_form_speak_of_the_chosen_magnet(admin):
     assert '<button type="submit">Get The 2027 Checklist</button>' in snippets
     assert 'title="Get The 2027 Checklist"' in snippets and 'data-button="Get The 2027 Checklist"' in snippets
     assert "Get the handbook" not in snippets
+    assert 'aria-label="Email"' in snippets and 'aria-label="First name (optional)"' in snippets  # no visible labels
     form = admin.get("/embed?magnet=checklist-2027").text
     assert "<h2>The 2027 Checklist</h2>" in form and "Ten steps for 2027. Free, by email." in form
     assert ">Get The 2027 Checklist</button>" in form and "Handbook" not in form
