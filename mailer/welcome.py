@@ -16,10 +16,16 @@ def steps(session: Session) -> list[WelcomeStep]:
 
 
 def start_welcome(session: Session, subscriber: Subscriber, now: datetime | None = None) -> None:
-    """Begin the sequence for a newly confirmed subscriber; a step due at once is owed in this transaction."""
-    if subscriber.welcome_step != 0:
-        return  # a re-confirmation does not replay the welcome
+    """Begin the sequence for a newly confirmed subscriber; a step due at once is owed in this transaction.
+
+    A re-confirmation replays nothing already sent; after an unsubscribe (which stopped the sequence) the steps
+    not sent yet resume, timed from the new confirmation.
+    """
     now = now or utcnow()
+    if subscriber.welcome_step != 0:
+        if subscriber.welcome_next_at is None:
+            _schedule_next(subscriber, steps(session), now)
+        return
     _schedule_next(subscriber, steps(session), now)
     if subscriber.welcome_next_at is not None and subscriber.welcome_next_at <= now:
         _owe_next_step(session, subscriber, steps(session), now)

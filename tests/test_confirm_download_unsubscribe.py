@@ -152,6 +152,9 @@ def test_confirming_twice_owes_one_magnet_and_one_welcome(client, app):
     second = client.post(path, data={"csrf_token": token})
 
     assert first.status_code == second.status_code == 200
+    assert "We have emailed you the link too" in first.text and "A welcome email is on its way" in first.text
+    # The second answer promises no mail: none is owed by it.
+    assert "emailed" not in second.text and "welcome email" not in second.text and 'id="download"' in second.text
     sub = subscriber("ann@example.com")
     assert len(deliveries(sub, "magnet")) == 1
     assert len(deliveries(sub, "welcome")) == 1

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mailer import outbox, subscriptions
 from mailer.extensions import db
-from mailer.models import Delivery, Subscriber, WelcomeStep, utcnow
+from mailer.models import Consent, Delivery, Subscriber, WelcomeStep, utcnow
 from mailer.subscriptions import SignupRequest
 from mailer.welcome import advance_welcome_sequences
 
@@ -94,3 +94,26 @@ def test_beat_sends_a_step_that_fell_due(pg_app, worker, smtp):
     assert re.search(r"/unsubscribe/", step2["List-Unsubscribe"])
     # Handbook, welcome, step 2; the confirmation was skipped: confirmed before a worker got to it.
     assert len(smtp.to("later@example.com")) == 3
+
+
+def test_after_an_unsubscribe_a_new_confirmation_resumes_the_steps_not_sent(app):
+    subscriber = confirmed_subscriber()
+    assert owed_steps(subscriber.id) == ["1"]
+    subscriptions.unsubscribe(db.session, subscriber.id)
+    db.session.commit()
+
+    subscriptions.subscribe(db.session, SignupRequest(email=subscriber.email))  # signs up again, and confirms
+    db.session.commit()
+    consent_id = max(db.session.scalars(select(Consent.id).where(Consent.subscriber_id == subscriber.id)))
+    subscriptions.confirm_subscription(db.session, consent_id)
+    db.session.commit()
+    again = outbox.aware(db.session.get(Subscriber, subscriber.id).confirmed_at)
+    advance_welcome_sequences(db.session, now=again + timedelta(hours=47))
+    db.session.commit()
+    assert owed_steps(subscriber.id) == ["1"]  # the first step is not replayed
+    advance_welcome_sequences(db.session, now=again + timedelta(days=3))
+    db.session.commit()
+    assert owed_steps(subscriber.id) == ["1", "2"]
+    advance_welcome_sequences(db.session, now=again + timedelta(days=8))
+    db.session.commit()
+    assert owed_steps(subscriber.id) == ["1", "2", "3"]

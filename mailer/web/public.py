@@ -10,7 +10,7 @@ from .. import metrics, outbox, subscriptions, tokens
 from ..extensions import csrf, db, limiter
 from ..links import download_url
 from ..magnets import HANDBOOK_SLUG, button_text, file_path, find_magnet
-from ..models import Consent, Download, LeadMagnet, Subscriber
+from ..models import Consent, Delivery, Download, LeadMagnet, Subscriber
 from ..subscriptions import InvalidSignup, SignupRequest
 from . import captcha, form_guard
 from .origins import back_to_blog, safe_return_url
@@ -70,10 +70,12 @@ def _magnet_or_handbook(slug: str | None) -> LeadMagnet | None:
         return db.session.scalar(select(LeadMagnet).where(LeadMagnet.slug == HANDBOOK_SLUG))
 
 
-def _log_owed(event: str, session) -> None:
+def _log_owed(event: str, session) -> list[int]:
+    """Log the outbox rows this request owed, and return their ids."""
     # With the request id (logs.ContextFilter) this line links a request to the outbox rows the worker logs.
     ids = outbox.owed(session)
     log.info("%s; owed deliveries %s", event, ", ".join(map(str, ids)) or "none", extra={"delivery_ids": ids})
+    return ids
 
 
 def _thanks(fields: dict, wants_json: bool):
@@ -104,10 +106,12 @@ def confirm(token: str):
     consent = subscriptions.confirm_subscription(db.session, _consent_for(token).id)
     db.session.commit()
     metrics.confirmations().inc()
-    _log_owed(f"consent {consent.id} confirmed", db.session)
+    owed = _log_owed(f"consent {consent.id} confirmed", db.session)
     outbox.wake()
     link = download_url(consent.subscriber_id, consent.magnet_id) if consent.magnet_id else None
-    return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link,
+    # The page tells of the mails this confirmation owed, no more: confirming again owes none.
+    mailed = set(db.session.scalars(select(Delivery.kind).where(Delivery.id.in_(owed)))) if owed else set()
+    return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link, mailed=mailed,
                            back=back_to_blog(consent.source_url))
 
 
