@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .dialect import insert_for
+from .mail.messages import without_control_characters
 from .models import Post, aware, utcnow
 
 SUMMARY_TAGS = {"p", "a", "em", "strong", "ul", "ol", "li", "br", "blockquote"}
@@ -80,7 +81,9 @@ def check_url(value: object) -> str:
 def _check_title(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidPost("title", "The field 'title' is missing: give the post's title as text.")
-    title = " ".join(value.replace("\0", "").split())  # PostgreSQL text cannot hold NUL
+    # Whitespace runs become one space; control characters (NUL, which PostgreSQL text cannot hold, BEL, a
+    # text-direction override…) go: the title becomes a mail's subject.
+    title = without_control_characters(" ".join(value.split()))
     if len(title) > MAX_TITLE:
         raise InvalidPost("title", f"The field 'title' is longer than {MAX_TITLE} characters.")
     return title

@@ -163,3 +163,9 @@ def test_a_digest_request_with_a_bad_subject_or_no_post_is_a_422_that_says_why(c
     response = client.post("/api/v1/digests", json=body, headers=auth)
     assert response.status_code == 422
     assert "subject must be one line" in response.json["error"] or "tick at least one post" in response.json["error"]
+
+
+def test_control_characters_leave_a_post_title_which_becomes_a_subject(client, auth):
+    body = {**POST, "title": "Career Q&A:\x07 keep\x00 in touch\u202e\x9b", "url": "https://blog.example.com/bel/"}
+    assert client.post("/api/v1/posts", json=body, headers=auth).status_code == 201
+    assert db.session.scalar(select(Post.title).where(Post.url == body["url"])) == "Career Q&A: keep in touch"

@@ -40,6 +40,11 @@ def has_control_character(value: str) -> bool:
     return any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in BIDI_CONTROLS or c in LINE_BREAKS for c in value)
 
 
+def without_control_characters(value: str) -> str:
+    """`value` with every character has_control_character() refuses taken out (for text from feeds)."""
+    return "".join(c for c in value if not has_control_character(c))
+
+
 def refuse_line_breaks(value: str, field: str) -> str:
     """Header injection guard for anything that may reach a header."""
     if has_line_break(value):
