@@ -1,6 +1,7 @@
 """The little that differs between PostgreSQL (in production) and SQLite (the embedded default)."""
 from __future__ import annotations
 
+from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -15,3 +16,9 @@ def on_postgresql(bind: Session | Engine | Connection) -> bool:
 def insert_for(session: Session):
     """The INSERT of the session's database, the one with ON CONFLICT (upserts, "insert unless there")."""
     return postgresql.insert if on_postgresql(session) else sqlite.insert
+
+
+def lower(session: Session, column):
+    """lower(column) that lowers every letter, as Python does: PostgreSQL's own, SQLite's unicode_lower (its
+    built-in lower() leaves "É" as it is; extensions registers the function on each connection)."""
+    return func.lower(column) if on_postgresql(session) else func.unicode_lower(column)

@@ -204,3 +204,13 @@ def test_a_file_without_an_email_column_is_refused_at_upload(admin):
     response = upload(admin, b"name,phone\nAnn,123\n")
     assert response.status_code == 400 and "no &#39;email&#39; column" in response.text
     assert admin.get("/admin/subscribers/import/nope").status_code == 404
+
+
+@pytest.mark.parametrize("query", ["émi", "Émilie", "ÉMILIE D", "zoë"])
+def test_a_name_prefix_search_lowers_every_letter_not_only_ascii(admin, query):
+    factories.subscribers(2, prefix="e")
+    db.session.execute(Subscriber.__table__.update().where(Subscriber.email == "e0@example.com").values(name="Émilie Durand"))
+    db.session.execute(Subscriber.__table__.update().where(Subscriber.email == "e1@example.com").values(name="Zoë Archer"))
+    db.session.commit()
+    page = admin.get("/admin/subscribers", query_string={"q": query}).text
+    assert ("e0@example.com" in page) == query.lower().startswith("é") and ("e1@example.com" in page) == (query == "zoë")

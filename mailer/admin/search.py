@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..dialect import lower
 from ..models import Consent, Delivery, Download, LeadMagnet, MailEvent, Subscriber
 
 PAGE = 50
@@ -37,7 +38,7 @@ def search(session: Session, query: str = "", status: str | None = None, before:
     elif q:
         pattern = _escaped(q)
         stmt = stmt.where(Subscriber.email.like(pattern, escape="\\") |
-                          func.lower(Subscriber.name).like(pattern, escape="\\"))
+                          lower(session, Subscriber.name).like(pattern, escape="\\"))
     rows = list(session.scalars(stmt))
     more = len(rows) > size
     return Page(rows[:size], rows[size - 1].id if more else None)
