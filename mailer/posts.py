@@ -65,27 +65,27 @@ def guid_for(value: str) -> str:
 
 def check_url(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidPost("url", f"The field 'url' is missing: give the post's address, {EXAMPLE}.")
+        raise InvalidPost("url", f"The post's address (url) is missing: give it, {EXAMPLE}.")
     url = value.strip()
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed IPv6 bracket
         parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"[\s\0]", url):
-        raise InvalidPost("url", f"The field 'url' must be an http(s) address, {EXAMPLE}.")
+        raise InvalidPost("url", f"The post's address (url) must start with http:// or https://, {EXAMPLE}.")
     if len(url) > MAX_URL:
-        raise InvalidPost("url", f"The field 'url' is longer than {MAX_URL} characters.")
+        raise InvalidPost("url", f"The post's address (url) is longer than {MAX_URL} characters.")
     return url
 
 
 def _check_title(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidPost("title", "The field 'title' is missing: give the post's title as text.")
+        raise InvalidPost("title", "The post's title is missing: give it as text.")
     # Whitespace runs become one space; control characters (NUL, which PostgreSQL text cannot hold, BEL, a
     # text-direction override…) go: the title becomes a mail's subject.
     title = without_control_characters(" ".join(value.split()))
     if len(title) > MAX_TITLE:
-        raise InvalidPost("title", f"The field 'title' is longer than {MAX_TITLE} characters.")
+        raise InvalidPost("title", f"The post's title is longer than {MAX_TITLE} characters; shorten it.")
     return title
 
 
@@ -98,8 +98,8 @@ def _check_published(value: object) -> datetime | None:
         except ValueError:
             pass
     if not isinstance(value, datetime):
-        raise InvalidPost("published_at", "The field 'published_at' must be an ISO 8601 date or time, like "
-                                          "2026-11-20 or 2026-11-20T09:00:00Z.")
+        raise InvalidPost("published_at", "The publication date (published_at) must be a date, or a date and "
+                                          "time: 2026-11-20, 2026-11-20 09:00 or 2026-11-20T09:00:00Z.")
     return aware(value).astimezone(timezone.utc)
 
 
@@ -139,9 +139,9 @@ def add_post(session: Session, title: object, url: object, summary: object = Non
     """Store a post entered by hand (guid: its url); a url already stored is updated, keeping what is left out."""
     title, url, when = _check_title(title), check_url(url), _check_published(published_at)
     if summary is not None and not isinstance(summary, str):
-        raise InvalidPost("summary", "The field 'summary' must be text (HTML allowed) or left out.")
+        raise InvalidPost("summary", "The post's summary (summary) must be text (HTML allowed) or left out.")
     if summary and len(summary) > MAX_SUMMARY:
-        raise InvalidPost("summary", f"The field 'summary' is longer than {MAX_SUMMARY} characters; shorten it.")
+        raise InvalidPost("summary", f"The post's summary is longer than {MAX_SUMMARY} characters; shorten it.")
     summary_html, summary_text = clean_summary(summary) if summary is not None else (None, None)
     existing = session.scalar(select(Post.guid).where(Post.url == url).limit(1))
     return save_post(session, guid=existing or guid_for(url), url=url, title=title, summary_html=summary_html,
