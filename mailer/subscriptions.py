@@ -45,7 +45,7 @@ class SignupRequest:
 
 def normalise_email(raw: str) -> str:
     if not raw or not raw.strip():
-        raise InvalidSignup("email", "Please enter your email address.")
+        raise InvalidSignup("email", "The email address is missing: enter one.")
     if len(raw) > 254:
         raise InvalidSignup("email", "That email address is too long (254 characters at most).")
     try:
@@ -59,9 +59,9 @@ def clean_name(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     if len(raw) > 100:
-        raise InvalidSignup("name", "Your name is too long (100 characters at most).")
+        raise InvalidSignup("name", "The name is too long (100 characters at most).")
     if has_control_character(raw):
-        raise InvalidSignup("name", "Your name contains a line break or a control character.")
+        raise InvalidSignup("name", "The name contains a line break or a control character; remove it.")
     return raw.strip()
 
 
