@@ -326,6 +326,23 @@ def test_the_snippets_and_the_form_speak_of_the_chosen_magnet(admin):
     assert "<h2>The Multigenerational Manager&#39;s Handbook</h2>" in handbook and ">Get the handbook</button>" in handbook
 
 
+def test_the_outbox_pages_back_to_older_mail(admin, app, monkeypatch):
+    from mailer.admin import outbox as console_outbox
+
+    monkeypatch.setattr(console_outbox, "SHOWN", 2)
+    folder = Path(app.config["OUTBOX_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 6):
+        (folder / f"000{n}.eml").write_bytes(f"Subject: Mail {n}\r\nTo: a@example.com\r\n\r\nBody\r\n".encode())
+    seen, url = [], "/admin/outbox"
+    while url:
+        page = admin.get(url).text
+        seen += re.findall(r">Mail (\d)</a>", page)
+        older = re.search(r'href="(/admin/outbox\?before=[^"]+)">Older', page)
+        url = older.group(1) if older else None
+    assert seen == ["5", "4", "3", "2", "1"]
+
+
 def test_outbox_reads_local_mail_and_is_gone_with_smtp(admin, app):
     folder = Path(app.config["OUTBOX_DIR"])
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The local outbox (no SMTP_URL): the mails as a recipient sees them, read with the development viewer's code."""
 from __future__ import annotations
 
-from flask import abort, current_app, render_template
+from flask import abort, current_app, render_template, request
 
 from ..web import devmail
 from . import bp
@@ -16,11 +16,15 @@ def _local_outbox() -> None:
 
 @bp.get("/outbox")
 def outbox():
+    """SHOWN mails a page, newest first; `before` (a file name) pages back to older mail."""
     _local_outbox()
-    folder = devmail._outbox()
-    files = sorted(folder.glob("*.eml"), reverse=True)[:SHOWN] if folder.exists() else []
-    mails = [{"name": f.name, "msg": devmail._parse(f, headersonly=True)} for f in files]
-    return render_template("admin/outbox.html", mails=mails)
+    folder, before = devmail._outbox(), request.args.get("before", "")
+    files = sorted(folder.glob("*.eml"), reverse=True) if folder.exists() else []
+    if before:
+        files = [f for f in files if f.name < before]
+    mails = [{"name": f.name, "msg": devmail._parse(f, headersonly=True)} for f in files[:SHOWN]]
+    return render_template("admin/outbox.html", mails=mails, first_page=not before,
+                           next_before=files[SHOWN - 1].name if len(files) > SHOWN else None)
 
 
 @bp.get("/outbox/<name>")
