@@ -214,3 +214,10 @@ def test_a_name_prefix_search_lowers_every_letter_not_only_ascii(admin, query):
     db.session.commit()
     page = admin.get("/admin/subscribers", query_string={"q": query}).text
     assert ("e0@example.com" in page) == query.lower().startswith("é") and ("e1@example.com" in page) == (query == "zoë")
+
+
+def test_a_console_error_is_a_console_page_with_its_menu(admin):
+    page = admin.get("/admin/subscribers/999999")
+    assert page.status_code == 404 and 'aria-label="Console"' in page.text and "Back to the dashboard" in page.text
+    erased = admin.post("/admin/subscribers/999999/erase", data={"csrf_token": token(admin)})
+    assert erased.status_code == 404 and 'aria-label="Console"' in erased.text

@@ -360,5 +360,5 @@ def test_no_message_page_is_a_dead_end(client, app):
     app.config["BLOG_URL"] = "https://blog.example.com/"
     assert 'href="https://blog.example.com/">Back to the blog</a>' in client.get("/nowhere").text
     assert 'href="https://blog.example.com/">Back to the blog</a>' in client.get("/unsubscribe/forged").text
-    assert 'href="/admin/">Back to the console</a>' in client.get("/admin/nowhere").text
+    assert 'href="/admin/">Back to the console</a>' in client.get("/admin/nowhere").text  # signed out
     assert "Back to the blog" not in client.get("/embed?magnet=nothing-like-it").text  # the blog is around the frame

@@ -48,7 +48,15 @@ def _answer(status: int, title: str, message: str):
     extensions.db.session.rollback()
     if request.is_json or request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
         return jsonify(error=message), status
+    if status < 500 and request.path.startswith("/admin/") and _signed_in():
+        return render_template("admin/message.html", title=title, message=message), status  # with the console's menu
     return render_template("site/message.html", title=title, message=message), status
+
+
+def _signed_in() -> bool:
+    from flask_login import current_user
+
+    return bool(getattr(current_user, "is_authenticated", False))
 
 
 def _csrf(exc: CSRFError):
