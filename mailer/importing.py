@@ -46,14 +46,16 @@ class ImportReport(Added):
 
 
 def import_subscribers(session: Session, lines: Iterable[str], confirmed: bool, source_name: str,
-                       on_progress: Callable[[int], None] | None = None) -> ImportReport:
+                       on_progress: Callable[[int], None] | None = None, delimiter: str | None = None) -> ImportReport:
     """Add or update everyone in a CSV with an `email` (and optional `name`) column.
 
     Commits after each batch: a huge file never holds one long transaction, and re-running after a failure is safe.
-    A line part-way through that cannot be read raises ImportStopped, after saving the rows before it.
+    A line part-way through that cannot be read raises ImportStopped, after saving the rows before it. Without a
+    `delimiter`, it is guessed from the first two lines (guess_delimiter): a file read in parts passes the one
+    guessed for the whole file.
     """
     report, batch, stamp = ImportReport(), {}, utcnow()
-    columns, records = _read_csv(lines)
+    columns, records = _read_csv(lines, delimiter)
 
     def flush() -> None:
         report.add(add_subscribers(session, batch, confirmed=confirmed, form=IMPORT,
@@ -111,7 +113,15 @@ def _person(row: list[str], columns: list[str], confirmed: bool) -> tuple[str, s
     return email, name
 
 
-def _read_csv(lines: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def guess_delimiter(head: list[str]) -> str:
+    """',' or ';' (what spreadsheets in some languages write), judged from the header and the first record."""
+    try:
+        return csv.Sniffer().sniff("\n".join(x.rstrip("\r\n") for x in head), delimiters=",;").delimiter
+    except csv.Error:
+        return ","  # one column, or nothing to tell them apart
+
+
+def _read_csv(lines: Iterable[str], delimiter: str | None = None) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header's column names (lower-cased) and the records after it, each with the line it starts on."""
     lines, head = iter(lines), []
     for number in (1, 2):  # enough for the Sniffer, and all that is ever held
@@ -124,11 +134,7 @@ def _read_csv(lines: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, list
     if not head or not head[0].strip("\ufeff \r\n"):
         raise ImportFileError("The first line is empty; it must name the columns, one of them 'email'.")
     head[0] = head[0].lstrip("\ufeff")  # the byte order mark Excel writes, when not opened as utf-8-sig
-    try:
-        delimiter = csv.Sniffer().sniff("\n".join(x.rstrip("\r\n") for x in head), delimiters=",;").delimiter
-    except csv.Error:
-        delimiter = ","  # one column, or nothing to tell them apart
-    reader = csv.reader(itertools.chain(head, lines, [END_OF_FILE]), delimiter=delimiter)
+    reader = csv.reader(itertools.chain(head, lines, [END_OF_FILE]), delimiter=delimiter or guess_delimiter(head))
     header = next(reader)
     if header[-1].endswith(END_OF_FILE):
         raise _unreadable(1, QuoteNeverClosed())

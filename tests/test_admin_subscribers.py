@@ -150,6 +150,18 @@ def import_all(admin, started) -> dict:
     return state
 
 
+@pytest.mark.parametrize("body", [
+    b'email,name\na@example.com,A\nb@example.com,B\n"c@example.com";"C"\nd@example.com,D\n',  # a part opening ;
+    b'email;name\na@example.com;A\nb@example.com;B\nc,x@example.com;"C, Jr"\nd@example.com;D\n',  # a part opening ,
+])
+def test_a_file_imported_in_parts_is_read_with_one_delimiter_throughout(admin, monkeypatch, body):
+    monkeypatch.setattr(imports, "CHUNK", 2)
+    final = import_all(admin, upload(admin, body, confirmed=True))
+    assert final["done"] and final["error"] is None
+    assert final["created"] == 3 and final["rows"] == 4 and final["skipped"] == 1  # the odd line, reported
+    assert "d@example.com" in db.session.scalars(select(Subscriber.email)).all()
+
+
 def test_an_import_that_stops_at_a_line_keeps_the_rows_before_it(admin, monkeypatch):
     monkeypatch.setattr(imports, "CHUNK", 3)
     started = upload(admin, b"email\na@example.com\nb@example.com\nc@example.com\nd@example.com\n"

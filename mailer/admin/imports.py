@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from ..importing import ImportFileError, ImportStopped, import_subscribers
+from ..importing import ImportFileError, ImportReport, ImportStopped, guess_delimiter, import_subscribers
 
 CHUNK = 2000  # records per step: a second or two of work
 # The rows read are the sum of the six after "rows", each row counted once; mails_owed is counted beside them.
@@ -32,15 +32,19 @@ def start(session: Session, instance: str, upload: BinaryIO, filename: str, conf
         while block := upload.read(1 << 20):
             out.write(block)
     with csv_path.open("rb") as f:
-        header = f.readline()
+        header, first = f.readline(), f.readline()
     try:
-        import_subscribers(session, [header.decode()], confirmed, filename)  # the header alone: checked, nothing added
+        # One delimiter for the whole file, guessed as the CLI does from the header and the first record: a part
+        # read later must not guess again from its own first line.
+        delimiter = guess_delimiter([header.decode(), first.decode(errors="replace")])
+        import_subscribers(session, [header.decode()], confirmed, filename,  # the header alone: checked, nothing added
+                           delimiter=delimiter)
     except (ImportFileError, UnicodeDecodeError) as exc:
         csv_path.unlink()
         raise ImportFileError(str(exc) if isinstance(exc, ImportFileError) else
                               "The first line is not UTF-8 text; save the file as 'CSV UTF-8' and upload it again.")
     state = {"name": filename[:200], "confirmed": confirmed, "size": csv_path.stat().st_size, "offset": len(header),
-             "line": 2, "done": False, "error": None, "bad_lines": [], **{k: 0 for k in COUNTS}}
+             "line": 2, "done": False, "error": None, "bad_lines": [], "delimiter": delimiter, **{k: 0 for k in COUNTS}}
     _save(instance, token, state)
     return token
 
@@ -86,9 +90,12 @@ def _run(session: Session, instance: str, token: str, state: dict, records: int)
                      "(the lines before it are saved; importing again is safe).")
     if lines:
         try:
-            report = import_subscribers(session, [header, *lines], state["confirmed"], state["name"])
+            report = import_subscribers(session, [header, *lines], state["confirmed"], state["name"],
+                                        delimiter=state.get("delimiter"))  # get: a state saved before it was kept
         except ImportStopped as exc:
             report, error = exc.report, re.sub(r"^Line (\d+)", lambda m: f"Line {line + int(m[1]) - 2}", str(exc))
+        except ImportFileError as exc:  # the file as a whole, which start() checked: end the import, saying why
+            report, error = ImportReport(), str(exc)
         for key in COUNTS:
             state[key] = state.get(key, 0) + getattr(report, key)  # get: a state saved before "erased" was counted
         room = KEEP_BAD_LINES - len(state["bad_lines"])
