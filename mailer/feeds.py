@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .dialect import insert_for
 from .models import FeedState, Post, utcnow
-from .posts import InvalidPost, check_url, clean_summary, guid_for, save_post
+from .posts import InvalidPost, check_url, clean_summary, clean_title, guid_for, save_post
 
 log = logging.getLogger(__name__)
 USER_AGENT = "mailer/0.1 (self-hosted newsletter; polls this feed for new posts)"
@@ -141,7 +141,7 @@ def _parse(url: str, body: bytes, headers: dict) -> list[dict]:
         summary = entry.get("summary") or (entry.content[0].value if entry.get("content") else "")
         summary_html, summary_text = clean_summary(summary)
         posts.append({"guid": guid_for(entry.get("id") or link), "url": link,
-                      "title": " ".join(title.split())[:500] or link[:500], "summary_html": summary_html,
+                      "title": clean_title(title)[:500] or link[:500], "summary_html": summary_html,
                       "summary_text": summary_text, "published_at": _published(entry)})
     # A valid but empty feed is a blog without posts; a broken one with nothing usable in it is an error.
     if not posts and (feed.bozo or not feed.version):

@@ -78,12 +78,16 @@ def check_url(value: object) -> str:
     return url
 
 
+def clean_title(value: str) -> str:
+    """A title as it may become a mail's subject: each run of whitespace (line breaks too) one space, and the other
+    control characters (NUL, which PostgreSQL text cannot hold, BEL, a text-direction override…) taken out."""
+    return " ".join(without_control_characters(" ".join(value.split())).split())
+
+
 def _check_title(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
+    title = clean_title(value) if isinstance(value, str) else ""
+    if not title:
         raise InvalidPost("title", "The post's title is missing: give it as text.")
-    # Whitespace runs become one space; control characters (NUL, which PostgreSQL text cannot hold, BEL, a
-    # text-direction override…) go: the title becomes a mail's subject.
-    title = without_control_characters(" ".join(value.split()))
     if len(title) > MAX_TITLE:
         raise InvalidPost("title", f"The post's title is longer than {MAX_TITLE} characters; shorten it.")
     return title

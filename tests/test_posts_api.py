@@ -169,3 +169,22 @@ def test_control_characters_leave_a_post_title_which_becomes_a_subject(client, a
     body = {**POST, "title": "Career Q&A:\x07 keep\x00 in touch\u202e\x9b", "url": "https://blog.example.com/bel/"}
     assert client.post("/api/v1/posts", json=body, headers=auth).status_code == 201
     assert db.session.scalar(select(Post.title).where(Post.url == body["url"])) == "Career Q&A: keep in touch"
+
+
+@pytest.mark.parametrize(("raw", "stored"), [("Two\nlines\u2028and\x85more", "Two lines and more"),
+                                             ("a \x07 b\u202e", "a b"), ("\u202e\x07", None), ("\x00 \t", None)])
+def test_a_title_is_one_line_without_control_characters_and_never_empty(client, auth, raw, stored):
+    response = client.post("/api/v1/posts", json={**POST, "title": raw}, headers=auth)
+    if stored is None:
+        assert response.status_code == 422 and response.json["field"] == "title" and post_count() == 0
+    else:
+        assert response.status_code == 201 and db.session.scalar(select(Post.title)) == stored
+
+
+def test_a_feed_title_loses_its_control_characters_too():
+    from mailer.feeds import _parse
+
+    body = ('<rss version="2.0"><channel><item><title>Hello \u202eevil&#x7;\n x</title>'
+            '<link>https://blog.example.com/p/</link></item></channel></rss>').encode()
+    [entry] = _parse("https://blog.example.com/feed/", body, {})
+    assert entry["title"] == "Hello evil x"

@@ -41,7 +41,8 @@ def has_control_character(value: str) -> bool:
 
 
 def without_control_characters(value: str) -> str:
-    """`value` with every character has_control_character() refuses taken out (for text from feeds)."""
+    """`value` with every character has_control_character() refuses taken out (for post titles, which may come
+    from a feed)."""
     return "".join(c for c in value if not has_control_character(c))
 
 
