@@ -97,15 +97,13 @@ def create_digest(session: Session, subject: str | None = None, intro: str | Non
     return digest
 
 
-def digest_carrying(session: Session, post_ids: list[int], since: datetime) -> Digest | None:
-    """The newest digest made since `since` that carries one of these posts: where a form sent twice went first."""
-    if not post_ids:
-        return None
-    return session.scalar(
-        select(Digest).join(digest_post, digest_post.c.digest_id == Digest.id)
-        .where(digest_post.c.post_id.in_(post_ids), Digest.created_at >= since,
-               Digest.status != DigestStatus.CANCELLED.value)
-        .order_by(Digest.id.desc()).limit(1))
+def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every") -> Digest | None:
+    """The newest digest for `audience` made since `since` with exactly these posts: where a form sent twice went
+    the first time. (Another choice of posts is another digest, whatever they share.)"""
+    recent = session.scalars(select(Digest).where(Digest.created_at >= since, Digest.audience == audience,
+                                                  Digest.status != DigestStatus.CANCELLED.value)
+                             .order_by(Digest.id.desc()).limit(20))
+    return next((d for d in recent if {p.id for p in d.posts} == set(post_ids)), None) if post_ids else None
 
 
 def _tell_the_planner(session: Session) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailer import outbox, privacy
 from mailer.admin import stats
@@ -195,6 +195,15 @@ def test_a_finished_digest_keeps_its_counts_and_the_history_no_longer_counts_the
     db.session.commit()
     result = admin.get("/admin/digests/1/progress").get_json()
     assert (result["status"], result["sent"], result["percent"]) == ("sent", 2, 100)
+
+
+def test_a_new_choice_of_posts_sharing_one_with_a_digest_just_sent_is_not_taken_for_a_resubmission(admin):
+    factories.subscribers(2)
+    ids, choice = compose(admin)
+    admin.post("/admin/digests", data={**choice, "post_ids": ids[:1], "csrf_token": token(admin)})
+    later = admin.post("/admin/digests", data={**choice, "csrf_token": token(admin)}, follow_redirects=True)
+    assert "already on its way" not in later.text and "Nothing was sent" in later.text
+    assert db.session.scalar(select(func.count()).select_from(Digest)) == 1
 
 
 def test_preview_with_no_post_ticked_says_so(admin):
