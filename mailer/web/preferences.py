@@ -15,8 +15,8 @@ DONE = {"frequency": "Saved: {choice}.", "pause": "Paused: no digests until {unt
         "resume": "Welcome back: digests come again.", "name": "Saved: we will greet you as {name}.",
         "name-cleared": "Saved: our emails will greet you without a name.",
         "download": "Here is a fresh download link; a copy is on its way by email too.",
-        "download-not-mailed": "Here is a fresh download link. We emailed you one a few minutes ago, so no new "
-                               "email this time."}
+        "download-not-mailed": "Here is a fresh download link. We emailed you one recently (one every 15 "
+                               "minutes and three a day at most), so no new email this time."}
 
 
 def _subscriber_id(token: str) -> int:
