@@ -8,9 +8,9 @@ from ..extensions import db
 from . import auth, bp, safe_next
 from .forms import ActionForm, LoginForm, PasswordForm
 
-LOCKED = ("Too many failed attempts for this account or from your network. Sign-in stays closed until 15 minutes "
-          "pass without a try: each try meanwhile, even with the right password, starts the wait again. Someone "
-          "with access to the server can open it now with the command: mailer admin unlock")
+LOCKED = ("Too many failed attempts for this account or from your network. Sign-in opens again once fewer than 10 "
+          "failed tries fall within the last 15 minutes; a try while it is closed counts as one more, even with the "
+          "right password. Someone with access to the server can open it now with the command: mailer admin unlock")
 
 
 @bp.route("/login", methods=["GET", "POST"])
