@@ -356,9 +356,12 @@ def test_opening_the_form_s_answer_address_again_leads_to_the_form(client):
 
 
 def test_no_message_page_is_a_dead_end(client, app):
-    assert 'href="/">Go to the signup form</a>' in client.get("/confirm/forged").text
+    assert 'href="/" target="_top">Go to the signup form</a>' in client.get("/confirm/forged").text
     app.config["BLOG_URL"] = "https://blog.example.com/"
-    assert 'href="https://blog.example.com/">Back to the blog</a>' in client.get("/nowhere").text
-    assert 'href="https://blog.example.com/">Back to the blog</a>' in client.get("/unsubscribe/forged").text
-    assert 'href="/admin/">Back to the console</a>' in client.get("/admin/nowhere").text  # signed out
+    assert 'href="https://blog.example.com/" target="_top">Back to the blog</a>' in client.get("/nowhere").text
+    assert 'href="https://blog.example.com/" target="_top">Back to the blog</a>' in client.get("/unsubscribe/forged").text
+    assert 'href="/admin/" target="_top">Back to the console</a>' in client.get("/admin/nowhere").text  # signed out
+    # An iframe post refused as too large: the link leaves the frame rather than load the blog inside it.
+    refused = client.post("/subscribe", data={"form": "iframe", "email": "a@example.com", "name": "x" * 70_000})
+    assert refused.status_code == 413 and 'target="_top">Back to the blog</a>' in refused.text
     assert "Back to the blog" not in client.get("/embed?magnet=nothing-like-it").text  # the blog is around the frame
