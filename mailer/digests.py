@@ -57,7 +57,7 @@ def choose_posts(session: Session, post_ids: list[int] | None = None, audience: 
         raise DigestError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     # Posts picked by id may come from the back catalogue; otherwise only posts announced as new.
     if post_ids is not None and not post_ids:
-        raise DigestError("no post is ticked: tick at least one post to put in the digest")
+        raise DigestError("no post was chosen (post_ids is empty): tick at least one post to put in the digest")
     posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience)
     if post_ids is not None:
         unknown = set(post_ids) - {p.id for p in posts}
