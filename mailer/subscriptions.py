@@ -149,7 +149,7 @@ def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
     if consent is None:
         return None
     subscriber = session.get(Subscriber, consent.subscriber_id)
-    now = utcnow()
+    now, was = utcnow(), subscriber.status
     consent.confirmed_at = consent.confirmed_at or now
     if subscriber.status != Status.CONFIRMED.value:
         subscriber.status = Status.CONFIRMED.value
@@ -158,7 +158,7 @@ def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
     if consent.magnet_id is not None:
         outbox.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{consent.magnet_id}:{consent.id}",
                      magnet_id=consent.magnet_id)
-    start_welcome(session, subscriber, now)
+    start_welcome(session, subscriber, now, after_unsubscribe=was == Status.UNSUBSCRIBED.value)
     return consent
 
 

@@ -15,15 +15,16 @@ def steps(session: Session) -> list[WelcomeStep]:
     return list(session.scalars(select(WelcomeStep).where(WelcomeStep.enabled).order_by(WelcomeStep.position)))
 
 
-def start_welcome(session: Session, subscriber: Subscriber, now: datetime | None = None) -> None:
+def start_welcome(session: Session, subscriber: Subscriber, now: datetime | None = None,
+                  after_unsubscribe: bool = False) -> None:
     """Begin the sequence for a newly confirmed subscriber; a step due at once is owed in this transaction.
 
-    A re-confirmation replays nothing already sent; after an unsubscribe (which stopped the sequence) the steps
-    not sent yet resume, timed from the new confirmation.
+    A re-confirmation replays nothing already owed. Confirming again `after_unsubscribe` (which stopped the
+    sequence) resumes it with the steps after the last one owed, timed from the new confirmation.
     """
     now = now or utcnow()
     if subscriber.welcome_step != 0:
-        if subscriber.welcome_next_at is None:
+        if after_unsubscribe and subscriber.welcome_next_at is None:
             _schedule_next(subscriber, steps(session), now)
         return
     _schedule_next(subscriber, steps(session), now)

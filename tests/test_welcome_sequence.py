@@ -117,3 +117,17 @@ def test_after_an_unsubscribe_a_new_confirmation_resumes_the_steps_not_sent(app)
     advance_welcome_sequences(db.session, now=again + timedelta(days=8))
     db.session.commit()
     assert owed_steps(subscriber.id) == ["1", "2", "3"]
+
+
+def test_confirming_an_old_link_while_confirmed_elsewhere_resumes_nothing(app):
+    subscriber = confirmed_subscriber()
+    db.session.execute(Subscriber.__table__.update().where(Subscriber.id == subscriber.id)
+                       .values(welcome_next_at=None))  # as an import "confirmed elsewhere" leaves it: nothing due
+    db.session.commit()
+    consent_id = db.session.scalar(select(Consent.id).where(Consent.subscriber_id == subscriber.id))
+    subscriptions.confirm_subscription(db.session, consent_id)
+    db.session.commit()
+    assert db.session.get(Subscriber, subscriber.id).welcome_next_at is None
+    advance_welcome_sequences(db.session, now=utcnow() + timedelta(days=30))
+    db.session.commit()
+    assert owed_steps(subscriber.id) == ["1"]
