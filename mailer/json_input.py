@@ -12,8 +12,12 @@ from flask.json.provider import DefaultJSONProvider
 
 def loads(text: str | bytes):
     """json.loads, with too deep a nesting raised as ValueError."""
+    return _nesting_is_malformed(json.loads, text)
+
+
+def _nesting_is_malformed(parse, text: str | bytes, **kwargs):
     try:
-        return json.loads(text)
+        return parse(text, **kwargs)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
@@ -23,7 +27,4 @@ class RequestJSON(DefaultJSONProvider):
     else 400)."""
 
     def loads(self, s: str | bytes, **kwargs):
-        try:
-            return super().loads(s, **kwargs)
-        except RecursionError:
-            raise ValueError("the JSON is nested too deeply") from None
+        return _nesting_is_malformed(super().loads, s, **kwargs)
