@@ -159,6 +159,9 @@ def test_back_links_never_lead_to_the_mailer_s_own_pages(client):
 def test_the_iframe_records_the_page_that_framed_it(client):
     page = client.get("/embed", headers={"Referer": "https://blog.example.com/career-qa/"}).text
     assert 'name="source" value="https://blog.example.com/career-qa/"' in page
+    long_address = "https://blog.example.com/career-qa/?utm=" + "x" * 3000
+    page = client.get("/embed", headers={"Referer": long_address}).text
+    assert f'name="source" value="{long_address[:2000]}"' in page  # a field the signup then accepts
 
 
 def test_thank_you_page_links_back_only_to_an_allowed_referrer(client):

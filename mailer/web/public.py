@@ -172,7 +172,9 @@ def embed():
         return render_template("site/message.html", title="No such form", message=str(exc)), 404
     # The page that framed the form: the blog post the consent record names (as far as the blog's referrer
     # policy tells; its origin at least), not this form's own address.
-    values = {**request.args.to_dict(), "source": request.args.get("source") or request.referrer or ""}
+    # At most what a form field may hold (signup_input): a long address is cut, not a reason to refuse the signup.
+    source = (request.args.get("source") or request.referrer or "")[:2000]
+    values = {**request.args.to_dict(), "source": source}
     return render_template("site/embed.html", values=values, error=None, field=None, magnet=magnet)
 
 
