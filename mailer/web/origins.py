@@ -36,4 +36,5 @@ def blog_page(url: str | None) -> str | None:
 
 def back_to_blog(*candidates: str | None) -> str | None:
     """The first candidate that is a page of the blog, else the configured BLOG_URL (None without one)."""
-    return next((page for page in map(blog_page, candidates) if page), None) or blog_page(current_app.config.get("BLOG_URL"))
+    pages = (page for page in map(blog_page, candidates) if page)
+    return next(pages, None) or blog_page(current_app.config.get("BLOG_URL"))
