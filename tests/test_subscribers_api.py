@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from mailer import outbox
 from mailer.api import create_token
 from mailer.extensions import db
+from mailer.importing import import_subscribers
 from mailer.models import Consent, Delivery, Subscriber, utcnow
 from tests import factories
 
@@ -156,10 +157,12 @@ def test_stats(client, auth):
     old.confirmed_at = utcnow() - timedelta(days=31)
     db.session.commit()
     client.post("/api/v1/subscribers", headers=auth, json={"email": "new@example.com"})
+    import_subscribers(db.session, ["email\n", "imp1@example.com\n", "imp2@example.com\n"], True, "list.csv")
     body = client.get("/api/v1/stats", headers=auth).json
     assert body["subscribers"] == {
-        "by_status": {"pending": 1, "confirmed": 4, "unsubscribed": 1, "bounced": 0, "complained": 0},
-        "total": 6, "confirmations_last_30_days": 4}  # factories' rows count (their confirmed_at is now)
+        "by_status": {"pending": 1, "confirmed": 6, "unsubscribed": 1, "bounced": 0, "complained": 0},
+        "total": 8, "confirmations_last_30_days": 6,  # factories' rows count (their confirmed_at is now)
+        "signups_last_30_days": 6, "imported": 2}  # the file's two people are not signups
     assert body["deliveries"] == {"by_status": {"queued": 1}, "by_kind": {"confirmation": 1}}
 
 

@@ -108,7 +108,8 @@ def subscriber_erase(email: str):
 
 @bp.get("/stats")
 def stats():
-    """Subscribers by status, confirmations in the last 30 days, deliveries by status and by kind."""
+    """Subscribers by status, signups and confirmations in the last 30 days, how many an import brought, and
+    deliveries by status and by kind. Signups are the forms' and the API's, as on the console's dashboard."""
     def counted(column) -> dict[str, int]:
         return dict(db.session.execute(select(column, func.count()).group_by(column)).all())
 
@@ -117,7 +118,10 @@ def stats():
     return jsonify(
         subscribers={"by_status": by_status, "total": sum(by_status.values()),
                      "confirmations_last_30_days": db.session.scalar(
-                         select(func.count()).where(Subscriber.confirmed_at >= since))},
+                         select(func.count()).where(Subscriber.confirmed_at >= since)),
+                     "signups_last_30_days": db.session.scalar(
+                         select(func.count()).where(Subscriber.created_at >= since, Subscriber.imported.is_(False))),
+                     "imported": db.session.scalar(select(func.count()).where(Subscriber.imported))},
         deliveries={"by_status": counted(Delivery.status), "by_kind": counted(Delivery.kind)},
     )
 
