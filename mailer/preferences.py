@@ -49,6 +49,6 @@ def rename(subscriber: Subscriber, name: str) -> None:
 
 def fresh_download(session: Session, subscriber: Subscriber) -> tuple[int, bool]:
     """The handbook's id, for a fresh link on the page, and whether a copy was owed by mail too (throttled like
-    signups: not when one went in the last 15 minutes)."""
+    signups: not when one went in the last 15 minutes, nor after three today)."""
     magnet_id = find_magnet(session, None).id
     return magnet_id, subscriptions.mail_fresh_download_link(session, subscriber.id, magnet_id)

@@ -34,11 +34,11 @@ def start(session: Session, instance: str, upload: BinaryIO, filename: str, conf
     with csv_path.open("rb") as f:
         header, first = f.readline(), f.readline()
     try:
+        text = header.decode()
         # One delimiter for the whole file, guessed as the CLI does from the header and the first record: a part
         # read later must not guess again from its own first line.
-        delimiter = guess_delimiter([header.decode(), first.decode(errors="replace")])
-        import_subscribers(session, [header.decode()], confirmed, filename,  # the header alone: checked, nothing added
-                           delimiter=delimiter)
+        delimiter = guess_delimiter([text, first.decode(errors="replace")])
+        import_subscribers(session, [text], confirmed, filename, delimiter=delimiter)  # checked, nothing added
     except (ImportFileError, UnicodeDecodeError) as exc:
         csv_path.unlink()
         raise ImportFileError(str(exc) if isinstance(exc, ImportFileError) else
