@@ -231,7 +231,7 @@ def make_app(env: dict):
 
 def add_post(app, title: str = POST_TITLE, url: str = POST_URL) -> int:
     from mailer.extensions import db
-    from mailer.posts import add_post as store
+    from mailer.posts.store import add_post as store
 
     with app.app_context():
         post = store(db.session, title, url, POST_SUMMARY)

@@ -115,8 +115,9 @@ def main() -> None:
 
 def _store_waiting_clicks(env: dict) -> int:
     """Move the clicks queued in Redis into the table, as beat would; the number of rows then."""
-    from mailer import click_buffer, create_app
+    from mailer import create_app
     from mailer.extensions import db
+    from mailer.posts import click_buffer
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "SECRET_KEY": env["SECRET_KEY"],
                       "REDIS_URL": env["REDIS_URL"], "CELERY_BROKER_URL": "memory://"})

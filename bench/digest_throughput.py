@@ -6,7 +6,7 @@
    generate_series), one post; Postfix's smtp-sink on a loopback port accepts and discards every mail.
 2. `celery -A worker worker --loglevel INFO` (default pool and concurrency) and `celery -A worker beat`
    (SWEEP_SECONDS=1), broker Redis db 13 (flushed first).
-3. Trigger: `digests.create_digest` + commit + `outbox.wake()` in an app made by `mailer.create_app()` with
+3. Trigger: `digests.create_digest` + commit + `ledger.wake()` in an app made by `mailer.create_app()` with
    the same environment, the way `mailer digest send` does it. Timed from the trigger until smtp-sink has
    accepted N mails, then until the ledger has no row queued or sending.
 4. Baseline: smtp-source sends N copies of one real digest message (composed by the app from a delivery row of
@@ -64,9 +64,9 @@ def compose_one(app, digest_id: int) -> bytes:
 
     from sqlalchemy import select
 
-    from mailer.compose import compose
     from mailer.extensions import db
     from mailer.models import Delivery, Subscriber
+    from mailer.outbox.compose import compose
 
     with app.app_context():
         # A subscriber with a name: the longer greeting, so the sample is not the smallest message.
@@ -144,7 +144,7 @@ def _short(frame: str) -> str:
 
 
 def classify(frames: list[str]) -> str:
-    """The step of the send a sampled stack belongs to, from the calls made by outbox.send_claimed."""
+    """The step of the send a sampled stack belongs to, from the calls made by sender.send_claimed."""
     short = [_short(f) for f in frames]
 
     def callee_of(name: str, path_part: str) -> tuple[str, str] | None:
@@ -230,15 +230,16 @@ def run(args, cleanup: c.Cleanup) -> int:
     sink_before = sink.count
 
     # --- the trigger: what `mailer digest send` does ---
-    from mailer import digests, outbox
     from mailer.extensions import db
+    from mailer.outbox import ledger
+    from mailer.posts import digests
 
     t_trigger = time.monotonic()
     with app.app_context():
         digest = digests.create_digest(db.session)
         db.session.commit()
         digest_id, recipients = digest.id, digest.recipients
-        outbox.wake()
+        ledger.wake()
         db.session.remove()
     t_committed = time.monotonic()
     print(f"  digest {digest_id} owed to {recipients} subscribers: create_digest + commit "

@@ -112,8 +112,8 @@ def delivery_structure(libpq: str) -> list[tuple[str, str, str]]:
 def timed_create_digest(app, libpq: str) -> tuple[float, int, int]:
     from sqlalchemy import text
 
-    from mailer import digests
     from mailer.extensions import db
+    from mailer.posts import digests
 
     checkpoint(libpq)
     with app.app_context():
@@ -130,13 +130,13 @@ def timed_create_digest(app, libpq: str) -> tuple[float, int, int]:
 
 
 def timed_claim(app, repeats: int = 5) -> tuple[float, str]:
-    """Median time of outbox.claim_due(50) (rolled back, so the rows stay owed) and the plan's main nodes."""
+    """Median time of sender.claim_due(50) (rolled back, so the rows stay owed) and the plan's main nodes."""
     import statistics
 
     from sqlalchemy import event
 
-    from mailer import outbox
     from mailer.extensions import db
+    from mailer.outbox import sender
 
     samples, statements = [], []
     with app.app_context():
@@ -146,7 +146,7 @@ def timed_claim(app, repeats: int = 5) -> tuple[float, str]:
             for _ in range(repeats):
                 statements.clear()  # the claim's statements: mail for people first, then the rest
                 started = time.monotonic()
-                outbox.claim_due(db.session, 50)
+                sender.claim_due(db.session, 50)
                 samples.append(time.monotonic() - started)
                 db.session.rollback()
         finally:
@@ -168,7 +168,7 @@ def timed_claim(app, repeats: int = 5) -> tuple[float, str]:
 def send_and_sample(env: dict, app, sink: c.Sink, work: Path, cleanup: c.Cleanup, name: str, owed: int,
                     seconds: float | None) -> dict:
     """Start worker and beat, wake them, send for `seconds` (or until `owed` mails are out); sample memory."""
-    from mailer import outbox
+    from mailer.outbox import ledger
 
     c.flush_redis(c.BROKER_URL)
     c.wait_quiet()
@@ -184,7 +184,7 @@ def send_and_sample(env: dict, app, sink: c.Sink, work: Path, cleanup: c.Cleanup
     cpu_before = c.CpuSnapshot(groups())
     started = time.monotonic()
     with app.app_context():
-        outbox.wake()
+        ledger.wake()
     sink.wait_for(before + owed, timeout=seconds or 3600)
     elapsed = time.monotonic() - started
     sent = sink.count - before
@@ -232,7 +232,7 @@ def run(args, cleanup: c.Cleanup) -> int:
     print(f"    {'digests.create_digest + commit (the delivery table)':<58}{real:7.1f} s  ({owed} rows; "
           f"other processes used {others:.0%} of the CPUs)")
     claim_ms, claim_plan = timed_claim(app)
-    print(f"    outbox.claim_due(50) with {owed} rows owed: {claim_ms * 1000:.1f} ms (median of 5, rolled back); "
+    print(f"    sender.claim_due(50) with {owed} rows owed: {claim_ms * 1000:.1f} ms (median of 5, rolled back); "
           f"plan: {claim_plan}")
     if breakdown:
         print("    cost of each alone, over the baseline: "
@@ -261,7 +261,7 @@ def run(args, cleanup: c.Cleanup) -> int:
     c.add_post(small_app)
     small_owed = timed_create_digest(small_app, c.libpq_url(small_db))[2]
     small_claim_ms, small_plan = timed_claim(small_app)
-    print(f"    outbox.claim_due(50) with {small_owed} rows owed: {small_claim_ms * 1000:.1f} ms; plan: {small_plan}")
+    print(f"    sender.claim_due(50) with {small_owed} rows owed: {small_claim_ms * 1000:.1f} ms; plan: {small_plan}")
     small = send_and_sample(small_env, small_app, sink, work, cleanup, "bench-ledger-small", small_owed, None)
     c.print_rss(small["rows"], reset=small["reset"])
     print_cpu(small)
@@ -273,7 +273,7 @@ def run(args, cleanup: c.Cleanup) -> int:
           f"{'met' if real <= TARGET_SECONDS else 'NOT met'})")
     print(f"  bare INSERT … SELECT, no index:   {bare:6.1f} s   ratio {real / bare:.2f}")
     print(f"  second digest (table holds {owed} rows): {second:6.1f} s   ratio {second / bare:.2f}")
-    print(f"  outbox.claim_due(50): {claim_ms * 1000:.1f} ms with {owed} rows owed, {small_claim_ms * 1000:.1f} ms "
+    print(f"  sender.claim_due(50): {claim_ms * 1000:.1f} ms with {owed} rows owed, {small_claim_ms * 1000:.1f} ms "
           f"with {small_owed}")
     print(f"  peak RSS of a worker process: {big['peak'] / 1024:.1f} MB sending to {owed} "
           f"({big['sent']} sent in {big['elapsed']:.0f} s) vs {small['peak'] / 1024:.1f} MB sending to {small_owed}")

@@ -39,9 +39,9 @@ def floor():
     """
     from flask import current_app, request
 
-    from mailer import new_signup
     from mailer.models import utcnow
-    from mailer.subscriptions import CONSENT_TEXT
+    from mailer.people import new_signup
+    from mailer.people.subscriptions import CONSENT_TEXT
 
     email = json.loads(request.get_data())["email"]
     key = f"bench-floor/{request.remote_addr}"

@@ -66,10 +66,11 @@ def run(args, cleanup: c.Cleanup) -> int:
 
     from sqlalchemy import select
 
-    from mailer import digests, outbox
-    from mailer.compose import compose
     from mailer.extensions import db
     from mailer.models import Delivery, Subscriber
+    from mailer.outbox import sender as outbox
+    from mailer.outbox.compose import compose
+    from mailer.posts import digests
 
     posts = iter(range(1, 1000))
 
@@ -154,9 +155,9 @@ def steps(app, port: int) -> None:
     from sqlalchemy import select
 
     from mailer import links
-    from mailer.compose import compose
     from mailer.extensions import db
     from mailer.models import Delivery, Subscriber
+    from mailer.outbox.compose import compose
 
     def timed(label: str, fn, repeat: int = 300, setup=lambda: None) -> None:
         fn(setup())

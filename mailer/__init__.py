@@ -26,13 +26,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_logging(app: Flask) -> None:
-    from . import logs
+    from .ops import logs
 
     logs.init_app(app)  # LOG_FORMAT=json: one JSON object per line; request and delivery ids on each line
 
 
 def register_metrics(app: Flask) -> None:
-    from . import metrics
+    from .ops import metrics
 
     metrics.init_app(app)
 

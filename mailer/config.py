@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from .keys import load_private_key, read_pem, sendgrid_public_key
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -109,9 +111,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 
 def _deliverability(env: dict) -> dict:
     """DKIM signing, the VERP bounce domain, and the bounce webhooks' credentials (the README, Deliverability)."""
-    from .bounces.webhook_auth import sendgrid_public_key
-    from .mail.dkim import load_private_key, read_pem
-
     key, selector = env.get("DKIM_PRIVATE_KEY", "").strip(), env.get("DKIM_SELECTOR", "").strip()
     for name in ("DKIM_SELECTOR", "DKIM_DOMAIN", "BOUNCE_DOMAIN"):
         if env.get(name) and not _HOSTNAME.match(env[name].strip()):
@@ -169,13 +168,69 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
     for name in required:
         if not env.get(name):
             raise ConfigError(f"{name} is not set; production (MAILER_ENV=production) needs it, see the configuration table in README.md")
+    base_url = _base_url(env, production)
+    return {
+        "MAILER_ENV": "production" if production else "development",
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": _secret_key(env, instance, production),
+        "SECRET_KEY_FALLBACKS": [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
+        **_stores(env, instance),
+        **_sending(env, base_url),
+        "BASE_URL": base_url,
+        "FEED_URL": env.get("FEED_URL") or None,
+        "EMBED_ORIGINS": [_origin(o, "EMBED_ORIGINS") for o in env.get("EMBED_ORIGINS", "").split(",") if o.strip()],
+        "SIGNUP_RATE_LIMIT": _rate_limit(env.get("SIGNUP_RATE_LIMIT", "5/minute;20/hour")),
+        "DOWNLOAD_LINK_MAX_AGE": _positive_int(env, "DOWNLOAD_LINK_MAX_AGE", 7 * 24 * 3600),
+        "CONFIRM_LINK_MAX_AGE": _positive_int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        "FEED_POLL_SECONDS": _int(env, "FEED_POLL_SECONDS", 900),
+        "DIGEST_SCHEDULE": _crontab(env.get("DIGEST_SCHEDULE", "")),
+        "BLOG_URL": env.get("BLOG_URL") or None,
+        # Post links in digests go through /c/<token> unless CLICK_TRACKING=0; the open pixel only with OPEN_TRACKING=1.
+        "CLICK_TRACKING": env.get("CLICK_TRACKING", "1").strip().lower() not in ("0", "false", "no", "off"),
+        "OPEN_TRACKING": env.get("OPEN_TRACKING", "0").strip().lower() in ("1", "true", "yes", "on"),
+        **_abuse_guards(env),
+        **_deliverability(env),
+        **_operations(env),
+    }
 
+
+def _base_url(env: dict, production: bool) -> str:
     base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
         raise ConfigError(f"BASE_URL: {base_url!r} is not an http(s) URL")
     if production and not base_url.startswith("https://"):
         raise ConfigError("BASE_URL must be https in production: mail clients need https unsubscribe links")
+    return base_url
 
+
+def _rate_limit(rate_limit: str) -> str:
+    try:
+        parse_many(rate_limit)
+    except ValueError:
+        raise ConfigError(f"SIGNUP_RATE_LIMIT: {rate_limit!r} is not like '5/minute;20/hour'") from None
+    return rate_limit
+
+
+def _stores(env: dict, instance: Path) -> dict:
+    """Where the data lives: the database, the task broker, Redis, the local outbox."""
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'mailer.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{instance / 'broker.db'}",
+        # Two deployments (or test runs) sharing one Redis keep apart by queue name.
+        "CELERY_QUEUE": env.get("CELERY_QUEUE") or "celery",
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "OUTBOX_DIR": str(instance / "outbox"),
+    }
+
+
+def _sending(env: dict, base_url: str) -> dict:
+    """How mail leaves: the SMTP server, the sender, and the pace of the workers."""
     smtp_url = env.get("SMTP_URL") or None
     if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
         raise ConfigError(f"SMTP_URL: scheme must be smtp:// or smtps://, got {smtp_url.split(':', 1)[0]!r}")
@@ -184,60 +239,19 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
             urlsplit(smtp_url).port
         except ValueError:
             raise ConfigError("SMTP_URL: the port must be a number from 1 to 65535") from None
-
-    rate_limit = env.get("SIGNUP_RATE_LIMIT", "5/minute;20/hour")
-    try:
-        parse_many(rate_limit)
-    except ValueError:
-        raise ConfigError(f"SIGNUP_RATE_LIMIT: {rate_limit!r} is not like '5/minute;20/hour'") from None
-
     mail_from = env.get("MAIL_FROM", "Career Q&A <newsletter@localhost>")
     if any(c in mail_from for c in "\r\n\0"):
         raise ConfigError("MAIL_FROM contains a line break")
-
-    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'mailer.db'}"
-    if database_url.startswith("postgres://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
-    elif database_url.startswith("postgresql://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
-    broker_url = env.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{instance / 'broker.db'}"
-
     return {
-        "MAILER_ENV": "production" if production else "development",
-        "INSTANCE_PATH": str(instance),
-        "SECRET_KEY": _secret_key(env, instance, production),
-        "SECRET_KEY_FALLBACKS": [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "CELERY_BROKER_URL": broker_url,
-        # Two deployments (or test runs) sharing one Redis keep apart by queue name.
-        "CELERY_QUEUE": env.get("CELERY_QUEUE") or "celery",
-        "REDIS_URL": env.get("REDIS_URL") or None,
         "SMTP_URL": smtp_url,
         "SMTP_TIMEOUT": _positive_int(env, "SMTP_TIMEOUT", 30),
-        "OUTBOX_DIR": str(instance / "outbox"),
         "MAIL_FROM": mail_from,
-        "BASE_URL": base_url,
-        "FEED_URL": env.get("FEED_URL") or None,
-        "EMBED_ORIGINS": [_origin(o, "EMBED_ORIGINS") for o in env.get("EMBED_ORIGINS", "").split(",") if o.strip()],
-        "SIGNUP_RATE_LIMIT": rate_limit,
-        "DOWNLOAD_LINK_MAX_AGE": _positive_int(env, "DOWNLOAD_LINK_MAX_AGE", 7 * 24 * 3600),
-        "CONFIRM_LINK_MAX_AGE": _positive_int(env, "CONFIRM_LINK_MAX_AGE", 7 * 24 * 3600),
+        "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
         "SWEEP_SECONDS": _int(env, "SWEEP_SECONDS", 5),
-        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "SEND_RATE": _int(env, "SEND_RATE", 0),
         "LEASE_SECONDS": _int(env, "LEASE_SECONDS", 300),
         "SEND_WINDOW": _positive_int(env, "SEND_WINDOW", 20),
         "SEND_BATCH": _positive_int(env, "SEND_BATCH", 1000),
         "RETRY_BASE_SECONDS": _int(env, "RETRY_BASE_SECONDS", 30),
         "RETRY_DEADLINE": _int(env, "RETRY_DEADLINE", 3 * 24 * 3600),
-        "FEED_POLL_SECONDS": _int(env, "FEED_POLL_SECONDS", 900),
-        "DIGEST_SCHEDULE": _crontab(env.get("DIGEST_SCHEDULE", "")),
-        "LIST_ID": env.get("LIST_ID") or f"Career Q&A <newsletter.{urlsplit(base_url).hostname}>",
-        "BLOG_URL": env.get("BLOG_URL") or None,
-        # Post links in digests go through /c/<token> unless CLICK_TRACKING=0; the open pixel only with OPEN_TRACKING=1.
-        "CLICK_TRACKING": env.get("CLICK_TRACKING", "1").strip().lower() not in ("0", "false", "no", "off"),
-        "OPEN_TRACKING": env.get("OPEN_TRACKING", "0").strip().lower() in ("1", "true", "yes", "on"),
-        **_abuse_guards(env),
-        **_deliverability(env),
-        **_operations(env),
     }

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from flask import g
+
 from mailer.admin.auth import set_admin
 from mailer.extensions import db
 

@@ -301,7 +301,7 @@ def pg_app(stack_env, smtp, tmp_path):
 @pytest.fixture
 def api(pg_app):
     """/api/v1 of `pg_app` with a fresh bearer token: api.get(path), api.post(path, body)."""
-    from mailer.api import create_token
+    from mailer.api_tokens import create_token
 
     token = create_token(db.session, "tests")
     db.session.commit()

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from mailer import config, confirmation_cap, tokens
-from mailer.embed_snippets import snippets
+from mailer import config, tokens
 from mailer.extensions import db, limiter
-from mailer.housekeeping import purge_unconfirmed
 from mailer.models import Consent, Delivery, Download, Subscriber, utcnow
+from mailer.people import confirmation_cap
+from mailer.people.housekeeping import purge_unconfirmed
 from mailer.tasks import beat_schedule
 from mailer.web import captcha
+from mailer.web.embed_snippets import snippets
 from tests.conftest import IN_CI, make_app
 from tests.smtp_sink import _free_port
 

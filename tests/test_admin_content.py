@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailer import outbox, privacy
 from mailer.admin import stats
 from mailer.extensions import db
 from mailer.models import Delivery, Digest, LeadMagnet, Post, Subscriber, WelcomeStep
+from mailer.outbox import ledger
+from mailer.people import privacy
 from tests import factories
 from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
 
 
 @pytest.fixture
 def admin(client, monkeypatch):
-    monkeypatch.setattr(outbox, "wake", lambda: None)  # no broker in these tests
+    monkeypatch.setattr(ledger, "wake", lambda: None)  # no broker in these tests
     create_admin()
     log_in(client)
     return client
@@ -61,9 +62,9 @@ def test_dashboard_charts_number_their_grid_lines_and_date_their_bars(admin):
 
 
 def test_dashboard_counts_an_import_apart_from_the_signups(admin):
-    from mailer.importing import import_subscribers
-    from mailer.roster import add_subscribers
-    from mailer.subscriptions import SignupRequest, subscribe
+    from mailer.people.importing import import_subscribers
+    from mailer.people.roster import add_subscribers
+    from mailer.people.subscriptions import SignupRequest, subscribe
 
     for n in range(2):  # two people who used the blog's form and have not confirmed yet
         subscribe(db.session, SignupRequest(email=f"reader{n}@example.com", name=None, form="snippet"))
@@ -293,7 +294,7 @@ def test_welcome_steps_edit_preview_and_switch(admin):
 
 
 def test_a_sent_welcome_step_uses_the_words_written_in_the_console(app):
-    from mailer.compose import compose as compose_mail
+    from mailer.outbox.compose import compose as compose_mail
 
     [email] = factories.subscribers(1)
     step = db.session.scalar(select(WelcomeStep).where(WelcomeStep.position == 2))

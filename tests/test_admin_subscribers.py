@@ -90,7 +90,7 @@ def test_a_person_s_data_export_and_erasure(admin):
 
 
 def test_export_streams_the_csv_of_a_status(admin, monkeypatch):
-    from mailer import exporting
+    from mailer.people import exporting
 
     monkeypatch.setattr(exporting, "BATCH", 2)
     factories.subscribers(3)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from mailer import outbox
 from mailer.bounces import verp
 from mailer.bounces.events import COMPLAINT, HARD, SOFT, record_event
 from mailer.extensions import db
 from mailer.models import Delivery, MailEvent, Status, Subscriber, utcnow
+from mailer.outbox import ledger
 from tests.conftest import ROOT, SECRET, make_app
 
 SAMPLES = Path(__file__).parent / "fixtures" / "bounces"
@@ -37,7 +37,7 @@ def add_subscriber(email: str = "reader@example.com", status: str = "confirmed")
 
 
 def owe(sub: Subscriber, key: str, status: str = "queued", due_in: timedelta = timedelta(0)) -> Delivery:
-    outbox.queue(db.session, "welcome", sub.id, key)
+    ledger.queue(db.session, "welcome", sub.id, key)
     db.session.execute(update(Delivery).where(Delivery.dedupe_key == key)
                        .values(status=status, next_attempt_at=utcnow() + due_in))
     db.session.commit()
@@ -274,12 +274,12 @@ def test_a_database_outage_asks_the_mta_to_try_again(tmp_path):
 
 @pytest.mark.integration
 def test_a_bounced_welcome_stops_all_further_mail(pg_app, worker, smtp, stack_env):
-    from mailer import digests
+    from mailer.posts import digests
     from tests import factories
 
     reader, other = add_subscriber("reader@example.com"), add_subscriber("other@example.com")
     welcome = owe(reader, f"welcome:{reader.id}")
-    outbox.wake()
+    ledger.wake()
     smtp.wait_for("reader@example.com", "Welcome")
     [received] = [r for r in smtp.handler.messages if r.recipients == ["reader@example.com"]]
     address = verp.envelope_sender(welcome.id)
@@ -289,7 +289,7 @@ def test_a_bounced_welcome_stops_all_further_mail(pg_app, worker, smtp, stack_en
     later = owe(reader, f"welcome:{reader.id}:2", due_in=timedelta(hours=1))
 
     # As Postfix's pipe transport runs it: a separate process, the DSN on standard input.
-    piped = subprocess.run([sys.executable, "-m", "mailer.cli", "bounces", "process"], cwd=ROOT, env=stack_env,
+    piped = subprocess.run([sys.executable, "-m", "mailer", "bounces", "process"], cwd=ROOT, env=stack_env,
                            input=sample("postfix-hard-bounce.eml", address), capture_output=True, timeout=60)
     assert piped.returncode == 0, piped.stderr.decode()
     assert b"is now bounced" in piped.stdout
@@ -301,7 +301,7 @@ def test_a_bounced_welcome_stops_all_further_mail(pg_app, worker, smtp, stack_en
     factories.post()
     digest = digests.create_digest(db.session)
     db.session.commit()
-    outbox.wake()
+    ledger.wake()
     assert digest.recipients == 1
     smtp.wait_for("other@example.com", "Career Q&A")
     time.sleep(1)

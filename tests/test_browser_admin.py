@@ -68,11 +68,11 @@ def local_outbox(tmp_path, sqlite_template):
     app = make_app(root)
     with app.app_context():
         create_admin()
-        from mailer.subscriptions import SignupRequest, subscribe
+        from mailer.people.subscriptions import SignupRequest, subscribe
 
         subscribe(db.session, SignupRequest(email="reader@example.com", name="Sam"))
         db.session.commit()
-        from mailer.outbox import deliver_due
+        from mailer.outbox.sender import deliver_due
 
         deliver_due(limit=10)
         db.engine.dispose()

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 from werkzeug.serving import make_server
 
-from mailer.embed_snippets import snippets
+from mailer.web.embed_snippets import snippets
 from tests.browser import ARTIFACTS, serve_in_thread
 from tests.conftest import make_app, stack_overrides, truncate_all
 from tests.smtp_sink import _free_port

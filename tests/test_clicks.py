@@ -9,9 +9,11 @@ from flask import g
 from markupsafe import escape
 from sqlalchemy import delete, event, func, select
 
-from mailer import click_buffer, compose, digests, links, tokens
+from mailer import links, tokens
 from mailer.extensions import db
 from mailer.models import Click, Delivery, Open, Post, Subscriber
+from mailer.outbox import compose
+from mailer.posts import click_buffer, digests
 from tests import factories
 from tests.admin_helpers import create_admin, log_in
 from tests.test_digests import wait_for_digest

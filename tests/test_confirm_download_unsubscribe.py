@@ -12,9 +12,10 @@ import itsdangerous.timed
 import pytest
 from sqlalchemy import func, select
 
-from mailer import links, outbox, tokens
+from mailer import links, tokens
 from mailer.extensions import db
 from mailer.models import Consent, DeliveryStatus, Download, Status, Subscriber
+from mailer.outbox import ledger, sender
 from tests.conftest import csrf_from
 from tests.factories import deliveries, subscriber
 
@@ -51,7 +52,7 @@ def sign_up(client, app, email: str, name: str | None = None) -> str:
     """Sign up through the API, send the outbox, and return the confirm link's path from the mail."""
     body = {"email": email} if name is None else {"email": email, "name": name}
     assert client.post("/subscribe", json=body).status_code == 202
-    outbox.deliver_due()
+    sender.deliver_due()
     (confirmation,) = [m for m in mailbox(app, email) if "Confirm" in m["Subject"]]
     return link_in(confirmation, "/confirm/")
 
@@ -72,7 +73,7 @@ def confirmed(client, app, email: str) -> Subscriber:
                                           ("https://evil.example/login", False), ("javascript:alert(1)", False)])
 def test_the_confirmed_page_links_back_only_to_the_blog(client, app, source, back):
     assert client.post("/subscribe", json={"email": "ann@example.com", "source": source}).status_code == 202
-    outbox.deliver_due()
+    sender.deliver_due()
     (confirmation,) = [m for m in mailbox(app, "ann@example.com") if "Confirm" in m["Subject"]]
     page = confirm(client, link_in(confirmation, "/confirm/"))
     assert page.status_code == 200
@@ -158,7 +159,7 @@ def test_confirming_twice_owes_one_magnet_and_one_welcome(client, app):
     sub = subscriber("ann@example.com")
     assert len(deliveries(sub, "magnet")) == 1
     assert len(deliveries(sub, "welcome")) == 1
-    outbox.deliver_due()
+    sender.deliver_due()
     subjects = sorted(m["Subject"] for m in mailbox(app, "ann@example.com"))
     assert len(subjects) == 3 and sum("Welcome" in s for s in subjects) == 1
 
@@ -236,11 +237,11 @@ def test_only_the_confirmation_goes_to_an_unconfirmed_address(client, app):
     sign_up(client, app, "ann@example.com")
     sub = subscriber("ann@example.com")
     # Mail owed by mistake (or by a future bug) must still not go out.
-    outbox.queue(db.session, "welcome", sub.id, "welcome:test")
-    outbox.queue(db.session, "magnet", sub.id, "magnet:test", magnet_id=1)
+    ledger.queue(db.session, "welcome", sub.id, "welcome:test")
+    ledger.queue(db.session, "magnet", sub.id, "magnet:test", magnet_id=1)
     db.session.commit()
 
-    outbox.deliver_due()
+    sender.deliver_due()
 
     assert [subject(m) for m in mailbox(app)] == ["Confirm your subscription to get The Multigenerational Manager's Handbook"]
     statuses = {d.kind: d.status for d in deliveries(sub)}
@@ -265,7 +266,7 @@ def test_the_confirmation_carries_nothing_the_visitor_typed_but_the_address(clie
 
 def test_download_link_gives_the_pdf_and_records_the_download(client, app):
     sub = confirmed(client, app, "ann@example.com")
-    outbox.deliver_due()
+    sender.deliver_due()
     (magnet_mail,) = [m for m in mailbox(app, "ann@example.com") if "Your copy" in m["Subject"]]
 
     response = client.get(link_in(magnet_mail, "/download/"))
@@ -323,7 +324,7 @@ def test_download_link_past_a_configured_max_age_is_a_410(client, app):
 
 def test_renewing_an_expired_link_mails_a_fresh_one_throttled(client, app, monkeypatch):
     sub = confirmed(client, app, "ann@example.com")
-    outbox.deliver_due()
+    sender.deliver_due()
     token = old_token(monkeypatch, tokens.DOWNLOAD, {"s": sub.id, "m": magnet_id(sub)}, EIGHT_DAYS)
     renew = f"/download/{token}/renew"
     csrf = csrf_from(client.get(f"/download/{token}").data)
@@ -338,7 +339,7 @@ def test_renewing_an_expired_link_mails_a_fresh_one_throttled(client, app, monke
     assert "fresh link" in first.text
     magnets = deliveries(sub, "magnet")
     assert len(magnets) == 2
-    outbox.deliver_due()
+    sender.deliver_due()
     fresh = [m for m in mailbox(app, "ann@example.com") if "Your copy" in m["Subject"]]
     assert len(fresh) == 2
     new_link = link_in(fresh[-1], "/download/")
@@ -401,7 +402,7 @@ def test_get_on_the_unsubscribe_link_shows_a_page_and_changes_nothing(client, ap
 
 def test_one_click_unsubscribe_stops_queued_and_future_mail(client, app):
     sub = confirmed(client, app, "ann@example.com")  # magnet and welcome are queued, not sent
-    outbox.queue(db.session, "welcome", sub.id, "welcome-step-2", step=2)
+    ledger.queue(db.session, "welcome", sub.id, "welcome-step-2", step=2)
     db.session.commit()
     before = len(mailbox(app))
 
@@ -417,7 +418,7 @@ def test_one_click_unsubscribe_stops_queued_and_future_mail(client, app):
     queued = [d for d in deliveries(sub) if d.kind != "confirmation"]
     assert queued and all(d.status == DeliveryStatus.SKIPPED.value for d in queued)
 
-    outbox.deliver_due()
+    sender.deliver_due()
     assert len(mailbox(app)) == before, "mail went out after the unsubscribe"
 
 

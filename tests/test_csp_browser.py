@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from mailer import links, outbox, tokens
-from mailer.embed_snippets import snippets
+from mailer import links, tokens
 from mailer.extensions import db
 from mailer.models import Consent, Subscriber
+from mailer.outbox import sender as outbox
 from mailer.web import captcha
+from mailer.web.embed_snippets import snippets
 from tests.browser import serve_in_thread
 from tests.conftest import make_app
 from tests.smtp_sink import _free_port

@@ -44,7 +44,7 @@ def test_mailer_dev_runs_the_whole_journey_and_stops_on_ctrl_c(tmp_path):
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SMTP_URL", "REDIS_URL", "BASE_URL", "SECRET_KEY")}
     env.update(MAILER_INSTANCE=str(tmp_path / "instance"), SWEEP_SECONDS="1")
     log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen([sys.executable, "-m", "mailer.cli", "dev", "--port", str(port)], cwd=tmp_path, env=env,
+    dev = subprocess.Popen([sys.executable, "-m", "mailer", "dev", "--port", str(port)], cwd=tmp_path, env=env,
                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 

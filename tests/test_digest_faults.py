@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from mailer import digests
 from mailer.extensions import db
 from mailer.models import Delivery, Digest, Subscriber
+from mailer.posts import digests
 from tests import factories
 from tests.conftest import Worker, build_stack_env, fresh_database, make_app, stack_overrides, truncate_all
 from tests.smtp_sink import SmtpSink, _free_port
@@ -56,9 +56,9 @@ def stack(fault_env, sink, tmp_path):
 def start_digest() -> int:
     digest = digests.create_digest(db.session)
     db.session.commit()
-    from mailer import outbox
+    from mailer.outbox import ledger
 
-    outbox.wake()
+    ledger.wake()
     return digest.id
 
 

@@ -127,10 +127,10 @@ def test_bad_digest_requests_get_4xx(pg_app, api, body):
 
 
 def test_queue_says_whether_it_inserted_on_postgresql(pg_app):
-    from mailer import outbox
+    from mailer.outbox import ledger
 
     [email] = factories.subscribers(1)
     subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == email))
-    assert outbox.queue(db.session, "welcome", subscriber_id, "welcome:test:1") is True
-    assert outbox.queue(db.session, "welcome", subscriber_id, "welcome:test:1") is False
+    assert ledger.queue(db.session, "welcome", subscriber_id, "welcome:test:1") is True
+    assert ledger.queue(db.session, "welcome", subscriber_id, "welcome:test:1") is False
     db.session.rollback()

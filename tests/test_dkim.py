@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import select
 
 from mailer import config as settings
-from mailer import outbox
 from mailer.config import ConfigError
 from mailer.extensions import db
 from mailer.mail import dkim as signing
 from mailer.models import Delivery, Status, Subscriber
+from mailer.outbox import ledger, sender
 from tests.conftest import make_app
 
 SELECTOR, DOMAIN = "mail2025", "mailer.test"
@@ -72,7 +72,7 @@ def owe_welcome(email: str) -> Delivery:
     sub = Subscriber(email=email, status=Status.CONFIRMED.value)
     db.session.add(sub)
     db.session.commit()
-    outbox.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}")
+    ledger.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}")
     db.session.commit()
     return db.session.scalar(select(Delivery))
 
@@ -82,7 +82,7 @@ def test_a_list_mail_in_the_local_outbox_is_signed_over_its_headers(key, request
     private = request.getfixturevalue(key)
     with dkim_app(tmp_path, sqlite_template, private) as app:
         owe_welcome("ann@example.com")
-        outbox.deliver_due()
+        sender.deliver_due()
         [path] = Path(app.config["OUTBOX_DIR"]).glob("*.eml")
         raw = path.read_bytes()
 
@@ -107,7 +107,7 @@ def test_a_confirmation_signs_only_the_headers_it_has(rsa_pem):
 def test_without_a_key_nothing_is_signed(app):
     assert signing.sign(b"From: a@b.c\n\nhi\n", app.config) == b"From: a@b.c\n\nhi\n"
     owe_welcome("ann@example.com")
-    outbox.deliver_due()
+    sender.deliver_due()
     [path] = Path(app.config["OUTBOX_DIR"]).glob("*.eml")
     assert b"DKIM-Signature" not in path.read_bytes()
 
@@ -141,7 +141,7 @@ def test_the_signature_verifies_on_the_bytes_the_smtp_server_received(key, reque
     handler, url = raw_sink
     with dkim_app(tmp_path, sqlite_template, private, SMTP_URL=url):
         delivery_id = owe_welcome("ann@example.com").id
-        outbox.deliver_due()
+        sender.deliver_due()
 
     [(mail_from, recipients, content)] = handler.received
     assert recipients == ["ann@example.com"]

@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from mailer import feeds
 from mailer.extensions import db
-from mailer.feeds import FeedError, fetch_feed
 from mailer.models import FeedState, Post
-from mailer.posts import add_post, aware, clean_summary
+from mailer.posts import feeds
+from mailer.posts.feeds import FeedError, fetch_feed
+from mailer.posts.store import add_post, aware, clean_summary
 from tests.feed_server import FIXTURES, closed_port_url
 
 SEED_TITLE = "Career Q&A: Can You Keep in Touch with an Employer You Turned Down?"
@@ -217,7 +217,7 @@ def test_a_feed_url_that_is_not_http_is_refused(app):
 
 
 def test_the_first_fetch_is_the_back_catalogue_and_later_posts_are_news(app, feed_server):
-    from mailer import digests
+    from mailer.posts import digests
 
     feed_server.serve("wordpress-rss2.xml")
     fetch_feed(db.session, feed_server.url)

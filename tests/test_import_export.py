@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import tracemalloc
-
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -12,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailer import importing, outbox, roster, subscriptions
 from mailer.extensions import db
-from mailer.importing import ImportFileError, import_subscribers
 from mailer.models import Consent, Delivery, Subscriber
-from tests import factories
+from mailer.outbox import sender as outbox
+from mailer.people import importing, roster, subscriptions
+from mailer.people.importing import ImportFileError, import_subscribers
 
 MB = 1024 * 1024
 
@@ -153,7 +152,7 @@ def test_an_import_never_resubscribes_anyone(app, confirmed):
 
 def unsubscribed_alice_and_erased_bob() -> str:
     """A list where alice unsubscribed and bob was erased; the file that brings both back, with someone new."""
-    from mailer.privacy import erase_subscriber
+    from mailer.people.privacy import erase_subscriber
 
     add("alice@example.com", "unsubscribed", name="Alice")
     erase_subscriber(db.session, add("bob@example.org", "confirmed", name="Bob"))
@@ -289,7 +288,7 @@ def test_cli_import_counts_left_alone_and_erased_rows_apart_from_the_known_ones(
 
 
 def test_export_streams_in_batches_filters_and_round_trips(app, runner, monkeypatch):
-    from mailer import subscribers_cli
+    from mailer.cli import subscribers as subscribers_cli
 
     monkeypatch.setattr(subscribers_cli, "EXPORT_BATCH", 2)
     run("email,name\nann@example.com,Ann\nbob@example.com,\"Bob, Jr.\"\ncy@example.com,Cy\n", confirmed=True)

@@ -79,13 +79,14 @@ def test_a_signup_is_kept_and_confirmed_when_the_broker_is_down(stack_env, worke
 def test_unsubscribe_stops_list_mail_already_queued(pg_app, worker, smtp):
     from datetime import timedelta
 
-    from mailer import outbox, subscriptions
     from mailer.models import utcnow
+    from mailer.outbox import ledger
+    from mailer.people import subscriptions
 
     subscriber = Subscriber(email="soon-gone@example.com", status="confirmed", confirmed_at=utcnow())
     db.session.add(subscriber)
     db.session.flush()
-    outbox.queue(db.session, "welcome", subscriber.id, f"welcome:{subscriber.id}")
+    ledger.queue(db.session, "welcome", subscriber.id, f"welcome:{subscriber.id}")
     db.session.execute(Delivery.__table__.update().values(next_attempt_at=utcnow() + timedelta(seconds=2)))
     db.session.commit()
 

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from mailer import logs, outbox
 from mailer.extensions import db
+from mailer.ops import logs
+from mailer.outbox import sender as outbox
 from tests.conftest import Worker, build_stack_env, fresh_database, make_app, stack_overrides
 
 

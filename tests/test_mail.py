@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from mailer import outbox, subscriptions
-from tests import factories
 from mailer.extensions import db
 from mailer.mail.messages import refuse_line_breaks
 from mailer.models import Consent, Delivery, Status, Subscriber, utcnow
-from mailer.subscriptions import SignupRequest
+from mailer.outbox import ledger, sender
+from mailer.people import subscriptions
+from mailer.people.subscriptions import SignupRequest
+from tests import factories
 
 LIST_MAIL = ["welcome"]
 ALL_KINDS = ["confirmation", "magnet", "welcome"]
@@ -30,11 +31,11 @@ def sent_mail(app) -> dict[str, object]:
     """Sign Ann up, confirm her, send everything; return the messages by kind (judged by subject)."""
     subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com", name="Ann"))
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
     consent_id = db.session.scalar(select(Consent.id))
     subscriptions.confirm_subscription(db.session, consent_id)
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
     return {kind_of(m): m for m in read_outbox(app)}
 
 
@@ -159,7 +160,7 @@ def test_names_are_escaped_in_html(app):
     db.session.commit()
     subscriptions.confirm_subscription(db.session, db.session.scalar(select(Consent.id)))
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
 
     welcome = next(m for m in read_outbox(app) if kind_of(m) == "welcome")
     assert "<b>Ann</b>" not in html_of(welcome)
@@ -173,14 +174,14 @@ def test_a_resend_after_a_crash_keeps_its_message_id(app):
     sub = Subscriber(email="ann@example.com", status=Status.CONFIRMED.value)
     db.session.add(sub)
     db.session.commit()
-    outbox.queue(db.session, "welcome", sub.id, "welcome:crash")
+    ledger.queue(db.session, "welcome", sub.id, "welcome:crash")
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
     row = db.session.scalar(select(Delivery))
     row.status, row.lease_until = "sending", utcnow() - timedelta(seconds=1)  # as if the result was never written
     db.session.commit()
 
-    outbox.deliver_due()
+    sender.deliver_due()
 
     first, second = read_outbox(app)
     assert first["Message-ID"] == second["Message-ID"] == db.session.scalar(select(Delivery.message_id))
@@ -197,10 +198,10 @@ def test_an_address_with_a_line_break_is_never_mailed(app):
     sub = Subscriber(email="ann@example.com\r\nBcc: victim@example.net", status=Status.CONFIRMED.value)
     db.session.add(sub)
     db.session.commit()
-    outbox.queue(db.session, "welcome", sub.id, "welcome:injected")
+    ledger.queue(db.session, "welcome", sub.id, "welcome:injected")
     db.session.commit()
 
-    outbox.deliver_due()
+    sender.deliver_due()
 
     assert read_outbox(app) == []
     assert db.session.scalar(select(Delivery.status)) != "sent"
@@ -211,8 +212,10 @@ def test_an_address_with_a_line_break_is_never_mailed(app):
 def _digest_to(app, monkeypatch, email: str, name: str):
     from itsdangerous import TimestampSigner
 
-    from mailer import compose, digests, links
+    from mailer import links
     from mailer.mail.messages import build, message_id, wire
+    from mailer.outbox import compose, digest_mail
+    from mailer.posts import digests
 
     # Both builds sign the unsubscribe link: one clock second for both, or a tick between them changes the token.
     second = int(time.time())
@@ -226,7 +229,7 @@ def _digest_to(app, monkeypatch, email: str, name: str):
     subscriber = db.session.get(Subscriber, delivery.subscriber_id)
     fast = compose.compose(delivery, subscriber)
     # The general way, for comparison: the same filled parts built as an EmailMessage.
-    frame = digests.digest_frame(digest.id, delivery.created_at)
+    frame = digest_mail.digest_frame(digest.id, delivery.created_at)
     unsubscribe_url = links.unsubscribe_url(subscriber.id)
     values = compose._digest_values(delivery, subscriber, frame.posts, unsubscribe_url)
     general = wire(build(frame.mail.parts.fill(values), email, unsubscribe_url=unsubscribe_url,
@@ -302,10 +305,11 @@ def test_a_quoted_frame_decodes_to_its_text_with_the_values_put_in(pieces, value
 
 
 def test_a_digest_intro_keeps_its_paragraphs_and_line_breaks_in_html(app):
-    from mailer import digests
+    from mailer.outbox import digest_mail
+    from mailer.posts import digests
 
     factories.post()
-    parts = digests.render_digest("This week", "Hello from the blog!\r\n\r\nThis month: two posts\n<b>and</b> a",
+    parts = digest_mail.render_digest("This week", "Hello from the blog!\r\n\r\nThis month: two posts\n<b>and</b> a",
                                   digests.unsent_posts(db.session, back_catalogue=True))
     html = re.sub(r"<p[^>]*>", "<p>", parts.html)
     assert "<p>Hello from the blog!</p>" in html and "<p>This month: two posts<br>&lt;b&gt;and&lt;/b&gt; a</p>" in html

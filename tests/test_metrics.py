@@ -9,10 +9,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
-from mailer import outbox
 from mailer.extensions import db
 from mailer.models import Delivery, Digest, utcnow
-from tests.conftest import Worker, csrf_from, build_stack_env, fresh_database, make_app, stack_overrides
+from mailer.outbox import ledger
+from tests.conftest import Worker, build_stack_env, csrf_from, fresh_database, make_app, stack_overrides
 from tests.smtp_sink import _free_port
 
 
@@ -54,8 +54,8 @@ def test_outbox_gauges_count_due_rows_and_the_oldest_age(client, app):
     empty = scrape(client)
     assert value(empty, "mailer_outbox_due") == 0 and value(empty, "mailer_outbox_oldest_due_seconds") == 0
     for n in range(3):
-        outbox.queue(db.session, "test", None, f"t:{n}", recipient=f"t{n}@example.com")
-    outbox.queue(db.session, "test", None, "later", recipient="later@example.com")
+        ledger.queue(db.session, "test", None, f"t:{n}", recipient=f"t{n}@example.com")
+    ledger.queue(db.session, "test", None, "later", recipient="later@example.com")
     db.session.execute(update(Delivery).where(Delivery.dedupe_key.like("t:%"))
                        .values(next_attempt_at=utcnow() - timedelta(seconds=600)))
     db.session.execute(update(Delivery).where(Delivery.dedupe_key == "later")
@@ -72,7 +72,7 @@ def test_digest_progress_per_digest_in_progress(client, app):
     db.session.add(digest)
     db.session.flush()
     for n, status in enumerate(["sent", "failed", "queued"]):
-        outbox.queue(db.session, "digest", None, f"d:{n}", recipient=f"d{n}@example.com")
+        ledger.queue(db.session, "digest", None, f"d:{n}", recipient=f"d{n}@example.com")
         db.session.execute(update(Delivery).where(Delivery.dedupe_key == f"d:{n}")
                            .values(digest_id=digest.id, status=status))
     db.session.commit()

@@ -14,7 +14,7 @@ from tests.conftest import ROOT, fresh_database, make_app
 
 def mailer(*args: str, database_url: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": database_url, "MAILER_INSTANCE": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "mailer.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mailer", *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

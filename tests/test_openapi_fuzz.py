@@ -12,13 +12,16 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy import func, select
 
 from mailer import links
-from mailer.api import create_token
 from mailer.api.openapi import DOCUMENT
+from mailer.api_tokens import create_token
 from mailer.extensions import db
 from tests import factories
 from tests.conftest import csrf_from

@@ -13,10 +13,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import func, select, update
 
-from mailer import outbox, subscriptions
 from mailer.extensions import db
 from mailer.mail.transport import OutboxTransport, PermanentFailure, SMTPTransport, TemporaryFailure
-from mailer.models import Delivery, DeliveryStatus, Status, Subscriber, utcnow
+from mailer.models import Delivery, DeliveryStatus, Status, Subscriber, aware, utcnow
+from mailer.outbox import ledger, sender
+from mailer.people import subscriptions
 from tests.conftest import make_app
 from tests.smtp_sink import SinkHandler, SmtpSink
 
@@ -35,7 +36,7 @@ def add_subscriber(email: str, status: str = Status.CONFIRMED.value) -> Subscrib
 
 def owe_welcome(sub: Subscriber, key: str | None = None) -> Delivery:
     key = key or f"welcome:{sub.id}"
-    assert outbox.queue(db.session, "welcome", sub.id, key)
+    assert ledger.queue(db.session, "welcome", sub.id, key)
     db.session.commit()
     return db.session.scalar(select(Delivery).where(Delivery.dedupe_key == key))
 
@@ -48,10 +49,6 @@ def reload(delivery: Delivery) -> Delivery:
 def files_in_outbox(app) -> list[Path]:
     directory = Path(app.config["OUTBOX_DIR"])
     return sorted(directory.glob("*.eml")) if directory.exists() else []
-
-
-def aware(value):
-    return outbox.aware(value)
 
 
 @contextmanager
@@ -88,9 +85,9 @@ def test_claim_returns_each_due_row_once(app):
     sub = add_subscriber("ann@example.com")
     rows = [owe_welcome(sub, f"k{i}") for i in range(3)]
 
-    first = outbox.claim_due(db.session, limit=10)
+    first = sender.claim_due(db.session, limit=10)
     db.session.commit()
-    second = outbox.claim_due(db.session, limit=10)
+    second = sender.claim_due(db.session, limit=10)
 
     assert first == sorted(r.id for r in rows)
     assert second == []
@@ -104,7 +101,7 @@ def test_claim_respects_the_limit_and_hands_out_the_rest_later(app):
     sub = add_subscriber("ann@example.com")
     ids = [owe_welcome(sub, f"k{i}").id for i in range(5)]
 
-    batches = [outbox.claim_due(db.session, limit=2) for _ in range(4)]
+    batches = [sender.claim_due(db.session, limit=2) for _ in range(4)]
 
     assert [len(b) for b in batches] == [2, 2, 1, 0]
     assert sorted(i for b in batches for i in b) == ids
@@ -115,11 +112,11 @@ def test_rows_not_yet_due_are_not_claimed(app):
     row.next_attempt_at = utcnow() + timedelta(minutes=5)
     db.session.commit()
 
-    assert outbox.claim_due(db.session, limit=10) == []
+    assert sender.claim_due(db.session, limit=10) == []
 
     row.next_attempt_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert outbox.claim_due(db.session, limit=10) == [row.id]
+    assert sender.claim_due(db.session, limit=10) == [row.id]
 
 
 @pytest.mark.parametrize("status", [SENT, FAILED, SKIPPED])
@@ -128,30 +125,30 @@ def test_finished_rows_are_never_claimed(app, status):
     row.status = status
     db.session.commit()
 
-    assert outbox.claim_due(db.session, limit=10) == []
+    assert sender.claim_due(db.session, limit=10) == []
 
 
 def test_a_row_whose_lease_expired_is_claimable_again(app):
     row = owe_welcome(add_subscriber("ann@example.com"))
-    assert outbox.claim_due(db.session, limit=10, lease_seconds=300) == [row.id]
+    assert sender.claim_due(db.session, limit=10, lease_seconds=300) == [row.id]
     db.session.commit()
-    assert outbox.claim_due(db.session, limit=10) == []  # lease still running: the worker may be sending
+    assert sender.claim_due(db.session, limit=10) == []  # lease still running: the worker may be sending
 
     row = reload(row)
     row.lease_until = utcnow() - timedelta(seconds=1)  # the worker died mid-send
     db.session.commit()
 
-    assert outbox.claim_due(db.session, limit=10) == [row.id]
+    assert sender.claim_due(db.session, limit=10) == [row.id]
     assert aware(reload(row).lease_until) > utcnow()
 
 
 def test_a_reclaimed_row_is_sent_once(app):
     row = owe_welcome(add_subscriber("ann@example.com"))
-    outbox.claim_due(db.session, limit=10, lease_seconds=0)
+    sender.claim_due(db.session, limit=10, lease_seconds=0)
     db.session.commit()
 
-    assert outbox.deliver_due() == 1
-    assert outbox.deliver_due() == 0
+    assert sender.deliver_due() == 1
+    assert sender.deliver_due() == 0
     assert reload(row).status == SENT
     assert len(files_in_outbox(app)) == 1
 
@@ -159,24 +156,24 @@ def test_a_reclaimed_row_is_sent_once(app):
 def test_deliver_due_sends_and_records_the_result(app):
     row = owe_welcome(add_subscriber("ann@example.com"))
 
-    assert outbox.deliver_due() == 1
+    assert sender.deliver_due() == 1
 
     row = reload(row)
     assert row.status == SENT and row.sent_at is not None and row.last_error is None
     assert row.message_id and row.message_id.startswith("<") and row.message_id.endswith(">")
     assert len(files_in_outbox(app)) == 1
-    assert outbox.due_count(db.session) == 0
+    assert ledger.due_count(db.session) == 0
 
 
 def test_a_row_claimed_before_an_unsubscribe_is_skipped_not_sent(app):
     sub = add_subscriber("ann@example.com")
     row = owe_welcome(sub)
-    ids = outbox.claim_due(db.session, limit=10)
+    ids = sender.claim_due(db.session, limit=10)
     db.session.commit()
 
     subscriptions.unsubscribe(db.session, sub.id)  # lands while the worker holds the row
     db.session.commit()
-    outbox.send_claimed(ids)
+    sender.send_claimed(ids)
 
     row = reload(row)
     assert row.status == SKIPPED
@@ -197,10 +194,10 @@ def test_an_unsubscribe_or_erasure_during_a_long_batch_stops_the_rest_of_it(app,
                     other.execute(Subscriber.__table__.delete().where(Subscriber.id == cy_id))
             return super().send(msg, sender, recipient)
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: ChangesOfMindWhileAnnsMailIsSent(config["OUTBOX_DIR"]))
-    monkeypatch.setattr(outbox, "STATUS_FRESHNESS", 0)  # the batch's reading of statuses is stale at once
+    monkeypatch.setattr(sender, "open_transport", lambda config: ChangesOfMindWhileAnnsMailIsSent(config["OUTBOX_DIR"]))
+    monkeypatch.setattr(sender, "STATUS_FRESHNESS", 0)  # the batch's reading of statuses is stale at once
     app.config["SEND_WINDOW"] = 1  # each mail made and sent before the next is made
-    outbox.deliver_due()
+    sender.deliver_due()
 
     db.session.expire_all()
     assert [getattr(db.session.get(Delivery, row), "status", "gone with its subscriber") for row in rows] == [
@@ -221,10 +218,10 @@ def test_a_mail_is_made_when_the_transport_takes_it_so_a_window_sees_an_unsubscr
                                   .values(status="unsubscribed"))
             return super().send(msg, sender, recipient)
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: EveryoneElseLeavesWhileAnnsMailIsSent(config["OUTBOX_DIR"]))
-    monkeypatch.setattr(outbox, "STATUS_FRESHNESS", 0)
+    monkeypatch.setattr(sender, "open_transport", lambda config: EveryoneElseLeavesWhileAnnsMailIsSent(config["OUTBOX_DIR"]))
+    monkeypatch.setattr(sender, "STATUS_FRESHNESS", 0)
     app.config["SEND_WINDOW"] = 4  # one window; the local outbox takes its mails one after another
-    outbox.deliver_due()
+    sender.deliver_due()
 
     db.session.expire_all()
     assert [db.session.get(Delivery, row).status for row in rows] == [SENT, SKIPPED, SKIPPED, SKIPPED]
@@ -251,9 +248,9 @@ def test_the_status_is_checked_after_the_wait_for_the_send_rate_not_before(app, 
         def rest(self):
             pass
 
-    monkeypatch.setattr(outbox, "pacer_for", lambda app: SlowRate())
-    monkeypatch.setattr(outbox, "STATUS_FRESHNESS", 0)
-    outbox.deliver_due()
+    monkeypatch.setattr(sender, "pacer_for", lambda app: SlowRate())
+    monkeypatch.setattr(sender, "STATUS_FRESHNESS", 0)
+    sender.deliver_due()
 
     db.session.expire_all()
     assert [db.session.get(Delivery, row).status for row in rows] == [SENT, SKIPPED]
@@ -275,11 +272,11 @@ class NoWait:  # a pacer with a shared rate that never has to wait
 def test_with_a_send_rate_a_batch_holds_a_few_seconds_of_mail_so_a_signup_does_not_wait_long(app, monkeypatch):
     sub = add_subscriber("ann@example.com")
     ids = [owe_welcome(sub, f"k{i}").id for i in range(15)]
-    monkeypatch.setattr(outbox, "pacer_for", lambda app: NoWait())
+    monkeypatch.setattr(sender, "pacer_for", lambda app: NoWait())
     app.config.update(SEND_RATE=2, SEND_BATCH=1000)  # 2 mails/s: a batch is 5 s of mail, 10 rows
     asked_for_more = []
 
-    assert outbox.deliver_due(more=lambda: asked_for_more.append(True)) == 10
+    assert sender.deliver_due(more=lambda: asked_for_more.append(True)) == 10
     assert asked_for_more == [True]  # a full batch: another worker may take the next
     db.session.expire_all()
     assert [db.session.get(Delivery, row).status for row in ids] == [SENT] * 10 + [QUEUED] * 5
@@ -288,7 +285,7 @@ def test_with_a_send_rate_a_batch_holds_a_few_seconds_of_mail_so_a_signup_does_n
 @pytest.mark.parametrize(("rate", "batch", "size"), [(0, 1000, 1000), (14, 1000, 70), (1000, 1000, 1000),
                                                      (14, 20, 20), (1, 1000, 5)])
 def test_the_batch_size_is_send_batch_or_a_few_seconds_at_the_send_rate(rate, batch, size):
-    assert outbox.batch_size({"SEND_RATE": rate, "SEND_BATCH": batch}) == size
+    assert sender.batch_size({"SEND_RATE": rate, "SEND_BATCH": batch}) == size
 
 
 def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(app, monkeypatch, caplog):
@@ -301,8 +298,8 @@ def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(ap
                 other.execute(Delivery.__table__.update().where(Delivery.id == row).values(lease_until=later))
             return super().send(msg, sender, recipient)
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: OverrunsItsLease(config["OUTBOX_DIR"]))
-    outbox.deliver_due()
+    monkeypatch.setattr(sender, "open_transport", lambda config: OverrunsItsLease(config["OUTBOX_DIR"]))
+    sender.deliver_due()
 
     db.session.expire_all()
     assert db.session.get(Delivery, row).status == SENDING  # the other worker's claim stands
@@ -325,8 +322,8 @@ def test_sent_mails_are_written_a_window_at_a_time_and_the_rest_at_the_end(eithe
             written_when_sending.append(sent_rows())
             return super().send(msg, sender, recipient)
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: Counts(either_app.config["OUTBOX_DIR"]))
-    assert outbox.deliver_due() == 5
+    monkeypatch.setattr(sender, "open_transport", lambda config: Counts(either_app.config["OUTBOX_DIR"]))
+    assert sender.deliver_due() == 5
 
     assert written_when_sending == [0, 0, 2, 2, 4] and sent_rows() == 5
     rows = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
@@ -345,8 +342,8 @@ def test_other_results_write_the_waiting_sent_ones_first(either_app, monkeypatch
                 raise PermanentFailure("550 no such user")
             return super().send(msg, sender, recipient)
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: RefusesBob(either_app.config["OUTBOX_DIR"]))
-    outbox.deliver_due()
+    monkeypatch.setattr(sender, "open_transport", lambda config: RefusesBob(either_app.config["OUTBOX_DIR"]))
+    sender.deliver_due()
 
     db.session.expire_all()
     assert written_at_refusal == [0]
@@ -365,8 +362,8 @@ def test_a_waiting_result_is_not_written_over_a_row_another_worker_claimed(eithe
                     other.execute(Delivery.__table__.update().where(Delivery.id == rows[0]).values(lease_until=later))
             return super().send(msg, sender, recipient)
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: FirstRowTakenOver(either_app.config["OUTBOX_DIR"]))
-    outbox.deliver_due()
+    monkeypatch.setattr(sender, "open_transport", lambda config: FirstRowTakenOver(either_app.config["OUTBOX_DIR"]))
+    sender.deliver_due()
 
     db.session.expire_all()
     assert [db.session.get(Delivery, i).status for i in rows] == [SENDING, SENT, SENT]
@@ -376,16 +373,16 @@ def test_a_waiting_result_is_not_written_over_a_row_another_worker_claimed(eithe
 def test_sent_mails_are_written_when_the_database_fails_later_in_the_window(app, monkeypatch):
     app.config["SEND_WINDOW"] = 10
     rows = [owe_welcome(add_subscriber(f"reader{n}@example.com")).id for n in range(3)]
-    real_conclude = outbox._conclude
+    real_conclude = sender._conclude
 
     def database_gone_at_the_third(pacer, record, delivery, subscriber, msg, outcome):
         if delivery.id == rows[2]:
-            raise outbox.DBAPIError("UPDATE subscriber", {}, Exception("server closed the connection"))
+            raise sender.DBAPIError("UPDATE subscriber", {}, Exception("server closed the connection"))
         return real_conclude(pacer, record, delivery, subscriber, msg, outcome)
 
-    monkeypatch.setattr(outbox, "_conclude", database_gone_at_the_third)
-    with pytest.raises(outbox.DBAPIError):
-        outbox.deliver_due()
+    monkeypatch.setattr(sender, "_conclude", database_gone_at_the_third)
+    with pytest.raises(sender.DBAPIError):
+        sender.deliver_due()
 
     db.session.expire_all()
     statuses = [db.session.get(Delivery, i) for i in rows]
@@ -397,16 +394,16 @@ def test_sent_mails_are_written_when_the_database_fails_later_in_the_window(app,
 def test_a_database_error_while_making_a_window_keeps_what_was_sent_and_hands_back_the_rest(app, monkeypatch):
     app.config["SEND_WINDOW"] = 10
     rows = [owe_welcome(add_subscriber(f"reader{n}@example.com")).id for n in range(3)]
-    real_keep_fresh = outbox._Batch.keep_fresh
+    real_keep_fresh = sender._Batch.keep_fresh
 
     def database_gone_at_the_third(batch, start):
         if start == 2:
-            raise outbox.DBAPIError("SELECT subscriber", {}, Exception("server closed the connection"))
+            raise sender.DBAPIError("SELECT subscriber", {}, Exception("server closed the connection"))
         return real_keep_fresh(batch, start)
 
-    monkeypatch.setattr(outbox._Batch, "keep_fresh", database_gone_at_the_third)
-    with pytest.raises(outbox.DBAPIError):
-        outbox.deliver_due()
+    monkeypatch.setattr(sender._Batch, "keep_fresh", database_gone_at_the_third)
+    with pytest.raises(sender.DBAPIError):
+        sender.deliver_due()
 
     db.session.expire_all()
     assert [db.session.get(Delivery, i).status for i in rows] == [SENT, SENT, QUEUED]
@@ -424,8 +421,8 @@ def test_a_complaint_that_lands_during_a_hard_bounce_is_kept(app, monkeypatch):
                 other.execute(Subscriber.__table__.update().where(Subscriber.id == gone_id).values(status="complained"))
             raise PermanentFailure("550 5.1.1 no such user")
 
-    monkeypatch.setattr(outbox, "open_transport", lambda config: ComplaintThenRefusal(config["OUTBOX_DIR"]))
-    outbox.deliver_due()
+    monkeypatch.setattr(sender, "open_transport", lambda config: ComplaintThenRefusal(config["OUTBOX_DIR"]))
+    sender.deliver_due()
 
     db.session.expire_all()
     assert db.session.get(Subscriber, gone_id).status == Status.COMPLAINED.value
@@ -436,7 +433,7 @@ def test_a_complaint_that_lands_during_a_hard_bounce_is_kept(app, monkeypatch):
 def test_list_mail_is_skipped_for_anyone_not_confirmed(app, status):
     row = owe_welcome(add_subscriber("ann@example.com", status))
 
-    outbox.deliver_due()
+    sender.deliver_due()
 
     assert reload(row).status == SKIPPED
     assert files_in_outbox(app) == []
@@ -445,10 +442,10 @@ def test_list_mail_is_skipped_for_anyone_not_confirmed(app, status):
 @pytest.mark.parametrize("status", [Status.BOUNCED.value, Status.COMPLAINED.value, Status.CONFIRMED.value])
 def test_a_confirmation_is_skipped_for_suppressed_and_already_confirmed_addresses(app, status):
     sub = add_subscriber("ann@example.com", status)
-    outbox.queue(db.session, "confirmation", sub.id, "confirmation:x", consent_id=1)
+    ledger.queue(db.session, "confirmation", sub.id, "confirmation:x", consent_id=1)
     db.session.commit()
 
-    outbox.deliver_due()
+    sender.deliver_due()
 
     assert db.session.scalar(select(Delivery.status)) == SKIPPED
     assert files_in_outbox(app) == []
@@ -459,8 +456,8 @@ def test_a_confirmation_is_skipped_for_suppressed_and_already_confirmed_addresse
 def test_queue_with_the_same_key_twice_owes_one_mail(app):
     sub = add_subscriber("ann@example.com")
 
-    first = outbox.queue(db.session, "welcome", sub.id, "welcome:once")
-    second = outbox.queue(db.session, "welcome", sub.id, "welcome:once")
+    first = ledger.queue(db.session, "welcome", sub.id, "welcome:once")
+    second = ledger.queue(db.session, "welcome", sub.id, "welcome:once")
     db.session.commit()
 
     assert (first, second) == (True, False)
@@ -470,20 +467,20 @@ def test_queue_with_the_same_key_twice_owes_one_mail(app):
 def test_a_sent_mail_is_not_owed_again_under_its_key(app):
     sub = add_subscriber("ann@example.com")
     owe_welcome(sub, "welcome:once")
-    outbox.deliver_due()
+    sender.deliver_due()
 
-    assert outbox.queue(db.session, "welcome", sub.id, "welcome:once") is False
+    assert ledger.queue(db.session, "welcome", sub.id, "welcome:once") is False
     db.session.commit()
-    assert outbox.deliver_due() == 0
+    assert sender.deliver_due() == 0
     assert len(files_in_outbox(app)) == 1
 
 
 def test_a_message_that_cannot_be_built_is_retried_and_does_not_stop_the_batch(app):
     sub = add_subscriber("ann@example.com")
-    outbox.queue(db.session, "magnet", sub.id, "magnet:broken", magnet_id=424242)  # no such magnet
+    ledger.queue(db.session, "magnet", sub.id, "magnet:broken", magnet_id=424242)  # no such magnet
     good = owe_welcome(sub)
 
-    outbox.deliver_due()
+    sender.deliver_due()
 
     broken = db.session.scalar(select(Delivery).where(Delivery.dedupe_key == "magnet:broken"))
     assert broken.status == QUEUED and broken.attempts == 1 and broken.last_error
@@ -497,7 +494,7 @@ def test_smtp_delivery_reaches_the_server(sink, tmp_path, sqlite_template):
     with smtp_app(tmp_path, sqlite_template, sink.url) as app:
         row = owe_welcome(add_subscriber("ann@example.com"))
 
-        outbox.deliver_due()
+        sender.deliver_due()
 
         (msg,) = sink.wait_for("ann@example.com", "Welcome", timeout=5)
         assert reload(row).status == SENT
@@ -512,7 +509,7 @@ def test_temporary_failure_puts_the_row_back_with_backoff(sink, tmp_path, sqlite
         sink.handler.temporary_failures = 1
 
         before = utcnow()
-        outbox.deliver_due()
+        sender.deliver_due()
 
         row = reload(row)
         assert row.status == QUEUED
@@ -521,7 +518,7 @@ def test_temporary_failure_puts_the_row_back_with_backoff(sink, tmp_path, sqlite
         assert row.lease_until is None
         wait = (aware(row.next_attempt_at) - before).total_seconds()
         assert 10 < wait < 50, wait  # 30 s base, jittered by ±50 %
-        assert outbox.deliver_due() == 0  # not due yet
+        assert sender.deliver_due() == 0  # not due yet
         assert sink.to("ann@example.com") == []
 
         # Second failure: the wait doubles.
@@ -529,7 +526,7 @@ def test_temporary_failure_puts_the_row_back_with_backoff(sink, tmp_path, sqlite
         db.session.commit()
         sink.handler.temporary_failures = 1
         before = utcnow()
-        outbox.deliver_due()
+        sender.deliver_due()
         row = reload(row)
         assert row.status == QUEUED and row.attempts == 2
         assert 25 < (aware(row.next_attempt_at) - before).total_seconds() < 95
@@ -537,7 +534,7 @@ def test_temporary_failure_puts_the_row_back_with_backoff(sink, tmp_path, sqlite
         # The server recovers: the row goes out, once.
         row.next_attempt_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
-        outbox.deliver_due()
+        sender.deliver_due()
         assert reload(row).status == SENT
         assert len(sink.wait_for("ann@example.com", "Welcome", timeout=5)) == 1
 
@@ -550,7 +547,7 @@ def test_temporary_failures_past_the_retry_deadline_give_up(sink, tmp_path, sqli
         db.session.commit()
         sink.handler.temporary_failures = 1
 
-        outbox.deliver_due()
+        sender.deliver_due()
 
         row = reload(row)
         assert row.status == FAILED and row.attempts == 1
@@ -565,7 +562,7 @@ def test_permanent_failure_fails_the_row_and_marks_the_subscriber_bounced(sink, 
         fine = owe_welcome(ann)
         sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
 
-        outbox.deliver_due()
+        sender.deliver_due()
 
         refused, fine = reload(refused), reload(fine)
         assert refused.status == FAILED and refused.attempts == 1
@@ -578,7 +575,7 @@ def test_permanent_failure_fails_the_row_and_marks_the_subscriber_bounced(sink, 
         # A bounced address gets nothing more, not even when it signs up again.
         subscriptions.subscribe(db.session, subscriptions.SignupRequest(email="gone@example.com"))
         db.session.commit()
-        assert outbox.due_count(db.session) == 0
+        assert ledger.due_count(db.session) == 0
 
 
 class RefusingSender(SinkHandler):
@@ -610,7 +607,7 @@ def test_a_refused_sender_does_not_bounce_the_subscriber(tmp_path, sqlite_templa
         sub = add_subscriber("ann@example.com")
         row = owe_welcome(sub)
 
-        outbox.deliver_due()
+        sender.deliver_due()
 
         assert db.session.get(Subscriber, sub.id).status == Status.CONFIRMED.value
         assert reload(row).status == QUEUED  # retried once the sender is fixed
@@ -622,7 +619,7 @@ def test_a_wrong_smtp_password_does_not_bounce_the_subscriber(tmp_path, sqlite_t
         sub = add_subscriber("ann@example.com")
         row = owe_welcome(sub)
 
-        outbox.deliver_due()
+        sender.deliver_due()
 
         assert db.session.get(Subscriber, sub.id).status == Status.CONFIRMED.value
         assert reload(row).status == QUEUED
@@ -712,13 +709,13 @@ def test_a_burst_of_wake_ups_sends_two_messages_the_last_after_the_last_ring():
             if len(self.sent) == 2:
                 self.event.set()
 
-    broker, bell = Broker(), outbox._Doorbell()
+    broker, bell = Broker(), ledger._Doorbell()
     for _ in range(20):
         bell.ring(broker)
     last_ring = time.monotonic()
     assert len(broker.sent) == 1  # at once, for the first
     assert broker.event.wait(2) and broker.sent[1][1] >= last_ring  # and once more after the burst
-    time.sleep(outbox.WAKE_INTERVAL * 2)
+    time.sleep(ledger.WAKE_INTERVAL * 2)
     assert len(broker.sent) == 2 and broker.sent[0][0] == "worker.tasks.deliver_due"
     bell.ring(broker)  # after a quiet interval: at once again
     assert len(broker.sent) == 3
@@ -729,7 +726,7 @@ def test_a_broker_that_is_down_costs_the_wake_up_only(caplog):
         def send_task(self, name, **options):
             raise ConnectionError("Connection refused")
 
-    outbox._Doorbell().ring(DownBroker())
+    ledger._Doorbell().ring(DownBroker())
     assert "queued mail goes out at the next sweep" in caplog.text
 
 
@@ -743,12 +740,12 @@ def test_a_throttle_pause_is_taken_before_claiming_so_a_short_lease_still_sends(
     # As long as what is left of the lease below once the margin is taken off: a pause after the claim would
     # leave no time to send; before it, the whole second is there (room for a busy machine).
     pacer.backoff = 1.0
-    monkeypatch.setattr(outbox, "pacer_for", lambda app: pacer)
+    monkeypatch.setattr(sender, "pacer_for", lambda app: pacer)
     monkeypatch.setitem(app.config, "LEASE_SECONDS", 3.0)  # LEASE_MARGIN is 2 s
     row = owe_welcome(add_subscriber("ann@example.com")).id
 
     started = time.monotonic()
-    assert outbox.deliver_due() == 1
+    assert sender.deliver_due() == 1
     assert time.monotonic() - started >= 1.0  # paused, once, before the claim
     db.session.expire_all()
     assert db.session.get(Delivery, row).status == SENT and pacer.backoff < 1.0
@@ -757,13 +754,13 @@ def test_a_throttle_pause_is_taken_before_claiming_so_a_short_lease_still_sends(
 def test_mail_a_person_waits_for_is_claimed_before_a_digest_due_earlier(either_app):
     for n in range(5):
         sub = add_subscriber(f"reader{n}@example.com")
-        outbox.queue(db.session, "digest", sub.id, f"digest:1:{sub.id}", digest_id=1)
+        ledger.queue(db.session, "digest", sub.id, f"digest:1:{sub.id}", digest_id=1)
     db.session.execute(update(Delivery).values(next_attempt_at=utcnow() - timedelta(minutes=1)))
     db.session.commit()
     welcome = owe_welcome(add_subscriber("new@example.com"))  # owed now, after the digest's rows
 
-    first = outbox.claim_due(db.session, limit=2)
-    second = outbox.claim_due(db.session, limit=10)
+    first = sender.claim_due(db.session, limit=2)
+    second = sender.claim_due(db.session, limit=10)
 
     assert welcome.id in first and len(first) == 2
     assert len(second) == 4 and welcome.id not in second

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.extensions import db
 from mailer.models import Post
 from tests.feed_server import closed_port_url
@@ -182,7 +182,7 @@ def test_a_title_is_one_line_without_control_characters_and_never_empty(client, 
 
 
 def test_a_feed_title_loses_its_control_characters_too():
-    from mailer.feeds import _parse
+    from mailer.posts.feeds import _parse
 
     body = ('<rss version="2.0"><channel><item><title>Hello \u202eevil&#x7;\n x</title>'
             '<link>https://blog.example.com/p/</link></item></channel></rss>').encode()

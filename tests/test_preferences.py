@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, update
 
-from mailer import compose, links, outbox
+from mailer import links
 from mailer.extensions import db
-from mailer.models import Delivery, Subscriber
+from mailer.models import Delivery, Subscriber, aware
+from mailer.outbox import compose, ledger
 from tests import factories
 from tests.conftest import csrf_from
 from tests.test_digests import copies, wait_for_digest
@@ -43,7 +44,7 @@ def test_the_page_changes_frequency_pause_and_name(app, client):
     answer = _post(client, person.id, action="pause")
     assert "Resume now" in answer.get_data(as_text=True)
     db.session.refresh(person)
-    paused = outbox.aware(person.paused_until) - datetime.now(timezone.utc)
+    paused = aware(person.paused_until) - datetime.now(timezone.utc)
     assert timedelta(days=29) < paused <= timedelta(days=30)
     _post(client, person.id, action="resume")
     db.session.refresh(person)
@@ -94,7 +95,7 @@ def test_a_bad_token_or_a_missing_csrf_token_changes_nothing(app, client):
 
 def test_welcome_mails_link_to_the_page(app):
     person = _reader()
-    outbox.queue(db.session, "welcome", person.id, f"welcome:{person.id}", template="welcome")
+    ledger.queue(db.session, "welcome", person.id, f"welcome:{person.id}", template="welcome")
     db.session.commit()
     delivery = db.session.scalar(select(Delivery).where(Delivery.kind == "welcome"))
     msg = compose.compose(delivery, person).parsed()

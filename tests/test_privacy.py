@@ -5,13 +5,14 @@ import json
 
 from sqlalchemy import func, select
 
-from mailer import outbox, subscriptions
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.extensions import db
-from mailer.importing import import_subscribers
 from mailer.models import Click, Consent, Delivery, Download, ErasedAddress, MailEvent, Open, Post, Subscriber
-from mailer.privacy import email_hash
-from mailer.subscriptions import SignupRequest
+from mailer.outbox import sender as outbox
+from mailer.people import subscriptions
+from mailer.people.importing import import_subscribers
+from mailer.people.privacy import email_hash
+from mailer.people.subscriptions import SignupRequest
 
 
 def signed_up_and_confirmed(email="Ann@Example.com", name="Ann") -> Subscriber:

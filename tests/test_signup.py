@@ -478,7 +478,8 @@ def statements_during(action) -> list[str]:
 
 
 def test_a_new_address_is_one_statement_and_a_known_one_takes_the_general_way(private_pg_app, monkeypatch):
-    from mailer import confirmation_cap, extensions
+    from mailer import extensions
+    from mailer.people import confirmation_cap
 
     # However slow this machine: no recount of the hourly cap, no test of an idle pooled connection.
     monkeypatch.setattr(confirmation_cap, "RECOUNT_SECONDS", 3600)
@@ -495,8 +496,8 @@ def test_a_new_address_is_one_statement_and_a_known_one_takes_the_general_way(pr
 
 
 def test_the_statement_writes_what_the_session_path_writes(private_pg_app):
-    from mailer import subscriptions
-    from mailer.subscriptions import SignupRequest
+    from mailer.people import subscriptions
+    from mailer.people.subscriptions import SignupRequest
 
     def request(email):
         return SignupRequest(email=email, name="Ann", magnet="handbook", source_url=BLOG_POST, form="iframe",
@@ -555,8 +556,8 @@ def test_an_unknown_magnet_on_postgresql_writes_nothing(private_pg_app):
 def test_a_driver_error_in_the_statement_is_raised_as_sqlalchemy_raises_it(private_pg_app, monkeypatch):
     from sqlalchemy.exc import DBAPIError
 
-    from mailer import new_signup, subscriptions
-    from mailer.subscriptions import SignupRequest
+    from mailer.people import new_signup, subscriptions
+    from mailer.people.subscriptions import SignupRequest
 
     monkeypatch.setattr(new_signup, "STATEMENT", "SELECT 1 / 0")
     with pytest.raises(DBAPIError) as raised:

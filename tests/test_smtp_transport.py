@@ -6,9 +6,8 @@ from email.message import EmailMessage
 
 import pytest
 import trustme
-from aiosmtpd.smtp import AuthResult
-
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from mailer.mail.transport import PermanentFailure, SenderRejected, SMTPTransport, TemporaryFailure
 from tests.smtp_sink import SinkHandler, SmtpSink, _free_port

@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from mailer import outbox
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.extensions import db
-from mailer.importing import import_subscribers
 from mailer.models import Consent, Delivery, Subscriber, utcnow
+from mailer.outbox import ledger
+from mailer.people.importing import import_subscribers
 from tests import factories
 
 
@@ -100,7 +100,7 @@ def test_add_confirmed_records_consent_given_elsewhere_and_sends_nothing(client,
 
 def test_add_unconfirmed_is_the_normal_double_opt_in(client, auth, monkeypatch):
     woken = []
-    monkeypatch.setattr(outbox, "wake", lambda: woken.append(True))
+    monkeypatch.setattr(ledger, "wake", lambda: woken.append(True))
     response = client.post("/api/v1/subscribers", headers=auth, json={"email": "bob@example.com"})
     assert response.status_code == 201 and response.json["status"] == "pending"
     consent = db.session.scalar(select(Consent))

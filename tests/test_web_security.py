@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from mailer import outbox
 from mailer.extensions import db
+from mailer.outbox import sender as outbox
 from tests.conftest import make_app
 
 BLOG = "https://blog.example.com"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from mailer import config as settings
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.bounces import sns, verp
 from mailer.config import ConfigError
 from mailer.extensions import db

@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from mailer import outbox, subscriptions
 from mailer.extensions import db
-from mailer.models import Consent, Delivery, Subscriber, WelcomeStep, utcnow
-from mailer.subscriptions import SignupRequest
-from mailer.welcome import advance_welcome_sequences
+from mailer.models import Consent, Delivery, Subscriber, WelcomeStep, aware, utcnow
+from mailer.outbox import sender
+from mailer.people import subscriptions
+from mailer.people.subscriptions import SignupRequest
+from mailer.people.welcome import advance_welcome_sequences
 
 
 def confirmed_subscriber(email: str = "new@example.com", at=None) -> Subscriber:
@@ -30,7 +31,7 @@ def owed_steps(subscriber_id: int) -> list[str]:
 
 def test_steps_fall_due_in_order_and_never_twice(app):
     subscriber = confirmed_subscriber()
-    start = outbox.aware(subscriber.confirmed_at)
+    start = aware(subscriber.confirmed_at)
     assert owed_steps(subscriber.id) == ["1"]  # the welcome, in the confirmation's own transaction
 
     for hours, expected in [(1, ["1"]), (47, ["1"]), (49, ["1", "2"]), (100, ["1", "2"]), (169, ["1", "2", "3"]),
@@ -44,19 +45,19 @@ def test_steps_fall_due_in_order_and_never_twice(app):
 
 def test_steps_missed_while_workers_were_down_go_out_in_order(app):
     subscriber = confirmed_subscriber()
-    much_later = outbox.aware(subscriber.confirmed_at) + timedelta(days=30)
+    much_later = aware(subscriber.confirmed_at) + timedelta(days=30)
     advance_welcome_sequences(db.session, now=much_later)
     advance_welcome_sequences(db.session, now=much_later)
     db.session.commit()
     assert owed_steps(subscriber.id) == ["1", "2", "3"]
-    outbox.deliver_due(50)
+    sender.deliver_due(50)
     sent = db.session.scalars(select(Delivery.dedupe_key).where(Delivery.status == "sent").order_by(Delivery.sent_at))
     assert [k for k in sent if k.startswith("welcome")] == [f"welcome:{subscriber.id}:{n}" for n in (1, 2, 3)]
 
 
 def test_unsubscribing_stops_the_sequence(app):
     subscriber = confirmed_subscriber()
-    start = outbox.aware(subscriber.confirmed_at)
+    start = aware(subscriber.confirmed_at)
     subscriptions.unsubscribe(db.session, subscriber.id)
     db.session.commit()
     advance_welcome_sequences(db.session, now=start + timedelta(days=30))
@@ -69,7 +70,7 @@ def test_a_disabled_step_is_skipped_and_reconfirming_does_not_replay(app):
     db.session.execute(WelcomeStep.__table__.update().where(WelcomeStep.position == 2).values(enabled=False))
     db.session.commit()
     subscriber = confirmed_subscriber()
-    start = outbox.aware(subscriber.confirmed_at)
+    start = aware(subscriber.confirmed_at)
     advance_welcome_sequences(db.session, now=start + timedelta(days=3))
     db.session.commit()
     assert owed_steps(subscriber.id) == ["1"]
@@ -107,7 +108,7 @@ def test_after_an_unsubscribe_a_new_confirmation_resumes_the_steps_not_sent(app)
     consent_id = max(db.session.scalars(select(Consent.id).where(Consent.subscriber_id == subscriber.id)))
     subscriptions.confirm_subscription(db.session, consent_id)
     db.session.commit()
-    again = outbox.aware(db.session.get(Subscriber, subscriber.id).confirmed_at)
+    again = aware(db.session.get(Subscriber, subscriber.id).confirmed_at)
     advance_welcome_sequences(db.session, now=again + timedelta(hours=47))
     db.session.commit()
     assert owed_steps(subscriber.id) == ["1"]  # the first step is not replayed

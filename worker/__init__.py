@@ -8,8 +8,9 @@ if os.environ.get("WORKER_METRICS_PORT", "0") not in ("", "0") and not os.enviro
 
 from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown  # noqa: E402
 
-from mailer import create_app, logs, metrics  # noqa: E402
+from mailer import create_app
 from mailer.extensions import db  # noqa: E402
+from mailer.ops import logs, metrics
 
 flask_app = create_app()
 app = flask_app.extensions["celery"]

@@ -4,8 +4,9 @@ import logging
 from celery import shared_task
 from flask import current_app
 
-from mailer import metrics, outbox
 from mailer.extensions import db
+from mailer.ops import metrics
+from mailer.outbox import ledger, sender
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +16,13 @@ def deliver_due(limit: int | None = None, sweep: bool = False) -> None:
     """Send one batch of due outbox rows; a full batch first asks for another, so idle workers join in."""
     if sweep:  # beat's periodic call: its time is a metric (mailer_beat_last_sweep_timestamp_seconds)
         metrics.record_sweep(current_app.config)
-    outbox.deliver_due(limit, more=lambda: deliver_due.delay(limit))
+    sender.deliver_due(limit, more=lambda: deliver_due.delay(limit))
 
 
 @shared_task(ignore_result=True)
 def store_clicks() -> None:
     """Move the clicks waiting in Redis into the database (mailer/click_buffer.py)."""
-    from mailer.click_buffer import drain
+    from mailer.posts.click_buffer import drain
 
     drain(db.session, current_app.config)
 
@@ -29,19 +30,19 @@ def store_clicks() -> None:
 @shared_task(ignore_result=True)
 def advance_welcome() -> None:
     """Owe the welcome steps that fell due, then wake a worker to send them."""
-    from mailer.welcome import advance_welcome_sequences
+    from mailer.people.welcome import advance_welcome_sequences
 
     if advance_welcome_sequences(db.session):
         db.session.commit()
-        outbox.wake()
+        ledger.wake()
     else:
         db.session.commit()
 
 
 @shared_task(ignore_result=True)
 def fetch_feed() -> None:
-    from mailer.feeds import FeedError
-    from mailer.feeds import fetch_feed as fetch
+    from mailer.posts.feeds import FeedError
+    from mailer.posts.feeds import fetch_feed as fetch
 
     url = current_app.config.get("FEED_URL")
     if not url:
@@ -55,7 +56,7 @@ def fetch_feed() -> None:
 
 @shared_task(ignore_result=True)
 def send_scheduled_digest(audience: str = "every") -> None:
-    from mailer.digests import NothingNew, create_digest
+    from mailer.posts.digests import NothingNew, create_digest
 
     try:
         digest = create_digest(db.session, audience=audience)
@@ -64,13 +65,13 @@ def send_scheduled_digest(audience: str = "every") -> None:
         return
     db.session.commit()
     log.info("scheduled %s digest %s owed to %s subscribers", audience, digest.id, digest.recipients)
-    outbox.wake()
+    ledger.wake()
 
 
 @shared_task(ignore_result=True)
 def purge_unconfirmed() -> None:
     """Forget signups never confirmed within UNCONFIRMED_PURGE_DAYS (commits batch by batch)."""
-    from mailer.housekeeping import purge_unconfirmed as purge
     from mailer.models import utcnow
+    from mailer.people.housekeeping import purge_unconfirmed as purge
 
     purge(db.session, utcnow())

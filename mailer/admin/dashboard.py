@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import render_template
 
-from .. import digest_results as results
 from ..extensions import db
+from ..posts import digest_results as results
 from . import bp, charts, stats
 
 DATE_EVERY = 15  # days between the dates under a chart: six fit a laptop card, three a phone

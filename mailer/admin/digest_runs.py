@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
-from .. import digest_results as results
-from .. import digests, engagement, outbox
 from ..extensions import db
 from ..models import Digest
+from ..outbox import ledger
+from ..posts import digest_results as results
+from ..posts import digests, engagement
 from . import bp, charts
 from .forms import ActionForm
 
@@ -44,7 +45,7 @@ def digest_steer(digest_id: int, action: str):
     else:
         db.session.commit()
         if action == "resume":
-            outbox.wake()
+            ledger.wake()
         flash({"pause": "Paused: mails not yet handed to a worker wait until you resume.",
                "resume": "Resumed: sending carries on where it stopped.",
                "cancel": "Cancelled: the mails not yet sent will not be sent."}[action], "ok")

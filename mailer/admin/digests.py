@@ -5,11 +5,12 @@ from datetime import timedelta
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
-from .. import digest_results as results
-from .. import digests, outbox
+from ..addresses import InvalidSignup
 from ..extensions import db
 from ..models import utcnow
-from ..subscriptions import InvalidSignup
+from ..outbox import digest_mail, ledger
+from ..posts import digest_results as results
+from ..posts import digests
 from ..web.ids import row_id, row_ids
 from . import bp, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
@@ -25,8 +26,8 @@ def _choice() -> tuple[list[int], str, str]:
 
 def _parts(post_ids: list[int], subject: str, intro: str):
     posts = digests.choose_posts(db.session, post_ids)
-    parts = digests.render_digest(digests.subject_for(subject, posts), intro.strip(), posts)
-    return posts, parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "#unsubscribe-link"})
+    parts = digest_mail.render_digest(digests.subject_for(subject, posts), intro.strip(), posts)
+    return posts, parts.fill({"greeting": digest_mail.greeting(None), "unsubscribe_url": "#unsubscribe-link"})
 
 
 @bp.get("/digests")
@@ -78,7 +79,7 @@ def digest_test():
             flash(f"Cannot send the test: {exc}", "error")
         else:
             db.session.commit()
-            outbox.wake()
+            ledger.wake()
             flash(f"A test copy is on its way to {form.to.data}.", "ok")
     return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro))
 
@@ -97,5 +98,5 @@ def digest_send():
         flash(f"Nothing was sent: {exc}", "error")
         return redirect(url_for("admin.digests_page"))
     db.session.commit()
-    outbox.wake()
+    ledger.wake()
     return redirect(url_for("admin.digest", digest_id=digest.id))

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import current_app, render_template, request
 from sqlalchemy import select
 
-from ..embed_snippets import snippets
 from ..extensions import db
 from ..models import LeadMagnet
+from ..web.embed_snippets import snippets
 from . import bp
 
 

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from ..importing import ImportFileError, ImportReport, ImportStopped, guess_delimiter, import_subscribers
+from ..people.importing import ImportFileError, ImportReport, ImportStopped, guess_delimiter, import_subscribers
 
 CHUNK = 2000  # records per step: a second or two of work
 # The rows read are the sum of the six after "rows", each row counted once; mails_owed is counted beside them.

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
 from ..extensions import db
-from ..feeds import FeedError, fetch_feed
 from ..models import FeedState, Post
-from ..posts import InvalidPost, add_post, check_url, list_posts
+from ..posts.feeds import FeedError, fetch_feed
+from ..posts.store import InvalidPost, add_post, check_url, list_posts
 from ..web.ids import row_id
 from . import bp
 from .forms import ActionForm, PostForm

@@ -11,9 +11,9 @@ from flask import (
     url_for,
 )
 
-from .. import outbox
 from ..extensions import db
-from ..importing import ImportFileError
+from ..outbox import ledger
+from ..people.importing import ImportFileError
 from . import bp, imports
 from .forms import ActionForm, ImportForm
 
@@ -45,7 +45,7 @@ def import_step(token: str):
     """Import the next chunk; the page's script calls this until `done` (without script, a button does)."""
     state = imports.step(db.session, current_app.config["INSTANCE_PATH"], token) or abort(404)
     if state["mails_owed"]:
-        outbox.wake()
+        ledger.wake()
     if request.accept_mimetypes.best == "application/json":
         return jsonify(_public(state))
     return redirect(url_for("admin.import_progress", token=token))

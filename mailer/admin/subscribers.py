@@ -15,11 +15,12 @@ from flask import (
     url_for,
 )
 
-from .. import engagement, privacy
-from ..exporting import export_csv
 from ..extensions import db
 from ..models import Status, Subscriber
-from ..subscriptions import unsubscribe as unsubscribe_subscriber
+from ..people import privacy
+from ..people.exporting import export_csv
+from ..people.subscriptions import unsubscribe as unsubscribe_subscriber
+from ..posts import engagement
 from ..web.ids import row_id
 from . import bp, search
 from .forms import ActionForm

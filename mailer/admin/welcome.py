@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..mail.messages import has_line_break, render_parts
 from ..models import WelcomeStep
-from ..welcome_mail import welcome_template
+from ..outbox.compose import welcome_template
 from . import bp, mail_html
 from .forms import ActionForm, StepForm
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from .. import digests, engagement, outbox
+from ..addresses import InvalidSignup
 from ..extensions import db
 from ..models import Digest, Subscriber
-from ..subscriptions import InvalidSignup
+from ..outbox import digest_mail, ledger
+from ..posts import digests, engagement
 from . import bp, error, read_json_object
 
 
@@ -22,14 +23,14 @@ def create_digest():
     try:
         if body.get("dry_run"):
             posts = digests.choose_posts(db.session, post_ids, audience)
-            parts = digests.render_digest(digests.subject_for(subject, posts), intro or "", posts)
-            sample = parts.fill({"greeting": digests.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
+            parts = digest_mail.render_digest(digests.subject_for(subject, posts), intro or "", posts)
+            sample = parts.fill({"greeting": digest_mail.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
             return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
                            recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
         if body.get("test_to"):
             count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
             db.session.commit()
-            outbox.wake()
+            ledger.wake()
             return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
         digest = digests.create_digest(db.session, subject, intro, post_ids, audience)
     except digests.NothingNew as exc:
@@ -39,7 +40,7 @@ def create_digest():
     except InvalidSignup as exc:
         return error(str(exc), 422, field="test_to")
     db.session.commit()
-    outbox.wake()
+    ledger.wake()
     return jsonify(digests.progress(db.session, digest)), 202
 
 
@@ -78,7 +79,7 @@ def steer_digest(digest_id: int, action: str):
         return error(str(exc), 409)
     db.session.commit()
     if action == "resume":
-        outbox.wake()
+        ledger.wake()
     return jsonify(digests.progress(db.session, digest))
 
 
@@ -96,8 +97,8 @@ def preview():
             return error("No subscriber has that email address.", 404)
     from ..links import unsubscribe_url
 
-    parts = digests.render_digest(digests.default_subject(posts), request.args.get("intro", ""), posts).fill({
-        "greeting": digests.greeting(subscriber.name if subscriber else None),
+    parts = digest_mail.render_digest(digests.default_subject(posts), request.args.get("intro", ""), posts).fill({
+        "greeting": digest_mail.greeting(subscriber.name if subscriber else None),
         "unsubscribe_url": unsubscribe_url(subscriber.id) if subscriber else "(unsubscribe link)"})
     if request.args.get("format", "html") == "text":
         return Response(parts.text, mimetype="text/plain")

@@ -8,9 +8,9 @@ from flask import current_app, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from ..extensions import db
-from ..feeds import FeedError, fetch_feed
 from ..models import Post, aware
-from ..posts import InvalidPost, add_post, list_posts
+from ..posts.feeds import FeedError, fetch_feed
+from ..posts.store import InvalidPost, add_post, list_posts
 from . import bp, error, read_json_object
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200

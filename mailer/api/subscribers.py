@@ -7,12 +7,15 @@ from flask import g, jsonify, request
 from sqlalchemy import func, select
 from werkzeug.exceptions import BadRequest
 
-from .. import outbox, subscriptions
+from .. import addresses
+from ..addresses import InvalidSignup
 from ..extensions import db
 from ..models import Delivery, Status, Subscriber, utcnow
-from ..privacy import erased
-from ..roster import add_subscribers, public_record
-from ..subscriptions import InvalidSignup, SignupRequest
+from ..outbox import ledger
+from ..people import subscriptions
+from ..people.privacy import erased
+from ..people.roster import add_subscribers, public_record
+from ..people.subscriptions import SignupRequest
 from . import bp, error, read_json_object
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
@@ -66,7 +69,7 @@ def subscribers_add():
         db.session.rollback()
         return error(str(exc), 422, field=exc.field)
     db.session.commit()
-    outbox.wake()
+    ledger.wake()
     return jsonify(public_record(_find(email))), 200 if existing is not None else 201
 
 
@@ -74,7 +77,7 @@ def subscribers_add():
 def subscriber_one(email: str):
     """One subscriber by address, in any case."""
     try:
-        found = _find(subscriptions.normalise_email(email))
+        found = _find(addresses.normalise_email(email))
     except InvalidSignup as exc:
         return error(str(exc), 404, field="email")
     if found is None:
@@ -85,7 +88,7 @@ def subscriber_one(email: str):
 @bp.get("/subscribers/<path:email>/data")
 def subscriber_data(email: str):
     """Everything stored about one subscriber (a data access request)."""
-    from ..privacy import export_subscriber
+    from ..people.privacy import export_subscriber
 
     found = _find(email.strip().lower())
     if found is None:
@@ -96,7 +99,7 @@ def subscriber_data(email: str):
 @bp.delete("/subscribers/<path:email>")
 def subscriber_erase(email: str):
     """Erase one subscriber's personal data; a hash stays so imports do not add them back."""
-    from ..privacy import erase_subscriber
+    from ..people.privacy import erase_subscriber
 
     found = _find(email.strip().lower())
     if found is None:
@@ -134,7 +137,7 @@ def _person(data: dict) -> tuple[str, str | None, bool]:
         raise InvalidSignup("name", "'name' must be a string or null.")
     if not isinstance(confirmed, bool):
         raise InvalidSignup("confirmed", "'confirmed' must be true or false.")
-    return subscriptions.normalise_email(email), subscriptions.clean_name(name), confirmed
+    return addresses.normalise_email(email), addresses.clean_name(name), confirmed
 
 
 def _find(email: str) -> Subscriber | None:

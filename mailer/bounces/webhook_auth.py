@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+
+from ..keys import sendgrid_public_key
 
 
 def postmark_authorized(username: str | None, password: str | None, config: Mapping) -> bool:
@@ -17,19 +18,6 @@ def postmark_authorized(username: str | None, password: str | None, config: Mapp
     user_ok = hmac.compare_digest((username or "").encode(), config["POSTMARK_WEBHOOK_USER"].encode())
     password_ok = hmac.compare_digest((password or "").encode(), config["POSTMARK_WEBHOOK_PASSWORD"].encode())
     return user_ok and password_ok  # both compared, so the time does not tell which one was wrong
-
-
-def sendgrid_public_key(value: str) -> ec.EllipticCurvePublicKey:
-    """The verification key as SendGrid shows it (base64 DER; PEM accepted too); ValueError if it is not one."""
-    text = value.strip()
-    try:
-        key = load_pem_public_key(text.encode()) if "-----BEGIN" in text else \
-            load_der_public_key(base64.b64decode(text, validate=True))
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise ValueError(f"is not a base64 DER public key ({exc})") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ValueError("is not an elliptic-curve (ECDSA) public key")
-    return key
 
 
 def sendgrid_signed(config: Mapping, signature: str | None, timestamp: str | None, body: bytes) -> bool:

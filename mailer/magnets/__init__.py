@@ -6,6 +6,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..addresses import InvalidSignup
 from ..models import LeadMagnet
 
 SHIPPED = Path(__file__).resolve().parent
@@ -21,8 +22,6 @@ HANDBOOK = {
 
 
 def find_magnet(session: Session, slug: str | None) -> LeadMagnet:
-    from ..subscriptions import InvalidSignup
-
     magnet = session.scalar(select(LeadMagnet).where(LeadMagnet.slug == (slug or HANDBOOK_SLUG)))
     if magnet is None:
         raise InvalidSignup("magnet", f"There is no lead magnet called {slug!r}.")

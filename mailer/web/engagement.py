@@ -5,8 +5,9 @@ import base64
 
 from flask import Blueprint, Response, redirect, render_template
 
-from .. import engagement, tokens
+from .. import tokens
 from ..extensions import db
+from ..posts import engagement
 
 bp = Blueprint("engagement", __name__)
 # The smallest transparent GIF: 1×1, one colour.

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from .. import outbox, preferences, subscriptions, tokens
+from .. import tokens
 from ..extensions import db
 from ..links import download_url
+from ..outbox import ledger
+from ..people import preferences, subscriptions
 from .public import BadLink, bad_link
 
 bp = Blueprint("preferences", __name__)
@@ -64,7 +66,7 @@ def change(token: str):
         return _render(token, db.session.get(type(subscriber), subscriber_id), error=str(exc)), 422
     db.session.commit()
     if action == "download":
-        outbox.wake()
+        ledger.wake()
     if action == "name" and not subscriber.name:
         action = "name-cleared"
     message = DONE[action].format(choice=preferences.FREQUENCIES[subscriber.digest_frequency],

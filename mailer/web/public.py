@@ -6,12 +6,16 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
-from .. import metrics, outbox, subscriptions, tokens
+from .. import tokens
+from ..addresses import InvalidSignup
 from ..extensions import csrf, db, limiter
 from ..links import download_url
 from ..magnets import HANDBOOK_SLUG, button_text, file_path, find_magnet
 from ..models import Consent, Delivery, Download, LeadMagnet, Subscriber
-from ..subscriptions import InvalidSignup, SignupRequest
+from ..ops import metrics
+from ..outbox import ledger
+from ..people import subscriptions
+from ..people.subscriptions import SignupRequest
 from . import captcha, form_guard
 from .origins import back_to_blog, safe_return_url
 from .signup_input import BadRequestBody, read_signup
@@ -58,7 +62,7 @@ def subscribe():
                                back=back_to_blog(request.referrer)), status
     metrics.signups().inc()
     _log_owed("signup stored", db.session)
-    outbox.wake()
+    ledger.wake()
     return _thanks(fields, wants_json)
 
 
@@ -73,7 +77,7 @@ def _magnet_or_handbook(slug: str | None) -> LeadMagnet | None:
 def _log_owed(event: str, session) -> list[int]:
     """Log the outbox rows this request owed, and return their ids."""
     # With the request id (logs.ContextFilter) this line links a request to the outbox rows the worker logs.
-    ids = outbox.owed(session)
+    ids = ledger.owed(session)
     log.info("%s; owed deliveries %s", event, ", ".join(map(str, ids)) or "none", extra={"delivery_ids": ids})
     return ids
 
@@ -107,7 +111,7 @@ def confirm(token: str):
     db.session.commit()
     metrics.confirmations().inc()
     owed = _log_owed(f"consent {consent.id} confirmed", db.session)
-    outbox.wake()
+    ledger.wake()
     link = download_url(consent.subscriber_id, consent.magnet_id) if consent.magnet_id else None
     # The page tells of the mails this confirmation owed, no more: confirming again owes none.
     mailed = set(db.session.scalars(select(Delivery.kind).where(Delivery.id.in_(owed)))) if owed else set()
@@ -143,7 +147,7 @@ def renew_download(token: str):
     if ids:
         subscriptions.mail_fresh_download_link(db.session, ids["s"], ids["m"])
         db.session.commit()
-        outbox.wake()
+        ledger.wake()
     return render_template("site/message.html", title="A fresh link is on its way",
                            message="If this address is still subscribed, a new download link arrives in a few minutes.")
 
@@ -192,7 +196,7 @@ def embed_js():
 
 @bp.get("/healthz")
 def healthz():
-    from ..health import check
+    from ..ops.health import check
 
     state = check()
     return jsonify(state), 200 if all(v == "ok" for v in state.values()) else 503

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
 
 from .. import json_input
-from ..api import hash_token
+from ..api_tokens import find_token, presented_token
 from ..bounces import sns
 from ..bounces.dsn import NotABounce
 from ..bounces.intake import record_dsn, record_reports
 from ..bounces.providers import MalformedPayload, postmark_reports, sendgrid_reports, ses_reports
 from ..bounces.webhook_auth import postmark_authorized, sendgrid_signed
 from ..extensions import csrf, db
-from ..models import ApiToken, utcnow
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)  # machines authenticated by token, credentials or signature: no cookie to ride on
@@ -44,13 +42,10 @@ def malformed(exc: MalformedPayload):
 
 @bp.post("/dsn")
 def dsn():
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    found = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip()))) \
-        if scheme.lower() == "bearer" and token.strip() else None
+    found = find_token(db.session, presented_token(request.headers.get("Authorization", "")))
     if found is None:
         return _error(401, "Send an API token: 'Authorization: Bearer <token>' (create one with "
                            "`mailer api-token create NAME`).", **{"WWW-Authenticate": 'Bearer realm="mailer"'})
-    found.last_used_at = utcnow()
     if request.mimetype != "message/rfc822":
         return _error(415, "Send the bounce as the raw message with Content-Type: message/rfc822.")
     try:

@@ -1,0 +1,28 @@
+"""`mailer` (and `python -m mailer`): Flask's CLI for the app, with the project's own commands (mailer/cli/)."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from . import create_app
+from .config import ConfigError
+
+
+def _create_app(*_args) -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"Configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def main() -> None:
+    FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+               help="Newsletter and lead-magnet mailer. `mailer dev` runs everything locally.")(prog_name="mailer")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""What each kind of owed mail says: turns a Delivery row into a message for its recipient."""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import links
+from ..extensions import db
+from ..mail.messages import Outgoing, build, message_id, paragraphs, render_parts, wire
+from ..models import Consent, Delivery, LeadMagnet, Status, Subscriber, WelcomeStep
+from .digest_mail import digest_frame, greeting, test_frame
+
+LIST_MAIL = {"welcome", "digest"}
+
+
+def may_send(delivery: Delivery, subscriber: Subscriber | None) -> bool:
+    """Only the confirmation goes to an unconfirmed address; nothing goes to a suppressed one.
+
+    Read at send time, so a choice made after a digest was owed (no digests, a pause) still counts.
+    """
+    if delivery.kind == "test":
+        return True  # to an address the admin typed, never to a subscriber's
+    status = subscriber.status if subscriber else None
+    if delivery.kind == "confirmation":
+        return status in (Status.PENDING.value, Status.UNSUBSCRIBED.value)
+    if delivery.kind == "digest" and subscriber is not None and not wants_digests(subscriber):
+        return False
+    return status == Status.CONFIRMED.value
+
+
+def wants_digests(subscriber: Subscriber) -> bool:
+    return subscriber.digest_frequency != "none" and not subscriber.paused
+
+
+def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
+    """The message a row owes, ready for the wire."""
+    msg_id = message_id(delivery.dedupe_key, delivery.created_at)
+    if delivery.kind == "test":
+        return wire(build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id))
+    unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
+    if delivery.kind == "digest":
+        frame = digest_frame(delivery.digest_id, delivery.created_at)
+        values = _digest_values(delivery, subscriber, frame.posts, unsubscribe_url)
+        fast = frame.mail.fill(values, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
+        if fast is not None:
+            return fast
+        parts = frame.mail.parts.fill(values)  # an address that needs quoting or SMTPUTF8: the general way
+    else:
+        parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))
+    return wire(build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url))
+
+
+def _digest_values(delivery: Delivery, subscriber: Subscriber, posts: tuple[tuple[int, str], ...],
+                   unsubscribe_url: str) -> dict:
+    """This recipient's name and links, for the placeholders of the digest's frame."""
+    config = current_app.config
+    values = {"greeting": greeting(subscriber.name), "unsubscribe_url": unsubscribe_url,
+              "preferences_url": links.preferences_url(subscriber.id)}
+    if config.get("OPEN_TRACKING"):
+        values["open_url"] = links.open_url(delivery.id, subscriber.id, delivery.digest_id)
+    if config.get("CLICK_TRACKING", True):
+        for post_id, url in posts:
+            values[f"link:{post_id}"] = links.click_url(delivery.id, subscriber.id, delivery.digest_id, post_id, url)
+    return values
+
+
+def _confirmation(delivery: Delivery, subscriber: Subscriber):
+    consent = db.session.get(Consent, delivery.payload["consent_id"])
+    # No name and nothing else the visitor typed: the address may not be theirs.
+    return "confirmation", {"confirm_url": links.confirm_url(consent.id), "magnet": consent.magnet,
+                            "imported": consent.form == "import"}
+
+
+def _magnet(delivery: Delivery, subscriber: Subscriber):
+    magnet = db.session.get(LeadMagnet, delivery.payload["magnet_id"])
+    return "magnet", {"subscriber": subscriber, "magnet": magnet,
+                      "download_url": links.download_url(subscriber.id, magnet.id)}
+
+
+def welcome_template(template: str, context: dict) -> tuple[str, dict]:
+    """The template and context for render_parts: `template`, with the step's own subject and body when set."""
+    step = db.session.scalar(select(WelcomeStep).where(WelcomeStep.template == template).limit(1))
+    return "welcome_step", {**context, "template": template, "own_subject": (step.subject or "").strip() if step else "",
+                            "paragraphs": paragraphs(step.body) if step else []}
+
+
+def _welcome(delivery: Delivery, subscriber: Subscriber):
+    return welcome_template(delivery.payload.get("template", "welcome"), {
+        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id),
+        "preferences_url": links.preferences_url(subscriber.id)})
+
+
+TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}

@@ -1,0 +1,64 @@
+"""The digest as mail: its frame (rendered once, each reader's values filled in), the greeting and the test copy."""
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import NamedTuple
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..mail.messages import ListMailFrame, Parts, placeholder, render_parts
+from ..models import Digest, Post
+
+
+def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: bool = False) -> Parts:
+    """The digest with placeholders where each recipient's name and unsubscribe link go.
+
+    `for_recipients` (the frame the workers send) adds placeholders for each recipient's own links: the
+    preference page, a tracked link per post (`link:<post id>`, unless CLICK_TRACKING is off) and the open pixel
+    (with OPEN_TRACKING). Previews and test copies get the posts' own links.
+    """
+    config = current_app.config
+    tracked = for_recipients and config.get("CLICK_TRACKING", True)
+    context = {"subject": subject, "intro": intro, "posts": posts, "blog_url": config.get("BLOG_URL"),
+               "greeting": placeholder("greeting"), "unsubscribe_url": placeholder("unsubscribe_url"),
+               "post_links": {p.id: placeholder(f"link:{p.id}") if tracked else p.url for p in posts},
+               "preferences_url": placeholder("preferences_url") if for_recipients else "#preferences-link",
+               "open_url": placeholder("open_url") if for_recipients and config.get("OPEN_TRACKING") else None}
+    return render_parts("digest", context)
+
+
+class DigestFrame(NamedTuple):
+    mail: ListMailFrame
+    posts: tuple[tuple[int, str], ...]  # (id, URL) of each post, for the tracked links
+
+
+@lru_cache(maxsize=16)
+def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> DigestFrame:
+    digest = db.session.get(Digest, digest_id)
+    parts = render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True)
+    config = current_app.config
+    return DigestFrame(ListMailFrame(parts, config["MAIL_FROM"], config["LIST_ID"]),
+                       tuple((p.id, p.url) for p in digest.posts))
+
+
+def digest_frame(digest_id: int, owed_at: datetime) -> DigestFrame:
+    """The frame and its post ids, rendered once per digest per worker process; only the per-recipient values vary.
+
+    `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a
+    database restored or reset under a running worker, where an id comes round again, never gets an old frame.
+    """
+    return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()))
+
+
+def test_frame(payload: dict) -> Parts:
+    posts = list(db.session.scalars(select(Post).where(Post.id.in_(payload["post_ids"]))))
+    posts.sort(key=lambda p: payload["post_ids"].index(p.id))
+    frame = render_digest(f"[Test] {payload['subject']}", payload.get("intro", ""), posts)
+    return frame.fill({"greeting": greeting(None), "unsubscribe_url": current_app.config["BASE_URL"] + "/unsubscribe/test"})
+
+
+def greeting(name: str | None) -> str:
+    return f"Hi {name}," if name else "Hi,"
