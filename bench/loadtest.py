@@ -31,7 +31,7 @@ def _app():
 def floor():
     """The round trips no signup can do without, and nothing else: the address read from the JSON body, the
     visitor's IP counted in Redis (what any fixed-window limit does: INCR and EXPIRE, one round trip) and the new
-    address stored by new_signup's statement on a connection of its own in autocommit (one round trip, no pool),
+    address stored by new_signup.store in autocommit on a pooled connection, as a signup stores it (one round trip),
     then a JSON 202.
 
     No validation, bot checks, cap, log line or wake-up: what POST /subscribe costs beyond this is ours to cut,
@@ -39,6 +39,7 @@ def floor():
     """
     from flask import current_app, request
 
+    from mailer.extensions import db
     from mailer.models import utcnow
     from mailer.people import new_signup
     from mailer.people.subscriptions import CONSENT_TEXT
@@ -47,25 +48,11 @@ def floor():
     key = f"bench-floor/{request.remote_addr}"
     redis = current_app.extensions.get("bench_redis") or _redis(current_app)
     redis.pipeline(transaction=False).incr(key).expire(key, 60).execute()
-    values = {"magnet": "handbook", "email": email, "name": "Visitor", "source_url": None, "form": "api",
-              "ip": request.remote_addr, "user_agent": None, "consent_text": CONSENT_TEXT, "now": utcnow(),
-              "payload_start": new_signup.PAYLOAD_START, "mail_confirmation": True}
-    connection = current_app.extensions.get("bench_pg") or _pg(current_app)
-    with connection.cursor() as cursor:
-        cursor.execute(new_signup.STATEMENT, values)
-        cursor.fetchone()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # as sign_up does
+        new_signup.store(connection, magnet="handbook", email=email, name="Visitor", source_url=None, form="api",
+                         ip=request.remote_addr, user_agent=None, consent_text=CONSENT_TEXT, now=utcnow(),
+                         mail_confirmation=True)
     return {"status": "ok"}, 202
-
-
-def _pg(app):
-    # One connection per worker, in autocommit, no pool: a sync worker serves one request at a time.
-    import psycopg
-
-    from mailer.extensions import db
-
-    url = db.engine.url.set(drivername="postgresql")
-    app.extensions["bench_pg"] = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-    return app.extensions["bench_pg"]
 
 
 def _redis(app):

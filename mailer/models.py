@@ -110,6 +110,17 @@ class Download(db.Model):
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+# A signup's confirmation mail is owed once per consent, under this key; an import owes its own as
+# "import-confirmation:<consent id>", which the hourly cap does not count.
+CONFIRMATION_KEY = "confirmation:"
+# SQL, as the partial index is defined and as the cap's count must say it for PostgreSQL to use that index.
+SIGNUP_CONFIRMATIONS = f"kind = 'confirmation' AND dedupe_key LIKE '{CONFIRMATION_KEY}%'"
+
+
+def confirmation_key(consent_id: int) -> str:
+    return f"{CONFIRMATION_KEY}{consent_id}"
+
+
 class Delivery(db.Model):
     """One email the system owes: written before any task is queued, sent at most once."""
 
@@ -145,9 +156,8 @@ class Delivery(db.Model):
               sqlite_where=text("status IN ('queued', 'sending') AND kind <> 'digest'")),
         Index("ix_delivery_digest_status", "digest_id", "status"),
         # The hourly cap on signup confirmations counts these, whatever the size of the ledger.
-        Index("ix_delivery_signup_confirmations", "created_at",
-              postgresql_where=text("kind = 'confirmation' AND dedupe_key LIKE 'confirmation:%'"),
-              sqlite_where=text("kind = 'confirmation' AND dedupe_key LIKE 'confirmation:%'")),
+        Index("ix_delivery_signup_confirmations", "created_at", postgresql_where=text(SIGNUP_CONFIRMATIONS),
+              sqlite_where=text(SIGNUP_CONFIRMATIONS)),
     )
 
 

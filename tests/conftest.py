@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,16 +88,23 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path / "mailer.db"
 
 
+@contextmanager
+def app_with(tmp_path: Path, sqlite_template: Path, **overrides):
+    """An app on a fresh copy of the migrated SQLite database, with `overrides`, inside its app context."""
+    shutil.copy(sqlite_template, tmp_path / "mailer.db")
+    app = make_app(tmp_path, **overrides)
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
 @pytest.fixture
 def app(tmp_path, sqlite_template):
-    import shutil
-
-    shutil.copy(sqlite_template, tmp_path / "mailer.db")
-    app = make_app(tmp_path)
-    with app.app_context():
+    with app_with(tmp_path, sqlite_template) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from mailer.people.housekeeping import purge_unconfirmed
 from mailer.tasks import beat_schedule
 from mailer.web import captcha
 from mailer.web.embed_snippets import snippets
-from tests.conftest import IN_CI, make_app
+from tests.conftest import IN_CI, app_with
 from tests.smtp_sink import _free_port
 
 BLOG = "https://blog.example.com"
@@ -39,16 +39,12 @@ THANKS = {"status": "ok", "message": "Thanks! Check your inbox and click the lin
 @contextmanager
 def fresh_app(tmp_path, sqlite_template, **overrides):
     """An app with its own settings on a copy of the migrated database; the shared limiter starts healthy."""
-    shutil.copy(sqlite_template, tmp_path / "mailer.db")
     limiter._storage_dead = False  # one Limiter serves every app in this process: forget an earlier test's outage
-    app = make_app(tmp_path, **overrides)
-    with app.app_context():
-        try:
+    try:
+        with app_with(tmp_path, sqlite_template, **overrides) as app:
             yield app
-        finally:
-            limiter._storage_dead = False
-            db.session.remove()
-            db.engine.dispose()
+    finally:
+        limiter._storage_dead = False
 
 
 def counts() -> tuple[int, int, int]:
@@ -69,7 +65,7 @@ def limited(**extra) -> dict:
 
 def test_the_429_says_when_to_retry_and_comes_before_any_write(tmp_path, sqlite_template, monkeypatch):
     woken = []
-    monkeypatch.setattr("mailer.outbox.wake", lambda: woken.append(1))
+    monkeypatch.setattr("mailer.outbox.ledger.wake", lambda: woken.append(1))
     with fresh_app(tmp_path, sqlite_template, **limited()) as app:
         client = app.test_client()
         assert [client.post("/subscribe", json={"email": f"a{i}@example.com"}).status_code for i in range(2)] == [202, 202]

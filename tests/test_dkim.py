@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import re
-import shutil
 import socket
-from contextlib import contextmanager
 from pathlib import Path
 
 import dkim
@@ -20,7 +18,7 @@ from mailer.extensions import db
 from mailer.mail import dkim as signing
 from mailer.models import Delivery, Status, Subscriber
 from mailer.outbox import ledger, sender
-from tests.conftest import make_app
+from tests.conftest import app_with
 
 SELECTOR, DOMAIN = "mail2025", "mailer.test"
 
@@ -55,17 +53,9 @@ def signed_headers(signed: bytes) -> list[str]:
     return tag.group(1).split(":")
 
 
-@contextmanager
 def dkim_app(tmp_path, sqlite_template, key_pem: str, **overrides):
-    shutil.copy(sqlite_template, tmp_path / "mailer.db")
-    app = make_app(tmp_path, MAIL_FROM=f"Career Q&A <newsletter@{DOMAIN}>", DKIM_PRIVATE_KEY=key_pem,
-                   DKIM_SELECTOR=SELECTOR, DKIM_DOMAIN=None, **overrides)
-    with app.app_context():
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+    return app_with(tmp_path, sqlite_template, MAIL_FROM=f"Career Q&A <newsletter@{DOMAIN}>", DKIM_PRIVATE_KEY=key_pem,
+                    DKIM_SELECTOR=SELECTOR, DKIM_DOMAIN=None, **overrides)
 
 
 def owe_welcome(email: str) -> Delivery:

@@ -131,14 +131,14 @@ def test_a_post_added_by_hand_is_taken_over_by_the_feed(app, feed_server):
 
 
 def assert_failed(url: str, caplog, expected: str) -> FeedState:
-    caplog.set_level(logging.INFO, logger="mailer.feeds")
+    caplog.set_level(logging.INFO, logger="mailer.posts.feeds")
     with pytest.raises(FeedError) as failure:
         fetch_feed(db.session, url, timeout=2)
     message = str(failure.value)
     assert expected in message and url in message and "will retry at the next poll" in message
     state = db.session.get(FeedState, url, populate_existing=True)
     assert state.last_error == message
-    warnings = [r for r in caplog.records if r.name == "mailer.feeds" and r.levelno >= logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "mailer.posts.feeds" and r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in warnings] == [message]
     return state
 
@@ -177,7 +177,7 @@ def test_a_feed_that_never_answers_times_out(app, caplog):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/feed/"
-        caplog.set_level(logging.INFO, logger="mailer.feeds")
+        caplog.set_level(logging.INFO, logger="mailer.posts.feeds")
         with pytest.raises(FeedError, match="did not answer within 0.3 s"):
             fetch_feed(db.session, url, timeout=0.3)
     assert post_count() == 0

@@ -1,7 +1,6 @@
 """The outbox: claiming due rows once, leases, dedupe keys, skipping, SMTP retries, bounces, reconnects."""
 from __future__ import annotations
 
-import shutil
 import socket
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,7 +17,7 @@ from mailer.mail.transport import OutboxTransport, PermanentFailure, SMTPTranspo
 from mailer.models import Delivery, DeliveryStatus, Status, Subscriber, aware, utcnow
 from mailer.outbox import ledger, sender
 from mailer.people import subscriptions
-from tests.conftest import make_app
+from tests.conftest import app_with
 from tests.smtp_sink import SinkHandler, SmtpSink
 
 QUEUED, SENDING, SENT = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value
@@ -51,17 +50,9 @@ def files_in_outbox(app) -> list[Path]:
     return sorted(directory.glob("*.eml")) if directory.exists() else []
 
 
-@contextmanager
 def smtp_app(tmp_path, sqlite_template, url: str):
     """A fresh app on a copy of the migrated database whose mail goes to the SMTP server at `url`."""
-    shutil.copy(sqlite_template, tmp_path / "mailer.db")
-    app = make_app(tmp_path, SMTP_URL=url)
-    with app.app_context():
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+    return app_with(tmp_path, sqlite_template, SMTP_URL=url)
 
 
 @pytest.fixture

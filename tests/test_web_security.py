@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import gc
 import re
-import shutil
 import warnings
-from contextlib import contextmanager
 
 import pytest
 
 from mailer.extensions import db
 from mailer.outbox import sender as outbox
-from tests.conftest import make_app
+from tests.conftest import app_with, make_app
 
 BLOG = "https://blog.example.com"
 EVIL = "https://evil.example"
@@ -19,17 +17,9 @@ EVIL = "https://evil.example"
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-@contextmanager
 def fresh_app(tmp_path, sqlite_template, **overrides):
     """Another app on a copy of the migrated database, for settings the `app` fixture does not have."""
-    shutil.copy(sqlite_template, tmp_path / "mailer.db")
-    app = make_app(tmp_path, **overrides)
-    with app.app_context():
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+    return app_with(tmp_path, sqlite_template, **overrides)
 
 
 def preflight(client, origin: str):

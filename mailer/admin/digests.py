@@ -26,8 +26,8 @@ def _choice() -> tuple[list[int], str, str]:
 
 def _parts(post_ids: list[int], subject: str, intro: str):
     posts = digests.choose_posts(db.session, post_ids)
-    parts = digest_mail.render_digest(digests.subject_for(subject, posts), intro.strip(), posts)
-    return posts, parts.fill({"greeting": digest_mail.greeting(None), "unsubscribe_url": "#unsubscribe-link"})
+    return posts, digest_mail.preview(digests.subject_for(subject, posts), intro.strip(), posts,
+                                      unsubscribe_url="#unsubscribe-link")
 
 
 @bp.get("/digests")

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from ..addresses import InvalidSignup
 from ..extensions import db
+from ..links import unsubscribe_url
 from ..models import Digest, Subscriber
 from ..outbox import digest_mail, ledger
 from ..posts import digests, engagement
@@ -23,8 +24,7 @@ def create_digest():
     try:
         if body.get("dry_run"):
             posts = digests.choose_posts(db.session, post_ids, audience)
-            parts = digest_mail.render_digest(digests.subject_for(subject, posts), intro or "", posts)
-            sample = parts.fill({"greeting": digest_mail.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
+            sample = digest_mail.preview(digests.subject_for(subject, posts), intro or "", posts)
             return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
                            recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
         if body.get("test_to"):
@@ -95,11 +95,8 @@ def preview():
         subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == request.args["email"].strip().lower()))
         if subscriber is None:
             return error("No subscriber has that email address.", 404)
-    from ..links import unsubscribe_url
-
-    parts = digest_mail.render_digest(digests.default_subject(posts), request.args.get("intro", ""), posts).fill({
-        "greeting": digest_mail.greeting(subscriber.name if subscriber else None),
-        "unsubscribe_url": unsubscribe_url(subscriber.id) if subscriber else "(unsubscribe link)"})
+    reader = {"name": subscriber.name, "unsubscribe_url": unsubscribe_url(subscriber.id)} if subscriber else {}
+    parts = digest_mail.preview(digests.default_subject(posts), request.args.get("intro", ""), posts, **reader)
     if request.args.get("format", "html") == "text":
         return Response(parts.text, mimetype="text/plain")
     return Response(parts.html, mimetype="text/html")

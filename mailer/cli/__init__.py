@@ -1,19 +1,12 @@
-"""The project's commands under `mailer`: one module per command group, each command asking for the app context."""
+"""The project's commands under `mailer`: a module per command group, each command asking for the app context."""
 from __future__ import annotations
 
 from flask import Flask
 
-from .admin import admin_cli
-from .api_tokens import api_token
-from .bounces import bounces_cli
-from .dev import dev
-from .digests import digest_cli
-from .dns_records import dns_records
-from .embed import embed
-from .feeds import feed
-from .subscribers import subscribers
+from . import admin, api_tokens, bounces, dev, digests, dns_records, embed, feeds, subscribers
 
-COMMANDS = (dev, digest_cli, embed, api_token, feed, subscribers, admin_cli, bounces_cli, dns_records)
+COMMANDS = (dev.dev, digests.digest_cli, embed.embed, api_tokens.api_token, feeds.feed, subscribers.subscribers,
+            admin.admin_cli, bounces.bounces_cli, dns_records.dns_records)
 
 
 def register(app: Flask) -> None:

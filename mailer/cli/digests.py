@@ -32,8 +32,7 @@ def send(dry_run: bool, test_to: str | None, subject: str | None, intro: str | N
     try:
         if dry_run:
             posts = digests.choose_posts(db.session, audience=audience)
-            parts = digest_mail.render_digest(subject or digests.default_subject(posts), intro or "", posts)
-            sample = parts.fill({"greeting": digest_mail.greeting(None), "unsubscribe_url": "(unsubscribe link)"})
+            sample = digest_mail.preview(subject or digests.default_subject(posts), intro or "", posts)
             recipients = db.session.scalar(digests.confirmed_count(audience))
             click.echo(f"Dry run: would send {len(posts)} post(s) to {recipients} confirmed subscriber(s).")
             click.echo(f"Subject: {sample.subject}\n")

@@ -56,8 +56,14 @@ def digest_frame(digest_id: int, owed_at: datetime) -> DigestFrame:
 def test_frame(payload: dict) -> Parts:
     posts = list(db.session.scalars(select(Post).where(Post.id.in_(payload["post_ids"]))))
     posts.sort(key=lambda p: payload["post_ids"].index(p.id))
-    frame = render_digest(f"[Test] {payload['subject']}", payload.get("intro", ""), posts)
-    return frame.fill({"greeting": greeting(None), "unsubscribe_url": current_app.config["BASE_URL"] + "/unsubscribe/test"})
+    return preview(f"[Test] {payload['subject']}", payload.get("intro", ""), posts,
+                   unsubscribe_url=current_app.config["BASE_URL"] + "/unsubscribe/test")
+
+
+def preview(subject: str, intro: str, posts: list[Post], name: str | None = None,
+            unsubscribe_url: str = "(unsubscribe link)") -> Parts:
+    """The digest as one reader (by default, anyone) sees it: the console's preview, dry runs, test copies."""
+    return render_digest(subject, intro, posts).fill({"greeting": greeting(name), "unsubscribe_url": unsubscribe_url})
 
 
 def greeting(name: str | None) -> str:

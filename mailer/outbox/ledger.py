@@ -1,12 +1,13 @@
 """The ledger: owing a mail is writing its Delivery row in the caller's transaction; after commit, a wake-up."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import JSON, ColumnElement, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
@@ -17,15 +18,30 @@ log = logging.getLogger(__name__)
 QUEUED = DeliveryStatus.QUEUED.value
 
 
+def owed_row(kind: str, subscriber_id, dedupe_key, now, *, payload: dict | None = None, **columns) -> dict:
+    """The values of a new Delivery row, owed now and not yet tried: every INSERT into the ledger is made of these.
+
+    The set-based statements (a digest's INSERT … SELECT, an import's batch, the one-statement signup) pass SQL
+    expressions where a value differs by row; `as_select` turns the rest into literals.
+    """
+    return {"kind": kind, "subscriber_id": subscriber_id, "dedupe_key": dedupe_key, "payload": payload or {},
+            "status": QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now, **columns}
+
+
+def as_select(row: dict) -> list:
+    """An owed_row as the column list of an INSERT … SELECT: its SQL expressions as they are, its values as literals."""
+    columns = Delivery.__table__.c
+    return [value if isinstance(value, ColumnElement) or hasattr(value, "__clause_element__") else
+            cast(literal(json.dumps(value)), JSON) if isinstance(value, dict) else literal(value, columns[name].type)
+            for name, value in row.items()]
+
+
 def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: str, *,
           recipient: str | None = None, **payload) -> bool:
     """Owe one mail; returns False when a mail with this key is already owed or sent."""
     insert = insert_for(session)
-    now = utcnow()
-    stmt = insert(Delivery).values(
-        kind=kind, subscriber_id=subscriber_id, recipient=recipient, dedupe_key=dedupe_key, payload=payload,
-        status=QUEUED, attempts=0, next_attempt_at=now, created_at=now,
-    ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    stmt = insert(Delivery).values(owed_row(kind, subscriber_id, dedupe_key, utcnow(), payload=payload,
+                                            recipient=recipient)).on_conflict_do_nothing(index_elements=["dedupe_key"])
     # RETURNING, not rowcount: the driver may report -1 for an INSERT that did insert.
     delivery_id = session.execute(stmt.returning(Delivery.id)).scalar()
     if delivery_id is not None:

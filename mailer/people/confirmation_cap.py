@@ -7,16 +7,13 @@ import time
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, utcnow
+from ..models import SIGNUP_CONFIRMATIONS, Delivery, utcnow
 
 log = logging.getLogger(__name__)
-# Literals, not bound parameters: PostgreSQL uses a partial index only when it can see the query implies it.
-SIGNUP_CONFIRMATION = (Delivery.kind == literal_column("'confirmation'"),
-                       Delivery.dedupe_key.like(literal_column("'confirmation:%'")))
 RECOUNT_SECONDS = 1.0
 _lock = threading.Lock()
 _last_alarm: datetime | None = None  # per process: one ERROR line an hour, not one per refused signup
@@ -57,7 +54,7 @@ def _count_last_hour(session: Session | Connection, now: datetime, cap: int) -> 
     # the cost is bounded by the cap, not by the size of the ledger. Imports ("import-confirmation:…") are the
     # admin's own doing and do not use up the cap meant for the public form.
     recent = (select(Delivery.id)
-              .where(*SIGNUP_CONFIRMATION, Delivery.created_at > now - timedelta(hours=1))
+              .where(text(SIGNUP_CONFIRMATIONS), Delivery.created_at > now - timedelta(hours=1))
               .limit(cap).subquery())
     return session.scalar(select(func.count()).select_from(recent))
 

@@ -14,6 +14,9 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from ..models import CONFIRMATION_KEY
+from ..outbox import ledger
+
 # In the driver's own parameter style: run through its cursor (see store()).
 STATEMENT = """
 WITH magnet AS (
@@ -30,16 +33,25 @@ WITH magnet AS (
     FROM new_subscriber, magnet
     RETURNING id, subscriber_id
 ), confirmation AS (
-    INSERT INTO delivery (kind, subscriber_id, dedupe_key, payload, status, attempts, next_attempt_at, created_at)
-    SELECT 'confirmation', subscriber_id, 'confirmation:' || id, CAST(%(payload_start)s || id || '}' AS json),
-           'queued', 0, %(now)s, %(now)s
+    INSERT INTO delivery ({owed_columns})
+    SELECT {owed_values}
     FROM new_consent WHERE %(mail_confirmation)s
     RETURNING id
 )
 SELECT (SELECT id FROM magnet), (SELECT id FROM new_subscriber), (SELECT id FROM confirmation)
 """
-# The payload as outbox.queue writes it (SQLAlchemy's JSON type: json.dumps), with the consent id appended.
+# The confirmation's row as ledger.owed_row describes every owed mail, each column as this statement computes it
+# from the consent just inserted (its id, its subscriber).
+OWED = ledger.owed_row("confirmation", None, None, None)
+OWED_SQL = {"kind": "%(kind)s", "subscriber_id": "subscriber_id", "dedupe_key": "%(key)s || id",
+            "payload": "CAST(%(payload_start)s || id || '}' AS json)", "status": "%(status)s",
+            "attempts": "%(attempts)s", "next_attempt_at": "%(now)s", "created_at": "%(now)s"}
+STATEMENT = STATEMENT.replace("{owed_columns}", ", ".join(OWED)).replace(
+    "{owed_values}", ", ".join(OWED_SQL[column] for column in OWED))
+# The payload as ledger.queue writes it (SQLAlchemy's JSON type: json.dumps), with the consent id appended.
 PAYLOAD_START = json.dumps({"consent_id": 0})[:-2]
+CONSTANTS = {"kind": OWED["kind"], "status": OWED["status"], "attempts": OWED["attempts"], "key": CONFIRMATION_KEY,
+             "payload_start": PAYLOAD_START}
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,8 @@ def store(connection: Connection, *, email: str, name: str | None, magnet: str, 
     with 503), and a lost connection is invalidated, so that the pool does not hand it out again.
     """
     values = {"magnet": magnet, "email": email, "name": name, "source_url": source_url, "form": form, "ip": ip,
-              "user_agent": user_agent, "consent_text": consent_text, "now": now, "payload_start": PAYLOAD_START,
-              "mail_confirmation": mail_confirmation}
+              "user_agent": user_agent, "consent_text": consent_text, "now": now,
+              "mail_confirmation": mail_confirmation, **CONSTANTS}
     dialect, cursor = connection.dialect, connection.connection.cursor()
     try:
         cursor.execute(STATEMENT, values)

@@ -8,7 +8,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
-from ..models import Consent, Delivery, DeliveryStatus, Status, Subscriber, aware, utcnow
+from ..models import Consent, Delivery, Status, Subscriber, aware, utcnow
+from ..outbox import ledger
 
 PENDING, CONFIRMED = Status.PENDING.value, Status.CONFIRMED.value
 IMPORT = "import"  # the consent form of people added from a file
@@ -114,9 +115,8 @@ def _record_consent(session: Session, subscriber_ids: list[int], confirmed: bool
     # The rows ledger.queue writes, a batch per statement: one at a time costs ~0.5 ms each.
     insert = insert_for(session)
     session.execute(insert(Delivery.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
-        {"kind": "confirmation", "subscriber_id": sub_id, "dedupe_key": f"import-confirmation:{consent_id}",
-         "payload": {"consent_id": consent_id}, "status": DeliveryStatus.QUEUED.value, "attempts": 0,
-         "next_attempt_at": stamp, "created_at": stamp} for consent_id, sub_id in consents])
+        ledger.owed_row("confirmation", sub_id, f"import-confirmation:{consent_id}", stamp,
+                        payload={"consent_id": consent_id}) for consent_id, sub_id in consents])
     return len(consents)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from ..addresses import clean_name, normalise_email
 from ..dialect import insert_for, on_postgresql
 from ..magnets import HANDBOOK_SLUG, find_magnet
-from ..models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, aware, utcnow
+from ..models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, aware, confirmation_key, utcnow
 from ..outbox import ledger
 from . import confirmation_cap, new_signup
 from .welcome import start_welcome, stop_welcome
@@ -110,7 +110,7 @@ def _record(session: Session, email: str, name: str | None, request: SignupReque
     if name and subscriber.status == Status.PENDING.value:
         subscriber.name = name
     if (new or _may_mail_again(session, subscriber.id, "confirmation")) and confirmation_cap.allows_confirmation(session):
-        ledger.queue(session, "confirmation", subscriber.id, f"confirmation:{consent.id}", consent_id=consent.id)
+        ledger.queue(session, "confirmation", subscriber.id, confirmation_key(consent.id), consent_id=consent.id)
 
 
 def confirm_subscription(session: Session, consent_id: int) -> Consent | None:

@@ -5,7 +5,7 @@ import uuid
 from calendar import monthrange
 from datetime import datetime
 
-from sqlalchemy import JSON, String, and_, cast, func, literal, or_, select, text, update
+from sqlalchemy import String, and_, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ..addresses import normalise_email
@@ -126,13 +126,10 @@ def readers(audience: str = "every", now: datetime | None = None):
 def owe_digest(session: Session, digest_id: int, audience: str = "every") -> int:
     """INSERT … SELECT one delivery per reader of `audience`: no Python loop, whatever the list size."""
     now = utcnow()
-    rows = select(
-        literal("digest"), Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String),
-        cast(literal("{}"), JSON), literal(QUEUED), literal(0), literal(now), literal(now), literal(digest_id),
-    ).where(*readers(audience, now))
-    columns = ["kind", "subscriber_id", "dedupe_key", "payload", "status", "attempts", "next_attempt_at",
-               "created_at", "digest_id"]
-    insert = Delivery.__table__.insert().from_select(columns, rows)
+    row = ledger.owed_row("digest", Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String), now,
+                          digest_id=digest_id)
+    rows = select(*ledger.as_select(row)).where(*readers(audience, now))
+    insert = Delivery.__table__.insert().from_select(list(row), rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
 
