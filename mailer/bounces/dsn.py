@@ -1,4 +1,4 @@
-"""Reading a bounce (RFC 3464 delivery status notification) or a complaint (RFC 5965 feedback report)."""
+"""Reading a bounce (any format an MTA sends, see classify) or a complaint (RFC 5965 feedback report)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,42 +6,50 @@ import re
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser, HeaderParser
-from email.utils import parseaddr
 
-from .events import COMPLAINT, HARD, SOFT, Report
-from .verp import delivery_from_address
+from .classify import NotABounce, address_in as _address, classify_report
+from .events import COMPLAINT, Report
+from .verp import LOCAL_PART, delivery_from_address
+
+__all__ = ["NotABounce", "parse"]
 
 HEADERS_NAMING_US = ("Delivered-To", "X-Original-To", "Envelope-To", "To")  # where an MTA puts our VERP address
-_ADDRESS_TYPE = re.compile(r"^\s*(rfc822|utf-8)\s*;", re.IGNORECASE)  # RFC 3464 / RFC 6533 address types
-
-
-class NotABounce(ValueError):
-    """The message is neither a delivery status notification nor a feedback report."""
+# A VERP address quoted anywhere in the report (a text bounce's copy of the mail): it counts only if it verifies.
+_VERP_IN_TEXT = re.compile(rb"\b" + LOCAL_PART.encode() + rb"\+\d{1,18}-[a-z2-7]{10}@[a-z0-9.-]{1,253}", re.IGNORECASE)
 
 
 def parse(raw: bytes, envelope_recipient: str | None = None) -> Report:
     """The event this message reports; the delivery only from a VERP address whose signature verifies."""
     msg = BytesParser(policy=policy.default).parsebytes(raw)
-    if msg.get_content_type() != "multipart/report":
-        raise NotABounce(f"not a bounce or complaint report: its Content-Type is {msg.get_content_type()}, "
-                         "not multipart/report (an auto-reply or a person's mail?)")
-    report_type = str(msg.get_param("report-type") or "").lower()
     event_id = str(msg["Message-ID"] or "").strip() or "sha256:" + hashlib.sha256(raw).hexdigest()
-    addresses = [envelope_recipient, *(str(v) for h in HEADERS_NAMING_US for v in msg.get_all(h) or [])]
-    if report_type == "delivery-status":
-        kind, email, detail, sender = _delivery_status(_part(msg, "message/delivery-status"))
-    elif report_type == "feedback-report":
-        kind, email, detail, sender = _feedback(_part(msg, "message/feedback-report"))
-    else:
-        raise NotABounce(f"a multipart/report of type {report_type or '(none)'!r}: only delivery-status "
-                         "(bounces) and feedback-report (complaints) are processed")
+    addressed_to = [envelope_recipient, *(str(v) for h in HEADERS_NAMING_US for v in msg.get_all(h) or [])]
     original = _original_headers(msg)
+    returned_from = [str(original["Return-Path"] or "")] if original is not None else []
+    if _is_feedback_report(msg):
+        kind, email, detail, sender = _feedback(_part(msg, "message/feedback-report"))
+        delivery_id = _delivery([*addressed_to, *returned_from, sender])
+    else:
+        # Whatever comes to one of our VERP addresses is a report about that delivery (classify says which).
+        delivery_id = _delivery(addressed_to)
+        verdict = classify_report(msg, for_a_delivery=delivery_id is not None)
+        kind, email, detail = verdict.kind, verdict.email, verdict.detail
+        if delivery_id is None:
+            quoted = [m.decode("ascii") for m in _VERP_IN_TEXT.findall(raw[:1_000_000])[:20]]
+            delivery_id = _delivery([*returned_from, _postfix_sender(msg), *quoted])
     if original is not None:
         email = email or _address(original["To"])
-        addresses.append(str(original["Return-Path"] or ""))
-    addresses.append(sender)
-    delivery_id = next((d for a in addresses if a and (d := delivery_from_address(a)) is not None), None)
     return Report(kind, event_id, email, delivery_id, detail)
+
+
+def _delivery(addresses: list[str | None]) -> int | None:
+    return next((d for a in addresses if a and (d := delivery_from_address(a)) is not None), None)
+
+
+def _is_feedback_report(msg: EmailMessage) -> bool:
+    if str(msg.get_param("report-type") or "").lower() == "feedback-report":
+        return True
+    return msg.get_content_type() == "multipart/report" and any(
+        part.get_content_type() == "message/feedback-report" for part in msg.walk())
 
 
 def _part(msg: EmailMessage, content_type: str) -> list[EmailMessage]:
@@ -53,24 +61,14 @@ def _part(msg: EmailMessage, content_type: str) -> list[EmailMessage]:
     raise NotABounce(f"a report without its {content_type} part: cannot tell what happened")
 
 
-def _delivery_status(blocks: list[EmailMessage]) -> tuple[str, str | None, str, str]:
-    """(kind, recipient, detail, envelope sender) from the per-message and per-recipient fields."""
-    sender = next((_address(b["X-Postfix-Sender"]) for b in blocks if b["X-Postfix-Sender"]), "") or ""
-    for block in blocks:
-        action = str(block["Action"] or "").strip().lower()
-        status = str(block["Status"] or "").strip().split(" ")[0]
-        if action == "failed":
-            # RFC 3463: 5.x.x is permanent; a "failed" 4.x.x means the MTA gave up retrying.
-            kind = SOFT if status.startswith("4") else HARD
-        elif action == "delayed":
-            kind = SOFT
-        else:
-            continue
-        email = _address(block["Final-Recipient"]) or _address(block["Original-Recipient"])
-        detail = f"{action} {status} {block['Diagnostic-Code'] or ''}".strip()
-        return kind, email, " ".join(detail.split()), sender
-    raise NotABounce("a delivery status notification that reports no failure or delay (delivered or relayed): "
-                     "nothing to do")
+def _postfix_sender(msg: EmailMessage) -> str:
+    """The envelope sender Postfix names in its delivery status fields (X-Postfix-Sender)."""
+    for part in msg.walk():
+        if part.get_content_type() == "message/delivery-status" and isinstance(part.get_payload(), list):
+            for block in part.get_payload():
+                if block["X-Postfix-Sender"]:
+                    return _address(block["X-Postfix-Sender"]) or ""
+    return ""
 
 
 def _feedback(blocks: list[EmailMessage]) -> tuple[str, str | None, str, str]:
@@ -90,10 +88,3 @@ def _original_headers(msg: EmailMessage) -> EmailMessage | None:
         if part.get_content_type() == "text/rfc822-headers":
             return HeaderParser(policy=policy.default).parsestr(part.get_content())
     return None
-
-
-def _address(field) -> str | None:
-    """The address in 'rfc822; user@example.com', '<user@example.com>' or 'Name <user@example.com>'."""
-    value = _ADDRESS_TYPE.sub("", str(field or ""))
-    address = parseaddr(value)[1]
-    return address if "@" in address else None
