@@ -236,6 +236,17 @@ def test_dev_outbox_is_404_for_another_machine(client):
     assert "Confirm your subscription" not in response.text
 
 
+@pytest.mark.parametrize("header", [{"X-Forwarded-For": "192.0.2.10"}, {"Forwarded": "for=192.0.2.10"}])
+def test_dev_outbox_is_404_through_a_proxy_on_this_machine(client, header):
+    # A reverse proxy on the same host connects from loopback on behalf of every visitor (as /metrics decides).
+    one_mail_in_the_outbox(client)
+
+    response = client.get("/dev/outbox/", headers=header)
+
+    assert response.status_code == 404
+    assert "Confirm your subscription" not in response.text
+
+
 @pytest.mark.parametrize("setting", [{"SMTP_URL": "smtp://127.0.0.1:2525"}, {"MAILER_ENV": "production"}])
 def test_dev_outbox_is_404_with_real_mail_or_in_production(client, app, setting):
     one_mail_in_the_outbox(client)

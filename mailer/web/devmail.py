@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
+from ..metrics import from_this_machine
+
 bp = Blueprint("devmail", __name__, url_prefix="/dev/outbox")
 
 
@@ -14,7 +16,8 @@ bp = Blueprint("devmail", __name__, url_prefix="/dev/outbox")
 def only_local_development():
     config = current_app.config
     # The outbox holds live confirmation links: never serve it in production or to another machine.
-    if config["SMTP_URL"] or config["MAILER_ENV"] == "production" or request.remote_addr not in ("127.0.0.1", "::1"):
+    # Loopback behind a proxy on this host is anyone: a forwarded request is not local (as for /metrics).
+    if config["SMTP_URL"] or config["MAILER_ENV"] == "production" or not from_this_machine(request):
         abort(404)
 
 
