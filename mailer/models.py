@@ -270,6 +270,14 @@ class AdminUser(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class ConsoleSession(db.Model):
+    """A console login that has not logged out: its cookie opens the console only while this row exists."""
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the key in the cookie
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class LoginAttempt(db.Model):
     """Each console login attempt, for lockouts per account and per IP."""
 

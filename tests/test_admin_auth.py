@@ -122,6 +122,21 @@ def test_logout_ends_the_session(client):
     assert client.get("/admin/").status_code == 302
 
 
+def test_logout_ends_the_session_for_a_copy_of_its_cookie(app, client):
+    create_admin()
+    log_in(client)
+    copy = app.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    assert copy.get("/admin/").status_code == 200
+    other = app.test_client()
+    log_in(other)
+
+    assert client.post("/admin/logout", data={"csrf_token": token(client)}).status_code == 302
+
+    assert copy.get("/admin/").status_code == 302
+    assert other.get("/admin/").status_code == 200  # another login of the same account goes on
+
+
 def test_changing_the_password_logs_out_other_browsers(app, client):
     create_admin()
     other = app.test_client()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -10,7 +11,7 @@ from flask_login import UserMixin
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..models import AdminUser, LoginAttempt, utcnow
+from ..models import AdminUser, ConsoleSession, LoginAttempt, utcnow
 
 MAX_FAILURES = 10
 WINDOW = timedelta(minutes=15)
@@ -29,24 +30,52 @@ class WeakPassword(ValueError):
 
 
 class ConsoleUser(UserMixin):
-    """The logged-in admin as Flask-Login sees it; the id changes with the password, ending other sessions."""
+    """The logged-in admin as Flask-Login sees it, in one console session (its key is in the cookie).
 
-    def __init__(self, admin: AdminUser):
-        self.admin = admin
+    The id changes with the password, ending every session; logging out deletes the session's row, ending it.
+    """
+
+    def __init__(self, admin: AdminUser, key: str):
+        self.admin, self.key = admin, key
 
     def get_id(self) -> str:
-        return f"{self.admin.id}:{session_mark(self.admin)}"
+        return f"{self.admin.id}:{session_mark(self.admin)}:{self.key}"
 
 
 def session_mark(admin: AdminUser) -> str:
     return hashlib.sha256(admin.password_hash.encode()).hexdigest()[:16]
 
 
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def start_session(session: Session, admin: AdminUser) -> ConsoleUser:
+    """A new console session for this admin, stored on the server so that logging out can end it."""
+    key = secrets.token_urlsafe(32)
+    session.add(ConsoleSession(key_hash=_key_hash(key), admin_id=admin.id))
+    return ConsoleUser(admin, key)
+
+
+def end_session(session: Session, user: ConsoleUser) -> None:
+    """Log out: the session's cookie, and every copy of it, opens nothing any more."""
+    session.execute(delete(ConsoleSession).where(ConsoleSession.key_hash == _key_hash(user.key)))
+
+
+def end_other_sessions(session: Session, user: ConsoleUser) -> None:
+    """Forget the admin's other sessions (a new password has ended them already)."""
+    session.execute(delete(ConsoleSession).where(ConsoleSession.admin_id == user.admin.id,
+                                                 ConsoleSession.key_hash != _key_hash(user.key)))
+
+
 def load_user(session: Session, user_id: str) -> ConsoleUser | None:
-    """The user behind a session cookie, unless the password changed since it was issued."""
-    admin_id, _, mark = user_id.partition(":")
-    admin = session.get(AdminUser, int(admin_id)) if admin_id.isdigit() else None
-    return ConsoleUser(admin) if admin and mark == session_mark(admin) else None
+    """The user behind a session cookie, unless the password changed since it was issued or it logged out."""
+    admin_id, mark, key = (user_id.split(":") + ["", ""])[:3]
+    if not admin_id.isdigit() or not key:
+        return None
+    admin = session.scalar(select(AdminUser).join(ConsoleSession, ConsoleSession.admin_id == AdminUser.id).where(
+        AdminUser.id == int(admin_id), ConsoleSession.key_hash == _key_hash(key)))
+    return ConsoleUser(admin, key) if admin and mark == session_mark(admin) else None
 
 
 def check_password_rules(password: str) -> str:

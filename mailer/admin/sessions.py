@@ -26,13 +26,15 @@ def login():
             admin, error, status = None, LOCKED, 429
         else:
             error, status = (None, 200) if admin else ("That email and password do not match an account.", 401)
+        user = None
         if admin:
             auth.prune_attempts(db.session)
+            user = auth.start_session(db.session, admin)
         db.session.commit()
-        if admin:
+        if user:
             session.clear()  # nothing from before the login survives into the logged-in session
             g.pop("csrf_token", None)  # Flask-WTF's cached token belonged to the session just cleared
-            login_user(auth.ConsoleUser(admin))
+            login_user(user)
             return redirect(safe_next(form.next.data))
     elif request.method == "POST":
         error, status = "Enter your email and password.", 400
@@ -42,6 +44,9 @@ def login():
 @bp.post("/logout")
 def logout():
     if ActionForm().validate_on_submit():
+        if current_user.is_authenticated:
+            auth.end_session(db.session, current_user)  # a copy of the cookie elsewhere is logged out too
+            db.session.commit()
         logout_user()
         session.clear()
         g.pop("csrf_token", None)
@@ -61,8 +66,9 @@ def password():
                 form.new.errors.append(str(exc))
             else:
                 if changed:
+                    auth.end_other_sessions(db.session, current_user)
                     db.session.commit()
-                    login_user(auth.ConsoleUser(current_user.admin))  # the new id; other sessions end
+                    login_user(auth.ConsoleUser(current_user.admin, current_user.key))  # the new id; others end
                     flash("Password changed. Other browsers logged in as you have been logged out.", "ok")
                     return redirect(url_for("admin.password"))
                 form.current.errors.append("That is not your current password.")
