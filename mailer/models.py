@@ -80,7 +80,7 @@ class Consent(db.Model):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
     magnet_id: Mapped[int | None] = mapped_column(ForeignKey("lead_magnet.id", ondelete="SET NULL"))
     source_url: Mapped[str | None] = mapped_column(String(2000))
-    form: Mapped[str] = mapped_column(String(20))  # snippet, iframe, script, api, import
+    form: Mapped[str] = mapped_column(String(20))  # snippet, iframe, script, api, import, resubscribe
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(500))
     consent_text: Mapped[str] = mapped_column(Text)

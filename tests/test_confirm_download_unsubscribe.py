@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from mailer import links, tokens
 from mailer.extensions import db
-from mailer.models import Consent, DeliveryStatus, Download, Status, Subscriber
+from mailer.models import Consent, DeliveryStatus, Download, Status, Subscriber, utcnow
 from mailer.outbox import ledger, sender
 from tests.conftest import csrf_from
 from tests.factories import deliveries, subscriber
@@ -162,6 +162,69 @@ def test_confirming_twice_owes_one_magnet_and_one_welcome(client, app):
     sender.deliver_due()
     subjects = sorted(m["Subject"] for m in mailbox(app, "ann@example.com"))
     assert len(subjects) == 3 and sum("Welcome" in s for s in subjects) == 1
+
+
+def test_an_old_confirm_link_after_an_unsubscribe_offers_to_subscribe_again(client, app):
+    from mailer import subscriptions
+    from mailer.models import Delivery
+
+    path = sign_up(client, app, "ann@example.com")
+    token = csrf_from(client.get(path).data)
+    assert confirm(client, path).status_code == 200
+    sub = subscriber("ann@example.com")
+    subscriptions.unsubscribe(db.session, sub.id)
+    # The first confirmation an hour ago: the per-address throttle allows a new one.
+    db.session.execute(Delivery.__table__.update().where(Delivery.subscriber_id == sub.id)
+                       .values(created_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    owed_before = len(deliveries(sub))
+
+    page = client.get(path)
+    refused = client.post(path, data={"csrf_token": token})
+
+    assert page.status_code == 200 and "You are unsubscribed" in page.text and "Subscribe again" in page.text
+    assert refused.status_code == 409 and "You are unsubscribed" in refused.text
+    db.session.expire_all()
+    assert subscriber("ann@example.com").status == Status.UNSUBSCRIBED.value
+    assert len(deliveries(sub)) == owed_before  # nothing owed on the withdrawn consent
+
+    again = client.post(path + "/again", data={"csrf_token": csrf_from(page.data)})
+
+    assert again.status_code == 200 and "Check your inbox" in again.text
+    db.session.expire_all()
+    assert subscriber("ann@example.com").status == Status.UNSUBSCRIBED.value  # until the new link is clicked
+    outbox.deliver_due()
+    confirmations = [m for m in mailbox(app, "ann@example.com") if "Confirm" in m["Subject"]]
+    assert len(confirmations) == 2
+    new_path = link_in(confirmations[-1], "/confirm/")
+    assert new_path != path
+    assert confirm(client, new_path).status_code == 200
+    db.session.expire_all()
+    assert subscriber("ann@example.com").status == Status.CONFIRMED.value
+    old, new = db.session.scalars(select(Consent).where(Consent.subscriber_id == sub.id).order_by(Consent.id)).all()
+    assert new.form == "resubscribe" and new.confirmed_at is not None and new.requested_at > old.confirmed_at
+
+
+@pytest.mark.parametrize("status, words", [(Status.BOUNCED, "undeliverable"), (Status.COMPLAINED, "spam")])
+def test_an_old_confirm_link_never_confirms_a_bounced_or_complained_address(client, app, status, words):
+    path = sign_up(client, app, "ann@example.com")
+    token = csrf_from(client.get(path).data)
+    sub = subscriber("ann@example.com")
+    db.session.execute(Subscriber.__table__.update().where(Subscriber.id == sub.id).values(status=status.value))
+    db.session.commit()
+    owed_before = len(deliveries(sub))
+
+    page = client.get(path)
+    refused = client.post(path, data={"csrf_token": token})
+    again = client.post(path + "/again", data={"csrf_token": token})
+
+    assert page.status_code == 200 and words in page.text and "Subscribe again" not in page.text
+    assert refused.status_code == 409 and words in refused.text
+    assert again.status_code == 200
+    db.session.expire_all()
+    assert subscriber("ann@example.com").status == status.value
+    assert len(deliveries(sub)) == owed_before
+    assert db.session.scalar(select(Consent.confirmed_at).where(Consent.subscriber_id == sub.id)) is None
 
 
 def test_post_without_csrf_token_is_refused_and_changes_nothing(client, app):

@@ -113,12 +113,36 @@ def _record(session: Session, email: str, name: str | None, request: SignupReque
         ledger.queue(session, "confirmation", subscriber.id, confirmation_key(consent.id), consent_id=consent.id)
 
 
+class ConsentWithdrawn(Exception):
+    """A confirmation link the reader's later word overrides; `subscriber.status` says which word."""
+
+    def __init__(self, subscriber: Subscriber):
+        super().__init__(subscriber.status)
+        self.subscriber = subscriber
+
+
+def consent_withdrawn(subscriber: Subscriber, consent: Consent) -> bool:
+    """Whether confirming this consent would undo what came after it: an unsubscribe, a bounce or a complaint.
+
+    A suppressed address gets no new consent (_record), so any link it holds is older than the suppression.
+    """
+    if subscriber.status in SUPPRESSED:
+        return True
+    return subscriber.status == Status.UNSUBSCRIBED.value and (
+        subscriber.unsubscribed_at is None or aware(consent.requested_at) <= aware(subscriber.unsubscribed_at))
+
+
 def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
-    """Confirm the signup behind a confirmation link (idempotent) and owe the magnet and the welcome."""
+    """Confirm the signup behind a confirmation link (idempotent) and owe the magnet and the welcome.
+
+    ConsentWithdrawn when the reader unsubscribed after this signup, or their address bounced or complained.
+    """
     consent = session.get(Consent, consent_id)
     if consent is None:
         return None
     subscriber = session.get(Subscriber, consent.subscriber_id)
+    if consent_withdrawn(subscriber, consent):
+        raise ConsentWithdrawn(subscriber)
     now, was = utcnow(), subscriber.status
     consent.confirmed_at = consent.confirmed_at or now
     if subscriber.status != Status.CONFIRMED.value:
@@ -130,6 +154,17 @@ def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
                      magnet_id=consent.magnet_id)
     start_welcome(session, subscriber, now, after_unsubscribe=was == Status.UNSUBSCRIBED.value)
     return consent
+
+
+def subscribe_again(session: Session, consent: Consent, ip: str | None, user_agent: str | None) -> None:
+    """From an old confirmation link after an unsubscribe: a new consent and a new confirmation mail, as a signup."""
+    subscriber = session.get(Subscriber, consent.subscriber_id)
+    if subscriber.status != Status.UNSUBSCRIBED.value:
+        return  # a bounce or complaint is never lifted here; a confirmed reader needs nothing
+    magnet = session.get(LeadMagnet, consent.magnet_id) if consent.magnet_id is not None else None
+    _record(session, subscriber.email, None, SignupRequest(
+        email=subscriber.email, magnet=magnet.slug if magnet else None, source_url=consent.source_url,
+        form="resubscribe", ip=ip, user_agent=user_agent))
 
 
 def unsubscribe(session: Session, subscriber_id: int) -> Subscriber | None:

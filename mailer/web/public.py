@@ -102,12 +102,19 @@ def subscribe_page():
 @bp.get("/confirm/<token>")
 def confirm_page(token: str):
     consent = _consent_for(token)
+    subscriber = db.session.get(Subscriber, consent.subscriber_id)
+    if subscriptions.consent_withdrawn(subscriber, consent):
+        return _withdrawn(token, subscriber, 200)
     return render_template("site/confirm.html", token=token, magnet=consent.magnet)
 
 
 @bp.post("/confirm/<token>")
 def confirm(token: str):
-    consent = subscriptions.confirm_subscription(db.session, _consent_for(token).id)
+    try:
+        consent = subscriptions.confirm_subscription(db.session, _consent_for(token).id)
+    except subscriptions.ConsentWithdrawn as exc:
+        db.session.rollback()
+        return _withdrawn(token, exc.subscriber, 409)
     db.session.commit()
     metrics.confirmations().inc()
     owed = _log_owed(f"consent {consent.id} confirmed", db.session)
@@ -117,6 +124,24 @@ def confirm(token: str):
     mailed = set(db.session.scalars(select(Delivery.kind).where(Delivery.id.in_(owed)))) if owed else set()
     return render_template("site/confirmed.html", magnet=consent.magnet, download_url=link, mailed=mailed,
                            back=back_to_blog(consent.source_url))
+
+
+@bp.post("/confirm/<token>/again")
+@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
+def subscribe_again(token: str):
+    """An old link after an unsubscribe: sign up again, with a new consent once the new mail is confirmed."""
+    subscriptions.subscribe_again(db.session, _consent_for(token), request.remote_addr, request.user_agent.string)
+    db.session.commit()
+    _log_owed("signup stored from an old confirmation link", db.session)
+    outbox.wake()
+    return render_template("site/message.html", title="Check your inbox",
+                           message="If this address may get our emails again, a new confirmation link arrives in a "
+                                   "few minutes; nothing starts until you click it.")
+
+
+def _withdrawn(token: str, subscriber: Subscriber, status: int):
+    return render_template("site/confirm_withdrawn.html", token=token, state=subscriber.status,
+                           unsubscribed_at=subscriber.unsubscribed_at), status
 
 
 @bp.get("/download/<token>")
