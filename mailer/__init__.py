@@ -18,6 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(test_config or {})
     register_logging(app)
     register_proxies(app)
+    register_body_limits(app)
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
@@ -44,6 +45,12 @@ def register_proxies(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def register_body_limits(app: Flask) -> None:
+    from .web import body_limits
+
+    body_limits.init_app(app)  # every endpoint's limit holds for chunked bodies too (413)
 
 
 def register_extensions(app: Flask) -> None:

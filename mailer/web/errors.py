@@ -46,7 +46,8 @@ def _answer(status: int, title: str, message: str):
     from .. import extensions
 
     extensions.db.session.rollback()
-    if request.is_json or request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+    if (request.is_json or request.path.startswith(("/api/", "/webhooks/"))
+            or request.accept_mimetypes.best == "application/json"):
         return jsonify(error=message), status
     if status < 500 and request.path.startswith("/admin/") and _signed_in():
         return render_template("admin/message.html", title=title, message=message), status  # with the console's menu
@@ -72,6 +73,10 @@ def _http(exc: HTTPException):
     # A description raised on purpose says more than our generic advice; werkzeug's default says less.
     custom = exc.description != type(exc).description
     message = exc.description if custom else ADVICE.get(exc.code, exc.description)
+    if exc.code == 413 and not custom:
+        from .body_limits import too_large
+
+        message = too_large()
     if exc.code == 429:
         message = f"Too many attempts from your network (limit: {exc.description}). Wait a little and try again."
         response = make_response(_answer(429, exc.name, message))

@@ -14,17 +14,10 @@ from ..extensions import csrf, db
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)  # machines authenticated by token, credentials or signature: no cookie to ride on
-MAX_BODY = 25 * 1024 * 1024
 
 
 def _error(status: int, message: str, **headers: str):
     return jsonify(error=message), status, headers
-
-
-@bp.before_request
-def limit_size():
-    if (request.content_length or 0) > MAX_BODY:
-        return _error(413, f"The body is larger than {MAX_BODY // (1024 * 1024)} MB.")
 
 
 def _json(body: bytes):
