@@ -1,9 +1,13 @@
-"""The common signup, an address we have never seen, stored in one statement on PostgreSQL.
+"""A signup stored in one statement on PostgreSQL, for a new address and a known one alike.
 
-The subscriber, their consent and the confirmation mail owed to them are three INSERTs chained by data-modifying
-CTEs, run in autocommit: one round trip, and the statement is its own transaction, so either all three rows are
-committed or none is. When the address is already known the statement writes nothing, and the caller takes the
-general path (subscriptions.subscribe), which has the rules for people we know.
+The subscriber, their consent and the mail owed to them are INSERTs chained by data-modifying CTEs, run in
+autocommit: one round trip, and the statement is its own transaction, so either every row is committed or none
+is. A known address gets what subscriptions._record gives it, in the same statement: a new consent and, within
+the per-address throttle, a confirmation (pending, unsubscribed) or the download link again (confirmed); a
+bounced or complained one gets nothing. One statement either way, so that the answer takes as long for a known
+address as for a new one and its time does not tell which it was. When an address another signup inserted
+between this statement's snapshot and its INSERT is neither seen nor inserted, the statement writes nothing, and
+the caller takes the general path (subscriptions.subscribe).
 """
 from __future__ import annotations
 
@@ -18,47 +22,94 @@ from ..models import CONFIRMATION_KEY
 from ..outbox import ledger
 
 # In the driver's own parameter style: run through its cursor (see store()).
+# The throttle (`throttled`) is subscriptions._may_mail_again's: one mail of a kind per 15 minutes, three a day.
 STATEMENT = """
 WITH magnet AS (
     SELECT id, title FROM lead_magnet WHERE slug = %(magnet)s
+), known AS (
+    SELECT id, status FROM subscriber WHERE email = %(email)s FOR UPDATE
 ), new_subscriber AS (
     INSERT INTO subscriber (email, name, status, created_at, updated_at, welcome_step, digest_frequency)
     SELECT %(email)s, %(name)s, 'pending', %(now)s, %(now)s, 0, 'every' FROM magnet
+    WHERE NOT EXISTS (SELECT 1 FROM known)
     ON CONFLICT (email) DO NOTHING
     RETURNING id
+), person AS (
+    SELECT id, 'pending' AS status FROM new_subscriber
+    UNION ALL
+    SELECT id, status FROM known WHERE status NOT IN ('bounced', 'complained')
+), renamed AS (
+    UPDATE subscriber SET name = %(name)s FROM known, magnet
+    WHERE subscriber.id = known.id AND known.status = 'pending' AND %(name)s IS NOT NULL
+    RETURNING subscriber.id
 ), new_consent AS (
     INSERT INTO consent (subscriber_id, magnet_id, source_url, form, ip, user_agent, consent_text, requested_at)
-    SELECT new_subscriber.id, magnet.id, %(source_url)s, %(form)s, %(ip)s, %(user_agent)s,
+    SELECT person.id, magnet.id, %(source_url)s, %(form)s, %(ip)s, %(user_agent)s,
            replace(%(consent_text)s, '{magnet}', magnet.title), %(now)s
-    FROM new_subscriber, magnet
+    FROM person, magnet
     RETURNING id, subscriber_id
+), throttled AS (
+    SELECT kind FROM delivery
+    WHERE subscriber_id = (SELECT id FROM known) AND kind IN ('confirmation', 'magnet')
+      AND created_at > %(now)s - interval '1 day'
+    GROUP BY kind HAVING count(*) >= 3 OR max(created_at) >= %(now)s - interval '15 minutes'
 ), confirmation AS (
-    INSERT INTO delivery ({owed_columns})
-    SELECT {owed_values}
-    FROM new_consent WHERE %(mail_confirmation)s
+    {confirmation_row}
+    FROM new_consent, person
+    WHERE %(mail_confirmation)s AND person.status IN ('pending', 'unsubscribed')
+      AND NOT EXISTS (SELECT 1 FROM throttled WHERE kind = 'confirmation')
+    RETURNING id
+), link_again AS (
+    {link_again_row}
+    FROM new_consent, person, magnet
+    WHERE person.status = 'confirmed' AND NOT EXISTS (SELECT 1 FROM throttled WHERE kind = 'magnet')
     RETURNING id
 )
-SELECT (SELECT id FROM magnet), (SELECT id FROM new_subscriber), (SELECT id FROM confirmation)
+SELECT (SELECT id FROM magnet), (SELECT id FROM new_subscriber), (SELECT id FROM known),
+       (SELECT id FROM confirmation), (SELECT id FROM link_again)
 """
-# The confirmation's row as ledger.owed_row describes every owed mail, each column as this statement computes it
-# from the consent just inserted (its id, its subscriber).
-OWED = ledger.owed_row("confirmation", None, None, None)
-OWED_SQL = {"kind": "%(kind)s", "subscriber_id": "subscriber_id", "dedupe_key": "%(key)s || id",
-            "payload": "CAST(%(payload_start)s || id || '}' AS json)", "status": "%(status)s",
-            "attempts": "%(attempts)s", "next_attempt_at": "%(now)s", "created_at": "%(now)s"}
-STATEMENT = STATEMENT.replace("{owed_columns}", ", ".join(OWED)).replace(
-    "{owed_values}", ", ".join(OWED_SQL[column] for column in OWED))
-# The payload as ledger.queue writes it (SQLAlchemy's JSON type: json.dumps), with the consent id appended.
+
+
+def _owed(**computed: str) -> str:
+    """An INSERT of one owed row as ledger.owed_row describes every owed mail: the columns this statement computes
+    (`computed`, as SQL), owed_row's own values for the rest (as parameters, `owed_<column>`)."""
+    row = ledger.owed_row(None, None, None, None)
+    return (f"INSERT INTO delivery ({', '.join(row)})\n    SELECT "
+            + ", ".join(computed.get(column, f"%(owed_{column})s") for column in row))
+
+
+STATEMENT = STATEMENT.replace("{confirmation_row}", _owed(
+    kind="'confirmation'", subscriber_id="new_consent.subscriber_id", dedupe_key="%(key)s || new_consent.id",
+    payload="CAST(%(payload_start)s || new_consent.id || '}' AS json)", next_attempt_at="%(now)s",
+    created_at="%(now)s")).replace("{link_again_row}", _owed(
+    kind="'magnet'", subscriber_id="new_consent.subscriber_id",
+    dedupe_key="'magnet:' || new_consent.subscriber_id || ':' || magnet.id || ':again:' || new_consent.id",
+    payload="CAST(%(magnet_payload_start)s || magnet.id || '}' AS json)", next_attempt_at="%(now)s",
+    created_at="%(now)s"))
+# The payloads as ledger.queue writes them (SQLAlchemy's JSON type: json.dumps), with the id appended.
 PAYLOAD_START = json.dumps({"consent_id": 0})[:-2]
-CONSTANTS = {"kind": OWED["kind"], "status": OWED["status"], "attempts": OWED["attempts"], "key": CONFIRMATION_KEY,
-             "payload_start": PAYLOAD_START}
+MAGNET_PAYLOAD_START = json.dumps({"magnet_id": 0})[:-2]
+CONSTANTS = {"key": CONFIRMATION_KEY, "payload_start": PAYLOAD_START, "magnet_payload_start": MAGNET_PAYLOAD_START,
+             **{f"owed_{column}": value for column, value in ledger.owed_row(None, None, None, None).items()}}
 
 
 @dataclass(frozen=True)
 class Stored:
     magnet_id: int | None        # None: no lead magnet has this slug, and nothing was written
-    subscriber_id: int | None    # None: the address is known, and nothing was written
-    confirmation_id: int | None  # the delivery owed, None when the hourly cap said no
+    subscriber_id: int | None    # the subscriber made now; None when the address was known
+    known_id: int | None         # the subscriber who had this address already
+    confirmation_id: int | None  # the confirmation owed; None for a confirmed, suppressed or throttled address,
+                                 # or when the hourly cap said no
+    link_again_id: int | None    # the download link owed again to a confirmed subscriber
+
+    @property
+    def handled(self) -> bool:
+        """Whether the statement did the signup (else nothing was written, and the general path must)."""
+        return self.magnet_id is not None and (self.subscriber_id or self.known_id) is not None
+
+    @property
+    def owed(self) -> list[int]:
+        return [i for i in (self.confirmation_id, self.link_again_id) if i is not None]
 
 
 def store(connection: Connection, *, email: str, name: str | None, magnet: str, source_url: str | None, form: str,

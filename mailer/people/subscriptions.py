@@ -38,34 +38,35 @@ class SignupRequest:
 def sign_up(session: Session, request: SignupRequest) -> None:
     """Store a visitor's signup and commit it; the caller answers the same whatever happened.
 
-    A new address on PostgreSQL is one statement of its own (new_signup); anything else, and SQLite, goes through
-    the session as subscribe() does, committed here.
+    On PostgreSQL a signup is one statement of its own (new_signup), whether the address is new or known, so that
+    both answer in the same time; SQLite, and the rare signup that statement cannot do, go through the session as
+    subscribe() does, committed here.
     """
     email, name = normalise_email(request.email), clean_name(request.name)
     engine = session.get_bind()
-    if on_postgresql(engine) and _store_new_address(engine, session, email, name, request):
+    if on_postgresql(engine) and _store_in_one_statement(engine, session, email, name, request):
         return
     _record(session, email, name, request)
     session.commit()
 
 
-def _store_new_address(engine: Engine, session: Session, email: str, name: str | None,
+def _store_in_one_statement(engine: Engine, session: Session, email: str, name: str | None,
                        request: SignupRequest) -> bool:
-    """True when this was a new address and is now stored; False when nothing was written.
+    """True when the signup is stored, for a new address or a known one; False when nothing was written.
 
     A connection that died in the pool (a restarted database) is replaced and the statement sent once more:
-    if the first one did commit, the second finds the address known, and the general path owes nothing twice.
+    if the first one did commit, the second finds the address known, and the throttle owes no second mail.
     """
     try:
-        return _store_new_address_on(engine, session, email, name, request)
+        return _store_in_one_statement_on(engine, session, email, name, request)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         log.warning("the database connection was lost during a signup; sending it again on a new connection")
-        return _store_new_address_on(engine, session, email, name, request)
+        return _store_in_one_statement_on(engine, session, email, name, request)
 
 
-def _store_new_address_on(engine: Engine, session: Session, email: str, name: str | None,
+def _store_in_one_statement_on(engine: Engine, session: Session, email: str, name: str | None,
                           request: SignupRequest) -> bool:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         mail = confirmation_cap.allows_confirmation(connection)
@@ -74,9 +75,9 @@ def _store_new_address_on(engine: Engine, session: Session, email: str, name: st
             ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT, **_consent_details(request))
     if mail and stored.confirmation_id is None:
         confirmation_cap.give_back()
-    if stored.confirmation_id is not None:
-        ledger.note_owed(session, stored.confirmation_id)
-    return stored.subscriber_id is not None
+    for delivery_id in stored.owed:
+        ledger.note_owed(session, delivery_id)
+    return stored.handled
 
 
 def subscribe(session: Session, request: SignupRequest) -> None:
