@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from ..metrics import from_this_machine
+from ..ops.metrics import from_this_machine
 
 bp = Blueprint("devmail", __name__, url_prefix="/dev/outbox")
 
