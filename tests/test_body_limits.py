@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.serving import make_server
 
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.extensions import db
 from mailer.web import body_limits
 from tests.browser import serve_in_thread

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.bounces import verp
 from mailer.extensions import db
 from mailer.models import MailEvent
