@@ -193,7 +193,7 @@ def test_an_old_confirm_link_after_an_unsubscribe_offers_to_subscribe_again(clie
     assert again.status_code == 200 and "Check your inbox" in again.text
     db.session.expire_all()
     assert subscriber("ann@example.com").status == Status.UNSUBSCRIBED.value  # until the new link is clicked
-    outbox.deliver_due()
+    sender.deliver_due()
     confirmations = [m for m in mailbox(app, "ann@example.com") if "Confirm" in m["Subject"]]
     assert len(confirmations) == 2
     new_path = link_in(confirmations[-1], "/confirm/")

@@ -133,7 +133,7 @@ def subscribe_again(token: str):
     subscriptions.subscribe_again(db.session, _consent_for(token), request.remote_addr, request.user_agent.string)
     db.session.commit()
     _log_owed("signup stored from an old confirmation link", db.session)
-    outbox.wake()
+    ledger.wake()
     return render_template("site/message.html", title="Check your inbox",
                            message="If this address may get our emails again, a new confirmation link arrives in a "
                                    "few minutes; nothing starts until you click it.")
