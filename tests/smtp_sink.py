@@ -17,6 +17,7 @@ class Received:
     envelope_from: str
     recipients: list[str]
     message: EmailMessage
+    raw: bytes = b""  # the message as it came over SMTP (dots unstuffed), for tests of the bytes themselves
 
 
 @dataclass
@@ -57,7 +58,7 @@ class SinkHandler:
             await asyncio.sleep(self.delay)
         msg = BytesParser(policy=policy.default).parsebytes(envelope.content)
         with self.lock:
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg))
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, envelope.original_content))
         return "250 2.0.0 queued"
 
 
@@ -96,6 +97,11 @@ class SmtpSink:
     def to(self, address: str) -> list[EmailMessage]:
         with self.handler.lock:
             return [r.message for r in self.handler.messages if address in r.recipients]
+
+    def raw_to(self, address: str) -> list[bytes]:
+        """The bytes of each message to `address`, as received."""
+        with self.handler.lock:
+            return [r.raw for r in self.handler.messages if address in r.recipients]
 
     def wait_for(self, address: str, subject_contains: str = "", count: int = 1, timeout: float = 30) -> list[EmailMessage]:
         """Mail to `address` whose subject contains the text; fails after `timeout` seconds."""

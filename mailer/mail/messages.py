@@ -1,7 +1,8 @@
 """Each message is three templates (subject, .txt, .html) rendered into one message for one recipient.
 
-Transactional mails are built as an EmailMessage. List mail (a digest to every reader) is assembled as bytes from
-a `ListMailFrame` made once per digest: only the recipient's values, the part bodies and a few headers vary.
+Transactional mails get their body from an EmailMessage. List mail (a digest to every reader) is assembled as bytes
+from a `ListMailFrame` made once per digest: only the recipient's values, the part bodies and a few headers vary.
+Either way every header field is written by `headers`, never by the email package.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import css_inline
 from flask import current_app, render_template
 from markupsafe import escape
 
+from . import headers
+
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
 
 
@@ -27,7 +30,8 @@ LINE_BREAKS = "\r\n\0\x85\u2028\u2029"  # NUL, and Unicode's NEL, LS and PS: a m
 
 
 def has_line_break(value: str) -> bool:
-    return any(c in LINE_BREAKS for c in value)
+    """A line break as typed, or inside an RFC 2047 encoded word (=?utf-8?q?=0D=0A?=), where a reader finds it."""
+    return any(c in LINE_BREAKS for c in value) or any(c in LINE_BREAKS for c in headers.decoded(value))
 
 
 # Text-direction embeddings, overrides and isolates: in a name they reverse what follows it in a greeting.
@@ -36,14 +40,19 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 def has_control_character(value: str) -> bool:
     """A line break, a tab, any other C0 or C1 control character, or a text-direction control: what a one-line
-    name must not hold. (Joiners, which some scripts and emoji need, are allowed.)"""
-    return any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in BIDI_CONTROLS or c in LINE_BREAKS for c in value)
+    name must not hold, as typed or inside an encoded word. (Joiners, which some scripts and emoji need, are
+    allowed.)"""
+    return any(_is_control(c) for c in value) or any(_is_control(c) for c in headers.decoded(value))
+
+
+def _is_control(c: str) -> bool:
+    return ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in BIDI_CONTROLS or c in LINE_BREAKS
 
 
 def without_control_characters(value: str) -> str:
     """`value` with every character has_control_character() refuses taken out (for post titles, which may come
     from a feed)."""
-    return "".join(c for c in value if not has_control_character(c))
+    return "".join(c for c in value if not _is_control(c))
 
 
 def refuse_line_breaks(value: str, field: str) -> str:
@@ -100,23 +109,30 @@ def render_parts(template: str, context: dict) -> Parts:
     return Parts(refuse_line_breaks(subject, "subject"), text, html)
 
 
-def build(parts: Parts, to: str, *, msg_id: str, unsubscribe_url: str | None = None) -> EmailMessage:
-    """A multipart/alternative message for one recipient; list mail gets the unsubscribe headers."""
-    msg = EmailMessage()
-    msg["Subject"] = parts.subject
-    msg["From"] = current_app.config["MAIL_FROM"]
-    # A plain string, not Address(addr_spec=…): that refuses the non-ASCII local parts SMTPUTF8 allows.
-    msg["To"] = refuse_line_breaks(to, "to")
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = msg_id
+def build(parts: Parts, to: str, *, msg_id: str, unsubscribe_url: str | None = None,
+          unsubscribe_mailto: str | None = None) -> Outgoing:
+    """A multipart/alternative message for one recipient; list mail gets the unsubscribe headers.
+
+    The email package makes the body; the header fields are written by `headers`, as the digest frame writes them.
+    """
+    body = EmailMessage()
+    body.set_content(parts.text)
+    body.add_alternative(parts.html, subtype="html")
+    config = current_app.config
+    # The address as it is, not Address(addr_spec=…): that refuses the non-ASCII local parts SMTPUTF8 allows.
+    international = not refuse_line_breaks(to, "to").isascii()
+    head = [headers.text("Subject", parts.subject), headers.field("From", headers.mailbox("From", config["MAIL_FROM"])),
+            headers.field("To", [to]), headers.field("Date", formatdate(localtime=False).split()),
+            headers.field("Message-ID", [msg_id])]
     if unsubscribe_url:
         # RFC 2369 + RFC 8058: mailbox providers show their own one-click button from these.
-        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        msg["List-Id"] = current_app.config["LIST_ID"]
-    msg.set_content(parts.text)
-    msg.add_alternative(parts.html, subtype="html")
-    return msg
+        head += [headers.list_unsubscribe(unsubscribe_url, unsubscribe_mailto), LIST_UNSUBSCRIBE_POST,
+                 headers.field("List-Id", headers.list_id(config["LIST_ID"]))]
+    data = b"".join(head) + body.as_bytes(policy=body.policy.clone(linesep="\r\n", utf8=international))
+    return Outgoing(data, msg_id, international)
+
+
+LIST_UNSUBSCRIBE_POST = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 
 
 @dataclass(frozen=True)
@@ -131,8 +147,10 @@ class Outgoing:
         return message_from_bytes(self.data, policy=policy.default)
 
 
-def wire(msg: EmailMessage) -> Outgoing:
+def wire(msg: EmailMessage | Outgoing) -> Outgoing:
     """Flatten an EmailMessage with CRLF line ends (UTF-8 headers when an address needs SMTPUTF8)."""
+    if isinstance(msg, Outgoing):
+        return msg
     international = not str(msg.get("To", "")).isascii()
     data = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=international))
     return Outgoing(data, str(msg["Message-ID"]), international)
@@ -140,7 +158,6 @@ def wire(msg: EmailMessage) -> Outgoing:
 
 # An address the frame can put into the To header as it is: ASCII, no quoting, no comments.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
-_SMTP = policy.SMTP
 
 
 class ListMailFrame:
@@ -156,16 +173,16 @@ class ListMailFrame:
         # Encoded once, line ends made CRLF: a recipient's values hold no line break (else fill() takes the
         # general way for that one), so only they are encoded per mail.
         self._text, self._html = QuotedFrame(_crlf(parts.text)), QuotedFrame(_crlf(parts.html))
-        head = EmailMessage()
-        head["Subject"], head["From"] = parts.subject, mail_from
-        head["List-Id"] = refuse_line_breaks(list_id, "LIST_ID")
-        # The email package encodes and folds these (a non-ASCII title or list name) once for the whole digest.
-        self.fixed = head.as_bytes(policy=_SMTP).rstrip(b"\r\n") + b"\r\n"
+        # Encoded and folded once for the whole digest, as build() writes them.
+        self.fixed = b"".join((headers.text("Subject", parts.subject),
+                               headers.field("From", headers.mailbox("From", mail_from)),
+                               headers.field("List-Id", headers.list_id(list_id))))
         # QP output never holds "==", so this boundary cannot occur in a body.
         self.boundary = b"===============" + str(secrets.randbits(63)).encode() + b"=="
 
-    def fill(self, values: dict[str, str], to: str, *, msg_id: str, unsubscribe_url: str) -> Outgoing | None:
-        if not _PLAIN_ADDRESS.match(to) or not unsubscribe_url.isascii() or any(c in unsubscribe_url for c in "\r\n>"):
+    def fill(self, values: dict[str, str], to: str, *, msg_id: str, unsubscribe_url: str,
+             unsubscribe_mailto: str | None = None) -> Outgoing | None:
+        if not _PLAIN_ADDRESS.match(to):
             return None
         if any("\r" in value or "\n" in value for value in values.values()):
             filled = self.parts.fill(values)
@@ -178,9 +195,9 @@ class ListMailFrame:
             self.fixed,
             b"To: ", to.encode(), b"\r\n",
             b"Date: ", formatdate(localtime=False).encode(), b"\r\n",
-            b"Message-ID: ", msg_id.encode(), b"\r\n",
-            b"List-Unsubscribe: <", unsubscribe_url.encode(), b">\r\n",
-            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            headers.field("Message-ID", [msg_id]),
+            headers.list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
+            LIST_UNSUBSCRIBE_POST,
             b"MIME-Version: 1.0\r\n",
             b'Content-Type: multipart/alternative; boundary="', b, b'"\r\n\r\n',
             b"--", b, b"\r\n", _part(b"plain", text),

@@ -1,0 +1,198 @@
+"""Headers as they reach a real SMTP server, read as bytes: no parser that decodes them stands in between.
+
+A production-length BASE_URL (100 characters) makes every unsubscribe link longer than a header line should be;
+every kind of mail must still carry RFC 2369 syntax (`<URL>`, folded only at whitespace, never encoded words),
+and no text from a post, a feed or the console may end a header line.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import select, update
+
+from mailer import digests, outbox, subscriptions
+from mailer.extensions import db
+from mailer.models import Consent, LeadMagnet, Status, Subscriber, WelcomeStep
+from mailer.subscriptions import SignupRequest
+from tests import factories
+from tests.conftest import make_app
+from tests.smtp_sink import SmtpSink
+
+BASE_URL = "https://newsletters.career-questions-and-answers.example.com/for-managers-across-generations/mail/de"
+assert len(BASE_URL) == 100
+MAIL_FROM = "Karriere-Fragen & Antworten für Führungskräfte aller Generationen <newsletter@career-qa.example.com>"
+LIST_ID = "Karriere-Fragen & Antworten für Führungskräfte <newsletters.career-questions-and-answers.example.com>"
+# Fields a list mail carries (the rest of the mails carry all but the List- ones); anything else was injected.
+FIELDS = {"subject", "from", "to", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post", "list-id",
+          "mime-version", "content-type", "content-transfer-encoding"}
+
+
+@pytest.fixture(scope="module")
+def sink():
+    s = SmtpSink(enable_SMTPUTF8=True).start()  # SMTPUTF8: a non-ASCII address takes the general build
+    yield s
+    s.stop()
+
+
+@contextmanager
+def wire_app(tmp_path, sqlite_template, sink, **overrides):
+    """The app on a copy of the migrated database, sending to `sink` over SMTP, with production-length names."""
+    shutil.copy(sqlite_template, tmp_path / "mailer.db")
+    sink.clear()
+    app = make_app(tmp_path, SMTP_URL=sink.url, BASE_URL=BASE_URL, MAIL_FROM=MAIL_FROM, LIST_ID=LIST_ID, **overrides)
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def head_of(raw: bytes) -> list[bytes]:
+    """The header lines of a message (folded lines kept apart), after checking the whole message's line ends."""
+    assert b"\r" not in raw.replace(b"\r\n", b"") and b"\n" not in raw.replace(b"\r\n", b""), "a bare CR or LF"
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n")), "a line over 998 octets"
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return head.split(b"\r\n")
+
+
+def fields(raw: bytes) -> dict[str, list[str]]:
+    """Each field's raw value, unfolded (CRLF before whitespace taken out), by lower-case name."""
+    found: dict[str, list[str]] = {}
+    lines = head_of(raw)
+    assert not lines[0][:1].isspace()
+    unfolded: list[bytes] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            assert line.strip(), "a folded line of whitespace only"
+            unfolded[-1] += line  # folded at whitespace: the space stays, the CRLF goes
+        else:
+            assert re.match(rb"[!-9;-~]+:", line), f"not a header field: {line!r}"
+            unfolded.append(line)
+    for field in unfolded:
+        name, _, value = field.decode("utf-8").partition(":")
+        found.setdefault(name.lower(), []).append(value.strip())
+    return found
+
+
+def check_headers(raw: bytes, to: str, list_mail: bool, mailto: bool = False) -> dict[str, list[str]]:
+    """Every header of one received message is well formed; returns them (raw, unfolded)."""
+    f = fields(raw)
+    assert set(f) <= FIELDS, f"unexpected fields {set(f) - FIELDS}"
+    for name in ("subject", "from", "to", "date", "message-id", "mime-version", "content-type"):
+        assert len(f.get(name, [])) == 1, name
+    assert f["to"] == [to]
+    assert re.fullmatch(r"<[0-9a-f]{32}@career-qa\.example\.com>", f["message-id"][0])
+    assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4}", f["date"][0])
+    # From: the display name may be encoded words (a phrase may be), the address never.
+    assert f["from"][0].endswith(" <newsletter@career-qa.example.com>")
+    assert "=?" not in f["from"][0].rpartition(" ")[2]
+    if not list_mail:
+        assert not {"list-unsubscribe", "list-unsubscribe-post", "list-id"} & set(f)
+        return f
+    [unsubscribe] = f["list-unsubscribe"]
+    assert "=?" not in unsubscribe
+    pattern = re.escape(f"<{BASE_URL}/unsubscribe/") + r"[A-Za-z0-9_.-]+>"
+    if mailto:
+        pattern += r", <mailto:unsubscribe\+\d+-[a-z2-7]+@career-qa\.example\.com>"
+    assert re.fullmatch(pattern, unsubscribe), unsubscribe
+    assert f["list-unsubscribe-post"] == ["List-Unsubscribe=One-Click"]
+    [list_id] = f["list-id"]
+    assert list_id.endswith(" <newsletters.career-questions-and-answers.example.com>")
+    return f
+
+
+def parsed_subject(raw: bytes) -> str:
+    from email import policy
+    from email.parser import BytesParser
+
+    return str(BytesParser(policy=policy.default).parsebytes(raw)["Subject"])
+
+
+def every_kind_of_mail(app, sink) -> dict[str, tuple[bytes, str]]:
+    """Send one mail of every kind the system sends, through the outbox and SMTP; the raw bytes by kind."""
+    subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com", name="Ann"))
+    db.session.commit()
+    outbox.deliver_due()
+    subscriptions.confirm_subscription(db.session, db.session.scalar(select(Consent.id)))
+    db.session.commit()
+    outbox.deliver_due()  # the download link and the first welcome step
+    ann = factories.subscriber("ann@example.com")
+    magnet_id = db.session.scalar(select(LeadMagnet.id))
+    db.session.execute(update(WelcomeStep).where(WelcomeStep.template == "welcome_3")
+                       .values(subject="Was als Nächstes kommt, und warum =?utf-8?q?das_bleibt?= wie es ist"))
+    outbox.queue(db.session, "welcome", ann.id, f"welcome:{ann.id}:2", template="welcome_2")
+    outbox.queue(db.session, "welcome", ann.id, f"welcome:{ann.id}:3", template="welcome_3")
+    # A fresh download link is a magnet mail owed again (the preferences page and the 410 page owe it).
+    outbox.queue(db.session, "magnet", ann.id, f"magnet:{ann.id}:{magnet_id}:renew:wire", magnet_id=magnet_id)
+    db.session.commit()
+    outbox.deliver_due()
+
+    # A digest: the frame for a plain address, the general build for one the frame cannot write.
+    for email in ("zoe@example.com", "jürgen@exämple.com", '"ann lee"@example.com'):
+        db.session.add(Subscriber(email=email, status=Status.CONFIRMED.value))
+    factories.post(title="Café culture & the four-day week: what Gen Z asks for, and what a manager can give " * 2)
+    digests.send_test(db.session, "admin@example.com")
+    digests.create_digest(db.session)
+    db.session.commit()
+    outbox.deliver_due()
+
+    received = {r.recipients[0]: [] for r in sink.handler.messages}
+    for r in sink.handler.messages:
+        received[r.recipients[0]].append(r.raw)
+    ann_mail = [(parsed_subject(raw), raw) for raw in received["ann@example.com"]]
+
+    def by_subject(prefix: str) -> list[bytes]:
+        return [raw for subject, raw in ann_mail if subject.startswith(prefix)]
+
+    [confirmation], magnets = by_subject("Confirm"), by_subject("Your copy")
+    [welcome], [welcome_2], [welcome_3] = by_subject("Welcome"), by_subject("Three questions"), by_subject("Was als")
+    assert len(magnets) == 2
+    [frame_digest] = received["zoe@example.com"]
+    [utf8_digest] = received["jürgen@exämple.com"]
+    [quoted_digest] = received['"ann lee"@example.com']
+    [test_copy] = received["admin@example.com"]
+    [digest_to_ann] = [raw for subject, raw in ann_mail if subject.startswith("Café")]
+    return {"confirmation": (confirmation, "ann@example.com"), "magnet": (magnets[0], "ann@example.com"),
+            "fresh magnet": (magnets[1], "ann@example.com"), "welcome": (welcome, "ann@example.com"),
+            "welcome_2": (welcome_2, "ann@example.com"), "welcome_3 (own subject)": (welcome_3, "ann@example.com"),
+            "digest (frame)": (frame_digest, "zoe@example.com"), "digest (frame, Ann)": (digest_to_ann, "ann@example.com"),
+            "digest (general build, SMTPUTF8)": (utf8_digest, "jürgen@exämple.com"),
+            "digest (general build, quoted address)": (quoted_digest, '"ann lee"@example.com'),
+            "test copy": (test_copy, "admin@example.com")}
+
+
+LIST_KINDS = {"welcome", "welcome_2", "welcome_3 (own subject)", "digest (frame)", "digest (frame, Ann)",
+              "digest (general build, SMTPUTF8)", "digest (general build, quoted address)"}
+
+
+def test_every_kind_of_mail_has_well_formed_headers_with_a_production_length_base_url(tmp_path, sqlite_template, sink):
+    with wire_app(tmp_path, sqlite_template, sink) as app:
+        mails = every_kind_of_mail(app, sink)
+        for kind, (raw, to) in mails.items():
+            check_headers(raw, to, kind in LIST_KINDS)
+        # What readers see: the subjects as written, a literal '=?' included, non-ASCII decoded.
+        assert parsed_subject(mails["welcome_3 (own subject)"][0]) == \
+            "Was als Nächstes kommt, und warum =?utf-8?q?das_bleibt?= wie es ist"
+        assert parsed_subject(mails["digest (frame)"][0]).startswith("Café culture & the four-day week")
+        assert parsed_subject(mails["test copy"][0]).startswith("[Test] Café culture")
+
+
+def test_the_unsubscribe_header_on_the_wire_works_for_a_one_click_post(tmp_path, sqlite_template, sink):
+    with wire_app(tmp_path, sqlite_template, sink) as app:
+        db.session.add(Subscriber(email="zoe@example.com", status=Status.CONFIRMED.value))
+        db.session.commit()
+        zoe = factories.subscriber("zoe@example.com")
+        outbox.queue(db.session, "welcome", zoe.id, "welcome:wire")
+        db.session.commit()
+        outbox.deliver_due()
+        [raw] = sink.raw_to("zoe@example.com")
+        [unsubscribe] = check_headers(raw, "zoe@example.com", True)["list-unsubscribe"]
+        path = unsubscribe[1:-1].removeprefix(BASE_URL)
+        response = app.test_client().post(path, data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 200
+        db.session.expire_all()
+        assert factories.subscriber("zoe@example.com").status == Status.UNSUBSCRIBED.value
