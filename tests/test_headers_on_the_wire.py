@@ -196,3 +196,71 @@ def test_the_unsubscribe_header_on_the_wire_works_for_a_one_click_post(tmp_path,
         assert response.status_code == 200
         db.session.expire_all()
         assert factories.subscriber("zoe@example.com").status == Status.UNSUBSCRIBED.value
+
+
+# --- hostile text: encoded words that hide a line break -------------------------------------------------------
+
+BCC = "=?utf-8?q?Career_Q=26A=0D=0ABcc:_victim@example.net?="
+
+
+def test_a_feed_title_hiding_a_line_break_is_neutralised_and_the_digest_carries_no_extra_header(
+        tmp_path, sqlite_template, sink, feed_server):
+    from mailer.feeds import fetch_feed
+    from mailer.models import Post
+
+    with wire_app(tmp_path, sqlite_template, sink):
+        feed_server.serve(body=(f'<rss version="2.0"><channel><item><title>{BCC}</title>'
+                                '<link>https://blog.example.com/bcc/</link></item></channel></rss>').encode())
+        fetch_feed(db.session, feed_server.url)
+        assert db.session.scalar(select(Post.title)) == "Career Q&A Bcc: victim@example.net"
+        db.session.add(Subscriber(email="zoe@example.com", status=Status.CONFIRMED.value))
+        db.session.commit()
+        digests.create_digest(db.session, post_ids=[db.session.scalar(select(Post.id))])
+        db.session.commit()
+        outbox.deliver_due()
+
+        [received] = sink.handler.messages
+        assert received.recipients == ["zoe@example.com"]
+        check_headers(received.raw, "zoe@example.com", True)  # no Bcc (nor any other) field was added
+        assert b"\r\nBcc:" not in received.raw and parsed_subject(received.raw) == "Career Q&A Bcc: victim@example.net"
+
+
+@pytest.mark.parametrize("subject", [BCC, "=?utf-8?b?SGkNCkJjYzogdmljdGltQGV4YW1wbGUubmV0?=",
+                                     "Hi =?utf-8?q?=E2=80=A8?=Bcc: victim@example.net", "Hi\r\nBcc: victim@example.net"])
+def test_the_subject_builder_never_writes_a_line_break_from_the_text_on_any_python(app, subject):
+    from mailer.mail import headers
+    from mailer.mail.messages import ListMailFrame, Parts, build
+
+    parts = Parts(subject, "text", "<p>html</p>")
+    with pytest.raises(ValueError, match="line break"):
+        headers.text("Subject", subject)
+    with pytest.raises(ValueError, match="line break"):
+        build(parts, "ann@example.com", msg_id="<1@mailer.test>")
+    with pytest.raises(ValueError, match="line break"):
+        ListMailFrame(parts, "newsletter@mailer.test", "List <news.mailer.test>")
+
+
+def test_text_that_looks_like_an_encoded_word_is_written_so_that_readers_show_it_as_typed():
+    from mailer.mail import headers
+
+    raw = headers.text("Subject", "Read =?utf-8?q?this?= as typed")
+    assert raw.startswith(b"Subject: =?utf-8?") and b"=?utf-8?q?this?=" not in raw
+    assert parsed_subject(raw + b"\r\n") == "Read =?utf-8?q?this?= as typed"
+    assert headers.text("Subject", "Plain ASCII, folded at whitespace " * 5).count(b"\r\n ") == 2
+
+
+def test_a_stored_subject_hiding_a_line_break_is_never_sent(tmp_path, sqlite_template, sink):
+    """A digest row written before the checks (or around them): the worker refuses to write the header."""
+    from mailer.models import Delivery, Digest
+
+    with wire_app(tmp_path, sqlite_template, sink):
+        db.session.add(Subscriber(email="zoe@example.com", status=Status.CONFIRMED.value))
+        factories.post()
+        digest = digests.create_digest(db.session)
+        db.session.commit()
+        db.session.execute(update(Digest).where(Digest.id == digest.id).values(subject=BCC))
+        db.session.commit()
+        outbox.deliver_due()
+
+        assert sink.handler.messages == []
+        assert "line break" in db.session.scalar(select(Delivery.last_error))

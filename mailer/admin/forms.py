@@ -13,7 +13,9 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+
+from ..mail.messages import has_control_character
 
 
 class ActionForm(FlaskForm):
@@ -48,8 +50,14 @@ class TestSendForm(DigestForm):
     to = EmailField("Send a test to", validators=[DataRequired(), Email(check_deliverability=False)])
 
 
+def one_line(form, field) -> None:
+    """The text goes into a mail's subject: no line break or control character, typed or in an encoded word."""
+    if field.data and has_control_character(field.data):
+        raise ValidationError("The title goes into the mail's subject: one line, without control characters.")
+
+
 class MagnetForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    title = StringField("Title", validators=[DataRequired(), Length(max=200), one_line])
     description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
     file = FileField("New file (PDF, EPUB, ZIP…)")
 

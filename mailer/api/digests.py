@@ -36,7 +36,7 @@ def create_digest():
     except digests.NothingNew as exc:
         return error(str(exc), 409)
     except digests.DigestError as exc:
-        return error(str(exc), 422)
+        return error(str(exc), 422, **({"field": exc.field} if exc.field else {}))
     except InvalidSignup as exc:
         return error(str(exc), 422, field="test_to")
     db.session.commit()

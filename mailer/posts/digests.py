@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from ..addresses import normalise_email
 from ..dialect import on_postgresql
-from ..mail.messages import has_line_break
+from ..mail.messages import has_control_character
 from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post, utcnow
 from ..outbox import ledger
 from .digest_results import results
+from .store import clean_title
 
 QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
 AUDIENCES = ("every", "monthly")  # who a digest is for: Subscriber.digest_frequency
@@ -24,7 +25,11 @@ class NothingNew(Exception):
 
 
 class DigestError(ValueError):
-    """A request about a digest that cannot be carried out as asked; the message says why."""
+    """A request about a digest that cannot be carried out as asked; the message says why, `field` which input."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False,
@@ -77,9 +82,11 @@ def subject_for(subject: str | None, posts: list[Post]) -> str:
 
 
 def default_subject(posts: list[Post]) -> str:
+    # Cleaned again: a title stored before the cleaning opened encoded words may hide a line break in one.
+    last = clean_title(posts[-1].title)
     if len(posts) == 1:
-        return posts[0].title[:200]
-    return f"{posts[-1].title[:150]} and {len(posts) - 1} more new post{'s' if len(posts) > 2 else ''}"
+        return last[:200]
+    return f"{last[:150]} and {len(posts) - 1} more new post{'s' if len(posts) > 2 else ''}"
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
@@ -141,8 +148,10 @@ def confirmed_count(audience: str = "every"):
 def _clean_subject(subject: str | None) -> str | None:
     if subject is None or not subject.strip():
         return None
-    if len(subject) > 200 or has_line_break(subject):
-        raise DigestError("the subject must be one line of at most 200 characters")
+    if len(subject) > 200 or has_control_character(subject):
+        # Encoded words count as a reader decodes them: "=?utf-8?q?=0D=0ABcc:…?=" is two lines.
+        raise DigestError("the subject must be one line of at most 200 characters, without control characters "
+                          "(also none inside an encoded word such as =?utf-8?q?…?=)", field="subject")
     return subject.strip()
 
 

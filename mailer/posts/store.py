@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
-from ..mail.messages import without_control_characters
+from ..mail.headers import decoded
+from ..mail.messages import has_control_character, without_control_characters
 from ..models import Post, aware, utcnow
 
 SUMMARY_TAGS = {"p", "a", "em", "strong", "ul", "ol", "li", "br", "blockquote"}
@@ -79,12 +80,28 @@ def check_url(value: object) -> str:
 
 
 def clean_title(value: str) -> str:
-    """A title as it may become a mail's subject: each run of whitespace (line breaks too) one space, and the other
-    control characters (NUL, which PostgreSQL text cannot hold, BEL, a text-direction override…) taken out."""
-    return " ".join(without_control_characters(" ".join(value.split())).split())
+    """A title as it may become a mail's subject: RFC 2047 encoded words decoded (as a mail client would show them),
+    each run of whitespace (line breaks too) one space, and the other control characters (NUL, which PostgreSQL
+    text cannot hold, BEL, a text-direction override…) taken out."""
+    for _ in range(3):  # an encoded word may hide another: each round opens one
+        title = " ".join(without_control_characters(" ".join(decoded(value).split())).split())
+        if title == value:
+            return title
+        value = title
+    # Still more layers: take the words' markers out, so no reader decodes them into a line break.
+    return title.replace("=?", "=") if has_control_character(title) else title
+
+
+def hides_control_characters(value: str) -> bool:
+    """A line break or control character inside an RFC 2047 encoded word: written to pass a check of the
+    characters as typed, so refused where a person sends the title (the API, the console)."""
+    return has_control_character(decoded(without_control_characters(value)))
 
 
 def _check_title(value: object) -> str:
+    if isinstance(value, str) and hides_control_characters(value):
+        raise InvalidPost("title", "The post's title holds a line break or control character in an encoded word "
+                                   "(=?…?=); write the title as plain text.")
     title = clean_title(value) if isinstance(value, str) else ""
     if not title:
         raise InvalidPost("title", "The post's title is missing: give it as text.")
