@@ -128,6 +128,7 @@ def _deliverability(env: dict) -> dict:
             sendgrid_public_key(sendgrid)
         except ValueError as exc:
             raise ConfigError(f"SENDGRID_WEBHOOK_PUBLIC_KEY {exc}: paste the Signed Event Webhook's verification key") from None
+    unsubscribe_mailbox = _unsubscribe_mailbox(env.get("UNSUBSCRIBE_MAILBOX", "").strip())
     postmark = (env.get("POSTMARK_WEBHOOK_USER", ""), env.get("POSTMARK_WEBHOOK_PASSWORD", ""))
     if any(postmark) and not all(postmark):
         raise ConfigError("POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both, or neither")
@@ -136,11 +137,29 @@ def _deliverability(env: dict) -> dict:
         "DKIM_SELECTOR": selector or None,
         "DKIM_DOMAIN": env.get("DKIM_DOMAIN", "").strip().lower() or None,  # None: MAIL_FROM's domain
         "BOUNCE_DOMAIN": env.get("BOUNCE_DOMAIN", "").strip().lower() or None,  # None: MAIL_FROM's domain
+        "UNSUBSCRIBE_MAILBOX": unsubscribe_mailbox,  # None: List-Unsubscribe has the https link alone
         "SES_TOPIC_ARNS": [arn.strip() for arn in env.get("SES_TOPIC_ARNS", "").split(",") if arn.strip()],
         "POSTMARK_WEBHOOK_USER": postmark[0] or None,
         "POSTMARK_WEBHOOK_PASSWORD": postmark[1] or None,
         "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid or None,
     }
+
+
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+)*$")  # no '+': ours
+
+
+def _unsubscribe_mailbox(value: str) -> str | None:
+    """UNSUBSCRIBE_MAILBOX: the address whose +tagged forms unsubscribe by mail (List-Unsubscribe's mailto:)."""
+    if not value:
+        return None
+    local, _, domain = value.rpartition("@")
+    if not _LOCAL_PART.match(local) or not _HOSTNAME.match(domain):
+        raise ConfigError(f"UNSUBSCRIBE_MAILBOX: {value[:100]!r} is not an address like unsubscribe@example.com "
+                          "(no '+' in it: each reader's address adds +<signed id>)")
+    if local.lower() == "bounces":
+        raise ConfigError("UNSUBSCRIBE_MAILBOX must not be the bounces@ mailbox, which receives bounces (VERP): "
+                          "use another local part, such as unsubscribe@")
+    return f"{local}@{domain.lower()}"
 
 
 def _operations(env: dict) -> dict:
@@ -199,6 +218,10 @@ def _base_url(env: dict, production: bool) -> str:
     base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
         raise ConfigError(f"BASE_URL: {base_url!r} is not an http(s) URL")
+    if not base_url.isascii() or re.search(r'[\s<>",]', base_url) or len(base_url) > 500:
+        # Every list mail's List-Unsubscribe header carries it in angle brackets, on one line (RFC 2369).
+        raise ConfigError("BASE_URL must be an ASCII URL of at most 500 characters without spaces, quotes, commas "
+                          "or angle brackets (write an international domain name in its xn-- form)")
     if production and not base_url.startswith("https://"):
         raise ConfigError("BASE_URL must be https in production: mail clients need https unsubscribe links")
     return base_url

@@ -25,6 +25,7 @@ BASE_URL = "https://newsletters.career-questions-and-answers.example.com/for-man
 assert len(BASE_URL) == 100
 MAIL_FROM = "Karriere-Fragen & Antworten für Führungskräfte aller Generationen <newsletter@career-qa.example.com>"
 LIST_ID = "Karriere-Fragen & Antworten für Führungskräfte <newsletters.career-questions-and-answers.example.com>"
+MAILBOX = "unsubscribe@career-qa.example.com"
 # Fields a list mail carries (the rest of the mails carry all but the List- ones); anything else was injected.
 FIELDS = {"subject", "from", "to", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post", "list-id",
           "mime-version", "content-type", "content-transfer-encoding"}
@@ -169,11 +170,13 @@ LIST_KINDS = {"welcome", "welcome_2", "welcome_3 (own subject)", "digest (frame)
               "digest (general build, SMTPUTF8)", "digest (general build, quoted address)"}
 
 
-def test_every_kind_of_mail_has_well_formed_headers_with_a_production_length_base_url(tmp_path, sqlite_template, sink):
-    with wire_app(tmp_path, sqlite_template, sink) as app:
+@pytest.mark.parametrize("mailbox", [None, MAILBOX])
+def test_every_kind_of_mail_has_well_formed_headers_with_a_production_length_base_url(tmp_path, sqlite_template, sink,
+                                                                                       mailbox):
+    with wire_app(tmp_path, sqlite_template, sink, UNSUBSCRIBE_MAILBOX=mailbox) as app:
         mails = every_kind_of_mail(app, sink)
         for kind, (raw, to) in mails.items():
-            check_headers(raw, to, kind in LIST_KINDS)
+            check_headers(raw, to, kind in LIST_KINDS, mailto=mailbox is not None)
         # What readers see: the subjects as written, a literal '=?' included, non-ASCII decoded.
         assert parsed_subject(mails["welcome_3 (own subject)"][0]) == \
             "Was als Nächstes kommt, und warum =?utf-8?q?das_bleibt?= wie es ist"
@@ -264,3 +267,125 @@ def test_a_stored_subject_hiding_a_line_break_is_never_sent(tmp_path, sqlite_tem
 
         assert sink.handler.messages == []
         assert "line break" in db.session.scalar(select(Delivery.last_error))
+
+
+# --- unsubscribing by mail: List-Unsubscribe's mailto: ---------------------------------------------------------
+
+def welcome_to(email: str, sink) -> tuple[int, str]:
+    """Send `email` (confirmed) a welcome through SMTP; their id and the mailto address its raw header carries."""
+    db.session.add(Subscriber(email=email, status=Status.CONFIRMED.value))
+    db.session.commit()
+    sub = factories.subscriber(email)
+    outbox.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}:mailto")
+    db.session.commit()
+    outbox.deliver_due()
+    [raw] = sink.raw_to(email)
+    [unsubscribe] = check_headers(raw, email, True, mailto=True)["list-unsubscribe"]
+    mailto = re.search(r"<mailto:([^>]+)>", unsubscribe).group(1)
+    assert not mailto.startswith("bounces+")  # never the VERP address
+    return sub.id, mailto
+
+
+def a_request(to: str, subject: str = "unsubscribe") -> bytes:
+    """What a mail client sends to a mailto: link: a plain message, nothing like a bounce."""
+    return (f"From: Zoe <zoe@example.com>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <req@example.com>\r\n"
+            "Auto-Submitted: auto-replied\r\n\r\nPlease take me off the list.\r\n").encode()
+
+
+def status_of(email: str) -> str:
+    db.session.expire_all()
+    return factories.subscriber(email).status
+
+
+def test_a_mail_to_the_mailto_address_through_the_pipe_unsubscribes_and_stops_the_next_digest(
+        tmp_path, sqlite_template, sink):
+    from mailer.models import MailEvent
+
+    with wire_app(tmp_path, sqlite_template, sink, UNSUBSCRIBE_MAILBOX=MAILBOX) as app:
+        sub_id, mailto = welcome_to("zoe@example.com", sink)
+        result = app.test_cli_runner().invoke(args=["bounces", "process", "--recipient", mailto],
+                                              input=a_request(mailto))
+        assert result.exit_code == 0 and f"Unsubscribed subscriber {sub_id}" in result.output
+        assert status_of("zoe@example.com") == Status.UNSUBSCRIBED.value
+        assert db.session.scalar(select(MailEvent.id)) is None  # a request, not a bounce: no event recorded
+
+        sink.clear()
+        factories.post()
+        digests.create_digest(db.session)
+        db.session.commit()
+        outbox.deliver_due()
+        assert sink.raw_to("zoe@example.com") == []
+
+
+def test_the_webhook_and_the_headers_alone_lead_to_the_same_unsubscribe(tmp_path, sqlite_template, sink):
+    from mailer.api import create_token
+
+    with wire_app(tmp_path, sqlite_template, sink, UNSUBSCRIBE_MAILBOX=MAILBOX) as app:
+        _, zoe = welcome_to("zoe@example.com", sink)
+        _, bob = welcome_to("bob@example.com", sink)
+        key = create_token(db.session, "mta")
+        db.session.commit()
+        client = app.test_client()
+        response = client.post("/webhooks/dsn", query_string={"recipient": zoe.upper()}, data=a_request(zoe),
+                               headers={"Authorization": f"Bearer {key}", "Content-Type": "message/rfc822"})
+        assert response.status_code == 200 and "Unsubscribed" in response.json["result"]
+        assert status_of("zoe@example.com") == Status.UNSUBSCRIBED.value  # an MTA that upper-cased it: still ours
+        # No --recipient: the address in the headers (To, Delivered-To…) says it.
+        result = app.test_cli_runner().invoke(args=["bounces", "process"], input=a_request(f"List <{bob}>"))
+        assert result.exit_code == 0 and status_of("bob@example.com") == Status.UNSUBSCRIBED.value
+
+
+def other_signature(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local[:-1]}{'b' if local[-1] != 'b' else 'c'}@{domain}"
+
+
+def other_reader(address: str) -> str:
+    return re.sub(r"\+(\d+)-", lambda m: f"+{int(m.group(1)) + 1}-", address)
+
+
+def no_signature(address: str) -> str:
+    return re.sub(r"-[a-z2-7]+@", "@", address)
+
+
+@pytest.mark.parametrize("alter", [other_signature, other_reader, no_signature])
+def test_an_unsubscribe_address_whose_signature_does_not_verify_changes_nothing(tmp_path, sqlite_template, sink, alter):
+    from mailer.models import MailEvent
+
+    with wire_app(tmp_path, sqlite_template, sink, UNSUBSCRIBE_MAILBOX=MAILBOX) as app:
+        _, mailto = welcome_to("zoe@example.com", sink)
+        db.session.add(Subscriber(email="bob@example.com", status=Status.CONFIRMED.value))
+        db.session.commit()
+        forged = alter(mailto)
+        assert forged != mailto
+        result = app.test_cli_runner().invoke(args=["bounces", "process", "--recipient", forged],
+                                              input=a_request(forged))
+        assert result.exit_code == 1 and "does not verify" in result.output
+        assert status_of("zoe@example.com") == status_of("bob@example.com") == Status.CONFIRMED.value
+        assert db.session.scalar(select(MailEvent.id)) is None
+
+
+def test_a_bounce_to_the_verp_address_is_still_a_bounce_with_the_mailbox_set(tmp_path, sqlite_template, sink):
+    from pathlib import Path
+
+    from mailer.models import Delivery
+
+    with wire_app(tmp_path, sqlite_template, sink, UNSUBSCRIBE_MAILBOX=MAILBOX) as app:
+        sub_id, _ = welcome_to("zoe@example.com", sink)
+        verp = sink.handler.messages[-1].envelope_from
+        assert verp.startswith("bounces+")
+        dsn = (Path(__file__).parent / "fixtures" / "bounces" / "postfix-hard-bounce.eml").read_text()
+        dsn = dsn.replace("{verp}", verp).replace("{email}", "zoe@example.com").encode()
+        result = app.test_cli_runner().invoke(args=["bounces", "process", "--recipient", verp], input=dsn)
+        assert result.exit_code == 0, result.output
+        assert status_of("zoe@example.com") == Status.BOUNCED.value
+        assert db.session.scalar(select(Delivery.subscriber_id)) == sub_id
+
+
+@pytest.mark.parametrize(("value", "error"), [("bounces@example.com", "bounces@"), ("unsubscribe+x@example.com", "no '\\+'"),
+                                              ("unsubscribe", "not an address"), ("a@-bad-.com", "not an address")])
+def test_the_unsubscribe_mailbox_setting_is_checked_at_start_up(value, error):
+    from mailer.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match=error):
+        load({"UNSUBSCRIBE_MAILBOX": value, "SECRET_KEY": "x"})

@@ -5,6 +5,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from .. import links
+from ..bounces import mailto_unsubscribe
 from ..extensions import db
 from ..mail.messages import Outgoing, build, message_id, paragraphs, render_parts, wire
 from ..models import Consent, Delivery, LeadMagnet, Status, Subscriber, WelcomeStep
@@ -38,16 +39,19 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
     if delivery.kind == "test":
         return wire(build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id))
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
+    mailto = mailto_unsubscribe.address(subscriber.id) if unsubscribe_url else None
     if delivery.kind == "digest":
         frame = digest_frame(delivery.digest_id, delivery.created_at)
         values = _digest_values(delivery, subscriber, frame.posts, unsubscribe_url)
-        fast = frame.mail.fill(values, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url)
+        fast = frame.mail.fill(values, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url,
+                               unsubscribe_mailto=mailto)
         if fast is not None:
             return fast
         parts = frame.mail.parts.fill(values)  # an address that needs quoting or SMTPUTF8: the general way
     else:
         parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))
-    return wire(build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url))
+    return wire(build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url,
+                      unsubscribe_mailto=mailto))
 
 
 def _digest_values(delivery: Delivery, subscriber: Subscriber, posts: tuple[tuple[int, str], ...],
