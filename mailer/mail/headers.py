@@ -18,7 +18,8 @@ LIMIT = 998  # …and MUST stay within 998
 # What a mail client may take for an encoded word (decode_header's own pattern, within one line).
 _ENCODED_WORD = re.compile(r"=\?[^?\r\n]*\?[bBqQ]\?[^\r\n]*?\?=")
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+( [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")  # a phrase as it is
-_URI = re.compile(r"[!-~]+\Z")  # printable ASCII, no space
+_URI = re.compile(r'[\x21\x23-\x2b\x2d-\x3b\x3d\x3f-\x7e]+\Z')  # printable ASCII but space, '"', ',', '<', '>'
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")  # what must not be in a header: it may end the line
 
 
 def decoded(value: str) -> str:
@@ -41,7 +42,7 @@ def _decode_word(match: re.Match) -> str:
 
 
 def _refuse_controls(name: str, value: str) -> None:
-    if any(ord(c) < 32 or ord(c) == 127 or c in "\x85\u2028\u2029" for c in value):
+    if _CONTROL.search(value):
         raise ValueError(f"{name} contains a line break or a control character")
 
 
@@ -105,16 +106,34 @@ def mailbox(name: str, value: str) -> list[str]:
 def list_id(value: str) -> list[str]:
     """List-Id (RFC 2919): an optional phrase, then <list-label.namespace>."""
     display, label = parseaddr(value) if "<" in value else ("", value.strip())
-    if not _URI.match(label) or "<" in label or ">" in label:
+    if not _URI.match(label):
         raise ValueError(f"List-Id: {value!r} is not like 'Name <newsletter.example.com>'")
     return [*phrase("List-Id", display), f"<{label}>"]
 
 
 def list_unsubscribe(url: str, mailto: str | None = None) -> bytes:
-    """List-Unsubscribe (RFC 2369): <https URL>, and <mailto:address> when there is one."""
-    uris = [url] + ([f"mailto:{mailto}"] if mailto else [])
-    for uri in uris:
-        if not _URI.match(uri) or any(c in uri for c in '<>,"'):
-            raise ValueError(f"List-Unsubscribe: {uri[:100]!r} cannot be written in angle brackets")
-    words = [f"<{uri}>" for uri in uris]
-    return field("List-Unsubscribe", [w + "," for w in words[:-1]] + words[-1:])
+    """List-Unsubscribe (RFC 2369): <https URL>, and <mailto:address> when there is one, on a line of its own
+    when both do not fit in one. (Written directly: the digest frame calls this for every recipient.)"""
+    line = f"List-Unsubscribe: <{_uri(url)}>"
+    if mailto:
+        second = f"<mailto:{_uri(mailto)}>"
+        line += f", {second}" if len(line) + 2 + len(second) <= FOLD else f",\r\n {second}"
+    if any(len(piece) > LIMIT for piece in line.split("\r\n")):
+        raise ValueError(f"List-Unsubscribe: the link is too long for one header line ({LIMIT} octets)")
+    return (line + "\r\n").encode("ascii")
+
+
+def _uri(uri: str) -> str:
+    if not _URI.match(uri):
+        raise ValueError(f"List-Unsubscribe: {uri[:100]!r} cannot be written in angle brackets")
+    return uri
+
+
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,900}>\Z")
+
+
+def message_id(value: str) -> bytes:
+    """Message-ID: <id@domain>, one word, as it is."""
+    if not _MESSAGE_ID.match(value):
+        raise ValueError(f"Message-ID: {value[:100]!r} is not like <id@domain>")
+    return f"Message-ID: {value}\r\n".encode("ascii")

@@ -123,7 +123,7 @@ def build(parts: Parts, to: str, *, msg_id: str, unsubscribe_url: str | None = N
     international = not refuse_line_breaks(to, "to").isascii()
     head = [headers.text("Subject", parts.subject), headers.field("From", headers.mailbox("From", config["MAIL_FROM"])),
             headers.field("To", [to]), headers.field("Date", formatdate(localtime=False).split()),
-            headers.field("Message-ID", [msg_id])]
+            headers.message_id(msg_id)]
     if unsubscribe_url:
         # RFC 2369 + RFC 8058: mailbox providers show their own one-click button from these.
         head += [headers.list_unsubscribe(unsubscribe_url, unsubscribe_mailto), LIST_UNSUBSCRIBE_POST,
@@ -195,7 +195,7 @@ class ListMailFrame:
             self.fixed,
             b"To: ", to.encode(), b"\r\n",
             b"Date: ", formatdate(localtime=False).encode(), b"\r\n",
-            headers.field("Message-ID", [msg_id]),
+            headers.message_id(msg_id),
             headers.list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
             LIST_UNSUBSCRIBE_POST,
             b"MIME-Version: 1.0\r\n",
