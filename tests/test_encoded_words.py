@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer import outbox
-from mailer.api import create_token
+from mailer.api_tokens import create_token
 from mailer.extensions import db
 from mailer.models import LeadMagnet, Post, WelcomeStep
+from mailer.outbox import ledger
 from tests import factories
 from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
 
@@ -30,7 +30,7 @@ def auth(app) -> dict[str, str]:
 
 @pytest.fixture
 def admin(client, monkeypatch):
-    monkeypatch.setattr(outbox, "wake", lambda: None)
+    monkeypatch.setattr(ledger, "wake", lambda: None)
     create_admin()
     log_in(client)
     return client

@@ -13,10 +13,12 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select, update
 
-from mailer import digests, outbox, subscriptions
 from mailer.extensions import db
 from mailer.models import Consent, LeadMagnet, Status, Subscriber, WelcomeStep
-from mailer.subscriptions import SignupRequest
+from mailer.outbox import ledger, sender
+from mailer.people import subscriptions
+from mailer.people.subscriptions import SignupRequest
+from mailer.posts import digests
 from tests import factories
 from tests.conftest import make_app
 from tests.smtp_sink import SmtpSink
@@ -117,20 +119,20 @@ def every_kind_of_mail(app, sink) -> dict[str, tuple[bytes, str]]:
     """Send one mail of every kind the system sends, through the outbox and SMTP; the raw bytes by kind."""
     subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com", name="Ann"))
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
     subscriptions.confirm_subscription(db.session, db.session.scalar(select(Consent.id)))
     db.session.commit()
-    outbox.deliver_due()  # the download link and the first welcome step
+    sender.deliver_due()  # the download link and the first welcome step
     ann = factories.subscriber("ann@example.com")
     magnet_id = db.session.scalar(select(LeadMagnet.id))
     db.session.execute(update(WelcomeStep).where(WelcomeStep.template == "welcome_3")
                        .values(subject="Was als Nächstes kommt, und warum =?utf-8?q?das_bleibt?= wie es ist"))
-    outbox.queue(db.session, "welcome", ann.id, f"welcome:{ann.id}:2", template="welcome_2")
-    outbox.queue(db.session, "welcome", ann.id, f"welcome:{ann.id}:3", template="welcome_3")
+    ledger.queue(db.session, "welcome", ann.id, f"welcome:{ann.id}:2", template="welcome_2")
+    ledger.queue(db.session, "welcome", ann.id, f"welcome:{ann.id}:3", template="welcome_3")
     # A fresh download link is a magnet mail owed again (the preferences page and the 410 page owe it).
-    outbox.queue(db.session, "magnet", ann.id, f"magnet:{ann.id}:{magnet_id}:renew:wire", magnet_id=magnet_id)
+    ledger.queue(db.session, "magnet", ann.id, f"magnet:{ann.id}:{magnet_id}:renew:wire", magnet_id=magnet_id)
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
 
     # A digest: the frame for a plain address, the general build for one the frame cannot write.
     for email in ("zoe@example.com", "jürgen@exämple.com", '"ann lee"@example.com'):
@@ -139,7 +141,7 @@ def every_kind_of_mail(app, sink) -> dict[str, tuple[bytes, str]]:
     digests.send_test(db.session, "admin@example.com")
     digests.create_digest(db.session)
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
 
     received = {r.recipients[0]: [] for r in sink.handler.messages}
     for r in sink.handler.messages:
@@ -189,9 +191,9 @@ def test_the_unsubscribe_header_on_the_wire_works_for_a_one_click_post(tmp_path,
         db.session.add(Subscriber(email="zoe@example.com", status=Status.CONFIRMED.value))
         db.session.commit()
         zoe = factories.subscriber("zoe@example.com")
-        outbox.queue(db.session, "welcome", zoe.id, "welcome:wire")
+        ledger.queue(db.session, "welcome", zoe.id, "welcome:wire")
         db.session.commit()
-        outbox.deliver_due()
+        sender.deliver_due()
         [raw] = sink.raw_to("zoe@example.com")
         [unsubscribe] = check_headers(raw, "zoe@example.com", True)["list-unsubscribe"]
         path = unsubscribe[1:-1].removeprefix(BASE_URL)
@@ -208,8 +210,8 @@ BCC = "=?utf-8?q?Career_Q=26A=0D=0ABcc:_victim@example.net?="
 
 def test_a_feed_title_hiding_a_line_break_is_neutralised_and_the_digest_carries_no_extra_header(
         tmp_path, sqlite_template, sink, feed_server):
-    from mailer.feeds import fetch_feed
     from mailer.models import Post
+    from mailer.posts.feeds import fetch_feed
 
     with wire_app(tmp_path, sqlite_template, sink):
         feed_server.serve(body=(f'<rss version="2.0"><channel><item><title>{BCC}</title>'
@@ -220,7 +222,7 @@ def test_a_feed_title_hiding_a_line_break_is_neutralised_and_the_digest_carries_
         db.session.commit()
         digests.create_digest(db.session, post_ids=[db.session.scalar(select(Post.id))])
         db.session.commit()
-        outbox.deliver_due()
+        sender.deliver_due()
 
         [received] = sink.handler.messages
         assert received.recipients == ["zoe@example.com"]
@@ -263,7 +265,7 @@ def test_a_stored_subject_hiding_a_line_break_is_never_sent(tmp_path, sqlite_tem
         db.session.commit()
         db.session.execute(update(Digest).where(Digest.id == digest.id).values(subject=BCC))
         db.session.commit()
-        outbox.deliver_due()
+        sender.deliver_due()
 
         assert sink.handler.messages == []
         assert "line break" in db.session.scalar(select(Delivery.last_error))
@@ -276,9 +278,9 @@ def welcome_to(email: str, sink) -> tuple[int, str]:
     db.session.add(Subscriber(email=email, status=Status.CONFIRMED.value))
     db.session.commit()
     sub = factories.subscriber(email)
-    outbox.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}:mailto")
+    ledger.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}:mailto")
     db.session.commit()
-    outbox.deliver_due()
+    sender.deliver_due()
     [raw] = sink.raw_to(email)
     [unsubscribe] = check_headers(raw, email, True, mailto=True)["list-unsubscribe"]
     mailto = re.search(r"<mailto:([^>]+)>", unsubscribe).group(1)
@@ -313,12 +315,12 @@ def test_a_mail_to_the_mailto_address_through_the_pipe_unsubscribes_and_stops_th
         factories.post()
         digests.create_digest(db.session)
         db.session.commit()
-        outbox.deliver_due()
+        sender.deliver_due()
         assert sink.raw_to("zoe@example.com") == []
 
 
 def test_the_webhook_and_the_headers_alone_lead_to_the_same_unsubscribe(tmp_path, sqlite_template, sink):
-    from mailer.api import create_token
+    from mailer.api_tokens import create_token
 
     with wire_app(tmp_path, sqlite_template, sink, UNSUBSCRIBE_MAILBOX=MAILBOX) as app:
         _, zoe = welcome_to("zoe@example.com", sink)

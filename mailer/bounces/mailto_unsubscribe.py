@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from .. import tokens
+from ..people.subscriptions import unsubscribe
 from .dsn import NotABounce
 
 # Where an MTA puts the address a message came in for, when it does not pass the envelope recipient.
@@ -45,7 +46,6 @@ def unsubscribe_by_mail(session: Session, raw: bytes, envelope_recipient: str | 
     except tokens.InvalidToken:
         raise NotABounce(f"a message to the unsubscribe mailbox whose address does not verify (+{tag[:40]}): "
                          "nobody was unsubscribed") from None
-    from ..subscriptions import unsubscribe  # imported here: subscriptions → outbox → compose → this module
 
     if unsubscribe(session, subscriber_id) is None:
         return f"An unsubscribe by mail for subscriber {subscriber_id}, who is no longer on the list: nothing to do."
