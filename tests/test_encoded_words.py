@@ -55,7 +55,7 @@ def test_an_encoded_word_without_a_control_character_is_stored_as_readers_see_it
 
 def test_a_nested_encoded_word_is_opened_until_nothing_hides_in_it():
     from mailer.mail.messages import has_control_character
-    from mailer.posts import clean_title
+    from mailer.posts.store import clean_title
 
     nested = "=?utf-8?q?=3D=3Futf-8=3Fq=3Fa=3D0D=3D0Ab=3F=3D?="  # decodes to =?utf-8?q?a=0D=0Ab?=
     assert clean_title(nested) == "a b"
