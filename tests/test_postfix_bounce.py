@@ -10,6 +10,7 @@ import shlex
 import shutil
 import smtplib
 import socket
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -20,10 +21,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailer import outbox, welcome
 from mailer.bounces import verp
 from mailer.extensions import db
 from mailer.models import Delivery, MailEvent, Status, Subscriber, utcnow
+from mailer.outbox import ledger
+from mailer.people import welcome
 from tests.conftest import IN_CI, ROOT, Worker, build_stack_env, fresh_database, make_app, stack_overrides
 from tests.smtp_sink import _free_port
 
@@ -209,6 +211,16 @@ def as_pipe_user(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", PIPE_USER, "--", *args], capture_output=True, text=True, timeout=60)
 
 
+def open_the_way(path: Path, request) -> None:
+    """Let the pipe's user pass through (not list) each directory above `path`, as an install under /srv would;
+    a checkout under root's home (mode 700) is otherwise out of its reach. Each mode is restored after the test."""
+    for directory in (path, *path.parents):
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+            request.addfinalizer(lambda directory=directory, mode=mode: directory.chmod(mode))
+
+
 def mailer_for_the_pipe(root: Path, env_file: Path) -> Path:
     """This venv's `mailer`, by an interpreter the pipe's user may run; checked as that user with `env_file`.
 
@@ -258,6 +270,8 @@ def postfix_stack(redis_url, tmp_path, request):
     env = build_stack_env(fresh_database("mailer_postfix"), redis_url, f"smtp://127.0.0.1:{port}", instance,
                           BOUNCE_DOMAIN=BOUNCE_DOMAIN)
     env_file = env_file_for_the_pipe(root / "mailer.env", env)
+    for needed in (ROOT, Path(sysconfig.get_paths()["purelib"]), Path(sys.executable).resolve().parent):
+        open_the_way(needed, request)
     postfix = Postfix(root, port, mailer_for_the_pipe(root, env_file), env_file)
     request.addfinalizer(postfix.stop)  # before starting: a start that fails half-way may leave the master running
     postfix.start()
@@ -277,7 +291,7 @@ def test_postfix_returns_a_welcome_to_an_unknown_user_and_the_reader_ends_bounce
     db.session.flush()
     welcome.start_welcome(db.session, reader)  # what a confirmation does: the first step is owed at once
     db.session.commit()
-    outbox.wake()
+    ledger.wake()
     mail = db.session.scalar(select(Delivery).where(Delivery.dedupe_key == f"welcome:{reader.id}:1"))
 
     def reader_status() -> str:
