@@ -609,3 +609,17 @@ def pg_settings(libpq: str) -> str:
         rows = dict(conn.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
                                  [list(names)]).fetchall())
     return ", ".join(f"{n}={rows.get(n)}" for n in names)
+
+
+def signup_app(db_name: str, cleanup: Cleanup, prefix: str):
+    """The app as the signup benchmarks run it in one process: a fresh database, production settings, the
+    per-IP limit raised, Redis for rate limits and the broker."""
+    work = workdir(prefix, cleanup)
+    env = stack_env(fresh_database(db_name, cleanup), free_port(), work / "instance",
+                    SIGNUP_RATE_LIMIT="1000000/minute", MAILER_ENV="production", REDIS_URL=BROKER_URL)
+    flush_redis(BROKER_URL)
+    migrate(env)
+    os.environ.update(env)
+    from bench.loadtest import _app
+
+    return _app()

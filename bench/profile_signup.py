@@ -15,7 +15,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import sys
 import time
@@ -36,15 +35,9 @@ def main(argv=None) -> int:
 
 
 def run(args, cleanup: c.Cleanup) -> int:
-    work = c.workdir("mailer-bench-profile-signup-", cleanup)
-    env = c.stack_env(c.fresh_database(args.db, cleanup), c.free_port(), work / "instance",
-                      SIGNUP_RATE_LIMIT="1000000/minute", MAILER_ENV="production", REDIS_URL=c.BROKER_URL)
-    c.flush_redis(c.BROKER_URL)
-    c.migrate(env)
-    os.environ.update(env)
-    from bench.loadtest import BARE, FLOOR, _app
+    from bench.loadtest import BARE, FLOOR
 
-    app = _app()
+    app = c.signup_app(args.db, cleanup, "mailer-bench-profile-signup-")
     counter = iter(range(10**9))
 
     def bare():

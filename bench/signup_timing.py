@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -34,15 +33,7 @@ def main(argv=None) -> int:
 
 
 def run(args, cleanup: c.Cleanup) -> int:
-    work = c.workdir("mailer-bench-signup-timing-", cleanup)
-    env = c.stack_env(c.fresh_database(args.db, cleanup), c.free_port(), work / "instance",
-                      SIGNUP_RATE_LIMIT="1000000/minute", MAILER_ENV="production", REDIS_URL=c.BROKER_URL)
-    c.flush_redis(c.BROKER_URL)
-    c.migrate(env)
-    os.environ.update(env)
-    from bench.loadtest import _app
-
-    app = _app()
+    app = c.signup_app(args.db, cleanup, "mailer-bench-signup-timing-")
     counter = iter(range(10**9))
 
     def signup(email: str) -> float:

@@ -7,7 +7,6 @@ and no text from a post, a feed or the console may end a header line.
 from __future__ import annotations
 
 import re
-import shutil
 from contextlib import contextmanager
 
 import pytest
@@ -20,7 +19,7 @@ from mailer.people import subscriptions
 from mailer.people.subscriptions import SignupRequest
 from mailer.posts import digests
 from tests import factories
-from tests.conftest import make_app
+from tests.conftest import app_with
 from tests.smtp_sink import SmtpSink
 
 BASE_URL = "https://newsletters.career-questions-and-answers.example.com/for-managers-across-generations/mail/de"
@@ -43,15 +42,10 @@ def sink():
 @contextmanager
 def wire_app(tmp_path, sqlite_template, sink, **overrides):
     """The app on a copy of the migrated database, sending to `sink` over SMTP, with production-length names."""
-    shutil.copy(sqlite_template, tmp_path / "mailer.db")
     sink.clear()
-    app = make_app(tmp_path, SMTP_URL=sink.url, BASE_URL=BASE_URL, MAIL_FROM=MAIL_FROM, LIST_ID=LIST_ID, **overrides)
-    with app.app_context():
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+    with app_with(tmp_path, sqlite_template, SMTP_URL=sink.url, BASE_URL=BASE_URL, MAIL_FROM=MAIL_FROM,
+                  LIST_ID=LIST_ID, **overrides) as app:
+        yield app
 
 
 def head_of(raw: bytes) -> list[bytes]:
