@@ -279,11 +279,22 @@ def worker(stack_env, tmp_path_factory):
 
 
 def truncate_all(app) -> None:
+    """Empty the shared database; the session's worker may be reading it, so a deadlock is tried again."""
+    from psycopg.errors import DeadlockDetected
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     with app.app_context():
-        db.session.execute(text("TRUNCATE subscriber, consent, delivery, download, post, digest, digest_post, api_token, feed_state RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        for attempt in range(5):
+            try:
+                db.session.execute(text("TRUNCATE subscriber, consent, delivery, download, post, digest, digest_post, "
+                                        "api_token, feed_state RESTART IDENTITY CASCADE"))
+                db.session.commit()
+                break
+            except OperationalError as exc:
+                db.session.rollback()
+                if not isinstance(exc.orig, DeadlockDetected) or attempt == 4:
+                    raise
         db.engine.dispose()
 
 

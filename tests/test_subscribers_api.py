@@ -168,5 +168,6 @@ def test_stats(client, auth):
 
 @pytest.mark.parametrize("path", ["/api/v1/subscribers", "/api/v1/posts", "/api/v1/digests"])
 def test_a_json_body_nested_too_deeply_is_a_400(client, auth, path):
-    response = client.post(path, data="[" * 50_000 + "]" * 50_000, headers={**auth, "Content-Type": "application/json"})
+    # 20,000 deep: past the parser's recursion limit, within the API's 64 KB body limit.
+    response = client.post(path, data="[" * 20_000 + "]" * 20_000, headers={**auth, "Content-Type": "application/json"})
     assert response.status_code == 400 and response.json["error"]
