@@ -1,0 +1,1 @@
+"""Running it: health, logs, metrics."""

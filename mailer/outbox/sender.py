@@ -1,4 +1,4 @@
-"""The outbox: every owed mail is a Delivery row; workers claim due rows, send them, record the result."""
+"""The sender: a worker claims due rows, sends them a window at a time over one connection, records each result."""
 from __future__ import annotations
 
 import itertools

@@ -1,0 +1,1 @@
+"""The people on the list: signups and consent, confirmation, the welcome sequence, preferences, privacy."""
