@@ -18,6 +18,7 @@ class Received:
     recipients: list[str]
     message: EmailMessage
     raw: bytes = b""  # the message as it came over SMTP (dots unstuffed), for tests of the bytes themselves
+    at: float = field(default_factory=time.monotonic)  # when the server took it, to measure a sending pace
 
 
 @dataclass
