@@ -72,7 +72,7 @@ def a_message(subject: str, to: str = "ann@example.com") -> EmailMessage:
 
 # --- claiming --------------------------------------------------------------------------------------
 
-def test_claim_returns_each_due_row_once(app):
+def test_claim_returns_each_due_row_once(either_app):
     sub = add_subscriber("ann@example.com")
     rows = [owe_welcome(sub, f"k{i}") for i in range(3)]
 
@@ -88,7 +88,7 @@ def test_claim_returns_each_due_row_once(app):
         assert aware(row.lease_until) > utcnow() + timedelta(seconds=250)
 
 
-def test_claim_respects_the_limit_and_hands_out_the_rest_later(app):
+def test_claim_respects_the_limit_and_hands_out_the_rest_later(either_app):
     sub = add_subscriber("ann@example.com")
     ids = [owe_welcome(sub, f"k{i}").id for i in range(5)]
 
@@ -98,7 +98,7 @@ def test_claim_respects_the_limit_and_hands_out_the_rest_later(app):
     assert sorted(i for b in batches for i in b) == ids
 
 
-def test_rows_not_yet_due_are_not_claimed(app):
+def test_rows_not_yet_due_are_not_claimed(either_app):
     row = owe_welcome(add_subscriber("ann@example.com"))
     row.next_attempt_at = utcnow() + timedelta(minutes=5)
     db.session.commit()
@@ -111,7 +111,7 @@ def test_rows_not_yet_due_are_not_claimed(app):
 
 
 @pytest.mark.parametrize("status", [SENT, FAILED, SKIPPED])
-def test_finished_rows_are_never_claimed(app, status):
+def test_finished_rows_are_never_claimed(either_app, status):
     row = owe_welcome(add_subscriber("ann@example.com"))
     row.status = status
     db.session.commit()
@@ -119,7 +119,7 @@ def test_finished_rows_are_never_claimed(app, status):
     assert sender.claim_due(db.session, limit=10) == []
 
 
-def test_a_row_whose_lease_expired_is_claimable_again(app):
+def test_a_row_whose_lease_expired_is_claimable_again(either_app):
     row = owe_welcome(add_subscriber("ann@example.com"))
     assert sender.claim_due(db.session, limit=10, lease_seconds=300) == [row.id]
     db.session.commit()
@@ -133,7 +133,7 @@ def test_a_row_whose_lease_expired_is_claimable_again(app):
     assert aware(reload(row).lease_until) > utcnow()
 
 
-def test_a_reclaimed_row_is_sent_once(app):
+def test_a_reclaimed_row_is_sent_once(either_app):
     row = owe_welcome(add_subscriber("ann@example.com"))
     sender.claim_due(db.session, limit=10, lease_seconds=0)
     db.session.commit()
@@ -141,7 +141,31 @@ def test_a_reclaimed_row_is_sent_once(app):
     assert sender.deliver_due() == 1
     assert sender.deliver_due() == 0
     assert reload(row).status == SENT
-    assert len(files_in_outbox(app)) == 1
+    assert len(files_in_outbox(either_app)) == 1
+
+
+def test_two_workers_claiming_at_once_take_different_rows_and_neither_waits(private_pg_app):
+    """On PostgreSQL the second claim skips the rows the first holds locked (FOR UPDATE SKIP LOCKED)."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    sub = add_subscriber("ann@example.com")
+    ids = [owe_welcome(sub, f"k{i}").id for i in range(4)]
+
+    with Session(db.engine) as first, Session(db.engine) as second:
+        mine = outbox.claim_due(first, limit=2)  # not committed yet: its rows stay locked
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))  # a claim that waited for the first fails here
+        theirs = outbox.claim_due(second, limit=10)
+        second.commit()
+        first.commit()
+
+    assert len(mine) == 2 and len(theirs) == 2 and sorted(mine + theirs) == ids
+    assert {reload_status(i) for i in ids} == {SENDING}
+
+
+def reload_status(delivery_id: int) -> str:
+    db.session.expire_all()
+    return db.session.get(Delivery, delivery_id).status
 
 
 def test_deliver_due_sends_and_records_the_result(app):
@@ -279,7 +303,7 @@ def test_the_batch_size_is_send_batch_or_a_few_seconds_at_the_send_rate(rate, ba
     assert sender.batch_size({"SEND_RATE": rate, "SEND_BATCH": batch}) == size
 
 
-def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(app, monkeypatch, caplog):
+def test_a_result_is_not_recorded_over_a_row_another_worker_claimed_meanwhile(either_app, monkeypatch, caplog):
     row = owe_welcome(add_subscriber("ann@example.com")).id
     later = utcnow() + timedelta(minutes=30)
 
