@@ -2,6 +2,7 @@
 and 421 replies; the mail a person waits for (a confirmation) through a server down, stalling, 421, 450 and 550."""
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 
@@ -14,6 +15,7 @@ from mailer.posts import digests
 from tests import factories
 from tests.conftest import Worker, build_stack_env, fresh_database, make_app, stack_overrides, truncate_all
 from tests.smtp_sink import SmtpSink, _free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 FAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -108,12 +110,19 @@ def test_an_smtp_server_that_refuses_connections_for_a_while(stack, sink, fault_
     sink.stop()
     start_worker(concurrency=1)
     digest_id = start_digest()
-    time.sleep(3)  # every attempt meanwhile is refused and rescheduled with backoff
+    wait_until(lambda: retried_rows() > 0, 30, "a digest row refused, rescheduled and refused again")
     assert digests.progress(db.session, db.session.get(Digest, digest_id))["sent"] == 0
     sink.restart()
     wait_until_sent(digest_id, 40)
     copies = received(sink)
     assert set(copies) == set(everyone) and set(copies.values()) == {1}
+
+
+def retried_rows() -> int:
+    """Rows tried at least twice and waiting for their next attempt."""
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.attempts >= 2,
+                                                                                Delivery.status == "queued"))
 
 
 def test_a_550_bounces_one_subscriber_and_the_rest_proceed(stack, sink):
@@ -132,13 +141,16 @@ def test_421_throttling_slows_down_then_completes_once_each(stack, sink):
     app, start_worker = stack
     everyone = factories.subscribers(40)
     factories.post()
-    sink.handler.temporary_failures = 8
+    # Four in a row: the pause doubles each time (0.1 s to 0.8 s); eight would climb to the 5 s ceiling and
+    # take most of a minute to come down again, testing nothing more.
+    sink.handler.temporary_failures = 4
     sink.handler.temporary_reply = "421 4.7.0 too many messages, slow down"
     worker = start_worker(concurrency=1)
     wait_until_sent(start_digest(), 40)
     copies = received(sink)
     assert set(copies) == set(everyone) and set(copies.values()) == {1}
-    assert "throttles us (421)" in worker.log()  # it slowed down instead of hammering on
+    pauses = re.findall(r"throttles us \(421\); pausing ([0-9.]+) s", worker.log())
+    assert pauses == ["0.10", "0.20", "0.40", "0.80"], pauses  # it slowed down instead of hammering on
 
 
 def confirmation_of(address: str) -> Delivery:
