@@ -21,19 +21,25 @@ from mailer.people import subscriptions
 from mailer.people.subscriptions import SignupRequest
 from tests import factories
 
-LIST_MAIL = ["welcome"]
-ALL_KINDS = ["confirmation", "magnet", "welcome"]
+LIST_MAIL = ["welcome", "digest"]
+ALL_KINDS = ["confirmation", "digest", "magnet", "welcome"]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 def sent_mail(app) -> dict[str, object]:
-    """Sign Ann up, confirm her, send everything; return the messages by kind (judged by subject)."""
+    """Sign Ann up, confirm her, send her a digest, send everything; return the messages by kind (judged by subject)."""
+    from mailer import digests
+
     subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com", name="Ann"))
     db.session.commit()
     sender.deliver_due()
     consent_id = db.session.scalar(select(Consent.id))
     subscriptions.confirm_subscription(db.session, consent_id)
+    db.session.commit()
+    sender.deliver_due()
+    factories.post()
+    assert digests.create_digest(db.session).recipients == 1
     db.session.commit()
     sender.deliver_due()
     return {kind_of(m): m for m in read_outbox(app)}
@@ -49,7 +55,8 @@ def read_outbox(app) -> list:
 
 def kind_of(msg) -> str:
     subject = str(msg["Subject"]).strip()
-    for prefix, kind in (("Confirm", "confirmation"), ("Your copy", "magnet"), ("Welcome", "welcome")):
+    for prefix, kind in (("Confirm", "confirmation"), ("Your copy", "magnet"), ("Welcome", "welcome"),
+                         ("Career Q&A", "digest")):
         if subject.startswith(prefix):
             return kind
     raise AssertionError(f"unexpected mail {subject!r}")
@@ -133,7 +140,7 @@ def test_html_styles_are_inlined(mails, kind):
     assert "<style" not in html.lower()
     assert 'style="' in html
     assert re.search(r'<body[^>]*style="[^"]*background', html), "the page keeps its look"
-    if kind != "welcome":  # the welcome has no call to action
+    if kind in ("confirmation", "magnet"):  # the welcome and the digest have no button to press
         assert re.search(r'<a [^>]*class="button"[^>]*style="[^"]*background', html), "the button keeps its look"
 
 
