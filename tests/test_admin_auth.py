@@ -110,6 +110,7 @@ def test_the_lockout_ends_after_fifteen_minutes(client):
     create_admin()
     for n in range(10):
         log_in(client, password="wrong")
+    assert log_in(client).status_code == 429  # locked: the right password is refused too
     db.session.execute(LoginAttempt.__table__.update().values(at=utcnow() - timedelta(minutes=16)))
     db.session.commit()
     assert log_in(client).status_code == 302
