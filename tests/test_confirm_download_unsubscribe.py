@@ -518,19 +518,29 @@ def test_a_token_made_for_another_purpose_is_refused(client, app, purpose, paylo
     get = client.get(used_at + token)
     post = client.post(used_at + token, data={"List-Unsubscribe": "One-Click"})
 
-    assert get.status_code == 400
-    assert post.status_code in (400, 405)
+    # The visitor is told the link does not work (no handbook, no unsubscribe page); /download/ takes no POST.
+    assert get.status_code == 400 and "link is not valid" in get.text and get.mimetype == "text/html"
+    if used_at == "/unsubscribe/":
+        assert post.status_code == 400 and "unsubscribe link is not valid" in post.text
+    else:
+        assert post.status_code == 405
     assert subscriber("ann@example.com").status == Status.CONFIRMED.value
     assert db.session.scalar(select(func.count()).select_from(Download)) == 0
 
 
 def test_a_download_token_is_not_a_confirm_token(client, app):
-    sign_up(client, app, "ann@example.com")
+    path = sign_up(client, app, "ann@example.com")
     sub = subscriber("ann@example.com")
+    forged = "/confirm/" + tokens.make(tokens.DOWNLOAD, {"c": db.session.scalar(select(Consent.id)), "s": sub.id, "m": 1})
+    csrf_token = csrf_from(client.get(path).data)  # a genuine form's token: only the link is wrong
 
-    response = client.get("/confirm/" + tokens.make(tokens.DOWNLOAD, {"c": 1, "s": sub.id, "m": 1}))
+    shown = client.get(forged)
+    posted = client.post(forged, data={"csrf_token": csrf_token})
 
-    assert response.status_code == 400
+    for response in (shown, posted):
+        assert response.status_code == 400 and "confirmation link is not valid" in response.text
+    assert subscriber("ann@example.com").status == Status.PENDING.value
+    assert [d.kind for d in deliveries(sub)] == ["confirmation"]  # a confirmation would owe the handbook
 
 
 def test_token_signed_with_another_secret_is_refused(client, app):
