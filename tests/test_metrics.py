@@ -14,6 +14,7 @@ from mailer.models import Delivery, Digest, utcnow
 from mailer.outbox import ledger
 from tests.conftest import Worker, build_stack_env, csrf_from, fresh_database, make_app, stack_overrides
 from tests.smtp_sink import _free_port
+from tests.waiting import wait_until
 
 
 def samples(text: str) -> dict:
@@ -182,13 +183,32 @@ def test_under_several_gunicorn_workers_every_scrape_counts_every_signup(redis_u
             for _ in range(6):  # each scrape lands on whichever worker accepts it
                 assert value(samples(get("/metrics")), "mailer_signups_total") == signed_up
 
-            os.kill(next(iter(counting)), signal.SIGKILL)  # its counts must outlive it
-            time.sleep(1)
+            killed = next(iter(counting))
+            os.kill(killed, signal.SIGKILL)  # its counts must outlive it
+            # Replaced: the arbiter has reaped it and run its exit hook, which must keep the counts.
+            wait_until(lambda: not _alive(killed) and len(_children(web.pid)) == 3, 30, f"gunicorn replacing {killed}")
             for _ in range(6):
                 assert value(samples(get("/metrics")), "mailer_signups_total") == signed_up
         finally:
             web.terminate()
             web.wait(timeout=20)
+
+
+def _alive(pid: int) -> bool:
+    """Still a process (a killed child stays one until its parent reaps it)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _children(pid: int) -> list[int]:
+    import subprocess
+
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
 
 
 def signups_by_worker(metrics_dir) -> dict[int, float]:
