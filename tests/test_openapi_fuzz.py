@@ -1,11 +1,12 @@
 """Fuzzing: the public endpoints with Hypothesis, /api/v1 with Schemathesis from its own OpenAPI document.
 (The bounce webhooks are fuzzed in test_webhooks.py, beside the stand-ins for the providers' signatures.)
 
-The properties: no answer is a 5xx, and a 4xx changes no row count.
+The properties: no answer is a 5xx, a 4xx changes no row count, and what a 2xx stored reads back as it was sent.
+Each example starts from the rows the fixtures made (`Slate`), not from what the examples before it left.
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import schemathesis
@@ -46,37 +47,82 @@ def unchanged_unless_accepted(before: dict[str, int], status: int) -> None:
         assert row_counts() == before, f"a {status} changed the database"
 
 
+class Slate:
+    """Every row as the fixtures left them; `restore()` puts exactly those back before an example."""
+
+    def __init__(self):
+        with db.engine.connect() as conn:
+            self.rows = {t: [dict(r._mapping) for r in conn.execute(select(t))] for t in db.metadata.sorted_tables}
+
+    def restore(self) -> None:
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+            for table, rows in self.rows.items():
+                if rows:
+                    conn.execute(table.insert(), rows)
+
+
+@pytest.fixture
+def slate(app) -> Slate:
+    return Slate()
+
+
+def signups_read_back_as_sent(before: dict[str, int], status: int, body) -> None:
+    """A 2xx that stored a subscriber stored the address and name sent, as the signup rules clean them."""
+    from mailer.models import Subscriber
+    from mailer.subscriptions import clean_name, normalise_email
+
+    if not 200 <= status < 300 or row_counts()["subscriber"] == before["subscriber"]:
+        return  # refused, or taken for a bot: nothing to read back
+    with db.engine.connect() as conn:
+        [(email, name)] = conn.execute(select(Subscriber.email, Subscriber.name)).all()
+    assert email == normalise_email(body["email"])
+    assert name == clean_name(body.get("name"))
+
+
 text = st.text(max_size=300)
 emails = st.one_of(st.emails(), text, st.just(""), st.just("ann@example.com"))
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
                            max_leaves=8)
 signup_forms = st.fixed_dictionaries({"email": emails}, optional={n: text for n in SIGNUP_FIELDS[1:]})
+# Signups most of which are taken, so that what is stored is read back often: a name is any printable text.
+names = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=100)
+good_signups = st.fixed_dictionaries({"email": st.emails() | st.just("Ann@Example.com"), "name": names})
 
 
 # --- the public site, with Hypothesis --------------------------------------------------------------------
 
 @FUZZ
-@given(body=st.one_of(signup_forms, st.dictionaries(st.sampled_from(SIGNUP_FIELDS) | text, text, max_size=6)))
-def test_subscribe_form_posts(client, body):
+@given(body=st.one_of(good_signups, signup_forms,
+                      st.dictionaries(st.sampled_from(SIGNUP_FIELDS) | text, text, max_size=6)))
+def test_subscribe_form_posts(client, slate, body):
+    slate.restore()
     before = row_counts()
     response = client.post("/subscribe", data=body)
     unchanged_unless_accepted(before, response.status_code)
+    signups_read_back_as_sent(before, response.status_code, body)
 
 
 @FUZZ
-@given(body=st.one_of(st.fixed_dictionaries({"email": emails}, optional={n: json_values for n in SIGNUP_FIELDS[1:]}),
+@given(body=st.one_of(good_signups,
+                      st.fixed_dictionaries({"email": emails}, optional={n: json_values for n in SIGNUP_FIELDS[1:]}),
                       json_values))
-def test_subscribe_json_bodies(client, body):
+def test_subscribe_json_bodies(client, slate, body):
+    slate.restore()
     before = row_counts()
     response = client.post("/subscribe", json=body)
     unchanged_unless_accepted(before, response.status_code)
+    signups_read_back_as_sent(before, response.status_code, body)
 
 
 @FUZZ
 @given(raw=st.binary(max_size=500), content_type=st.sampled_from(
     ["application/json", "application/x-www-form-urlencoded", "multipart/form-data", "text/plain", ""]))
-def test_subscribe_raw_bodies(client, raw, content_type):
+def test_subscribe_raw_bodies(client, slate, raw, content_type):
+    slate.restore()
     before = row_counts()
     response = client.post("/subscribe", data=raw, content_type=content_type)
     unchanged_unless_accepted(before, response.status_code)
@@ -91,8 +137,9 @@ link_tokens = st.text(st.characters(blacklist_categories=("Cs",), blacklist_char
                                                   ("post", "/unsubscribe/{}"), ("get", "/preferences/{}"),
                                                   ("post", "/preferences/{}"), ("get", "/c/{}"),
                                                   ("get", "/o/{}.gif")]))
-def test_links_from_mail_with_any_token(client, token, action):
+def test_links_from_mail_with_any_token(client, slate, token, action):
     method, path = action
+    slate.restore()
     before = row_counts()
     response = getattr(client, method)(path.format(token))
     unchanged_unless_accepted(before, response.status_code)
@@ -100,7 +147,8 @@ def test_links_from_mail_with_any_token(client, token, action):
 
 @FUZZ
 @given(query=st.dictionaries(st.sampled_from(["magnet", "source", "email", "name", "form_token"]) | text, text, max_size=4))
-def test_embed_with_any_query(client, query):
+def test_embed_with_any_query(client, slate, query):
+    slate.restore()
     before = row_counts()
     response = client.get("/embed", query_string=query)
     assert response.status_code in (200, 404)
@@ -109,7 +157,7 @@ def test_embed_with_any_query(client, query):
 
 @pytest.fixture
 def preferences_path(app) -> str:
-    """The preferences page of one reader, who may unsubscribe during the run (then the page says so)."""
+    """The preferences page of one reader, confirmed again at the start of each example (`Slate`)."""
     reader = factories.subscriber(factories.subscribers(1)[0])
     return urlsplit(links.preferences_url(reader.id)).path
 
@@ -120,12 +168,19 @@ def csrf_token(client, preferences_path) -> str:
     return csrf_from(client.get(preferences_path).text)
 
 
+@pytest.fixture
+def preferences_slate(csrf_token) -> Slate:
+    """The rows with the reader in them (made after the CSRF token, which the page shows only to a subscriber)."""
+    return Slate()
+
+
 @FUZZ
 @given(form=st.fixed_dictionaries({}, optional={
     "action": st.sampled_from(["frequency", "pause", "resume", "name", "download", "unsubscribe"]) | text,
     "frequency": st.sampled_from(["every", "weekly", "monthly"]) | text, "name": text}))
-def test_preferences_with_a_good_link_and_any_form(client, preferences_path, csrf_token, form):
+def test_preferences_with_a_good_link_and_any_form(client, preferences_path, preferences_slate, csrf_token, form):
     form = {**form, "csrf_token": csrf_token}
+    preferences_slate.restore()
     before = row_counts()
     response = client.post(preferences_path, data=form)
     unchanged_unless_accepted(before, response.status_code)
@@ -149,16 +204,57 @@ OPERATIONS = [(method.upper(), path) for path, item in DOCUMENT["paths"].items()
 @pytest.mark.parametrize("method, path", OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_api_operation(app, bearer, method, path):
     operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)[path][method]
+    slate = Slate()  # with the token and the post the fixture made
 
     @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
     @given(case=operation.as_strategy())
     def holds(case):
+        slate.restore()
         before = row_counts()
         response = case.call(headers=bearer)
         case.validate_response(response, checks=CHECKS)
         unchanged_unless_accepted(before, response.status_code)
+        if 200 <= response.status_code < 300 and (method, path) in READ_BACK:
+            READ_BACK[method, path](app.test_client(), bearer, case.body, response.json())
 
     holds()
+
+
+@FUZZ
+@given(body=st.one_of(good_signups, st.builds(lambda b, c: {**b, "confirmed": c}, good_signups, st.booleans())))
+def test_api_subscribers_read_back_as_added(app, bearer, slate_with_bearer, body):
+    slate_with_bearer.restore()
+    client = app.test_client()
+    response = client.post("/api/v1/subscribers", json=body, headers=bearer)
+    if response.status_code != 422:  # an address email-validator refuses
+        assert response.status_code == 201, response.json
+        subscriber_reads_back(client, bearer, body, response.json)
+
+
+@pytest.fixture
+def slate_with_bearer(bearer) -> Slate:
+    return Slate()
+
+
+def subscriber_reads_back(client, bearer, sent: dict, answer: dict) -> None:
+    from mailer.subscriptions import clean_name, normalise_email
+
+    email = normalise_email(sent["email"])
+    stored = client.get(f"/api/v1/subscribers/{quote(email, safe='@')}", headers=bearer)
+    assert stored.status_code == 200 and stored.json == answer
+    assert stored.json["email"] == email and stored.json["name"] == clean_name(sent.get("name"))
+    assert stored.json["status"] == ("confirmed" if sent.get("confirmed") else "pending")
+
+
+def post_reads_back(client, bearer, sent: dict, answer: dict) -> None:
+    from mailer.posts import clean_title
+
+    listed = client.get("/api/v1/posts", headers=bearer).json["posts"]
+    assert [p for p in listed if p["id"] == answer["id"]] == [answer]
+    assert answer["title"] == clean_title(sent["title"]) and answer["url"] == sent["url"].strip()
+
+
+READ_BACK = {("POST", "/subscribers"): subscriber_reads_back, ("POST", "/posts"): post_reads_back}
 
 
 def test_the_description_is_public_and_covers_every_route(client):
