@@ -117,6 +117,16 @@ def runner(app):
     return app.test_cli_runner()
 
 
+@pytest.fixture
+def closing():
+    """`closing(thing)` returns `thing` and closes it when the test ends, passed or failed: a connection left open
+    by a failing test would otherwise fail the next one, under filterwarnings = error."""
+    from contextlib import ExitStack, closing as closes
+
+    with ExitStack() as stack:
+        yield lambda thing: stack.enter_context(closes(thing))
+
+
 def csrf_from(html: bytes | str) -> str:
     text = html.decode() if isinstance(html, bytes) else html
     return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
@@ -234,7 +244,11 @@ class Worker:
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # no caller holds it yet: its process and log file are ours to close
+            raise
 
     def _wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

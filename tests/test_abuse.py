@@ -126,17 +126,19 @@ def private_redis(tmp_path):
     port = _free_port()
     process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield process, f"redis://127.0.0.1:{port}/0"
-    if process.poll() is None:
-        process.terminate()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield process, f"redis://127.0.0.1:{port}/0"
+    finally:
+        if process.poll() is None:
+            process.terminate()
         process.wait(10)
 
 
@@ -147,7 +149,8 @@ def test_limits_live_in_redis_and_survive_it_going_away(tmp_path, sqlite_templat
     with fresh_app(tmp_path, sqlite_template, **limited(RATELIMIT_STORAGE_URI=url, SIGNUP_RATE_LIMIT="3/minute")) as app:
         client = app.test_client()
         assert client.post("/subscribe", json={"email": "a@example.com"}).status_code == 202
-        assert redis.Redis.from_url(url).dbsize() > 0  # the count is in Redis, shared by every web process
+        with redis.Redis.from_url(url) as store:
+            assert store.dbsize() > 0  # the count is in Redis, shared by every web process
 
         process.terminate()
         process.wait(10)

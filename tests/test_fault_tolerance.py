@@ -36,12 +36,15 @@ def sink():
 def proxied_env(redis_url, sink, tmp_path):
     """A stack whose PostgreSQL and Redis are reached through proxies the test can cut."""
     pg_proxy, redis_proxy = CuttableProxy("127.0.0.1", 5432), CuttableProxy("127.0.0.1", 6379)
-    direct = fresh_database("mailer_fault_tolerance")
-    proxied = direct.replace("127.0.0.1:5432", f"127.0.0.1:{pg_proxy.port}")
-    env = build_stack_env(direct, f"redis://127.0.0.1:{redis_proxy.port}/{FAULT_REDIS_DB}", sink.url, tmp_path)
-    env["DATABASE_URL"] = proxied
-    yield env, pg_proxy, redis_proxy
-    pg_proxy.close(), redis_proxy.close()
+    try:
+        direct = fresh_database("mailer_fault_tolerance")
+        proxied = direct.replace("127.0.0.1:5432", f"127.0.0.1:{pg_proxy.port}")
+        env = build_stack_env(direct, f"redis://127.0.0.1:{redis_proxy.port}/{FAULT_REDIS_DB}", sink.url, tmp_path)
+        env["DATABASE_URL"] = proxied
+        yield env, pg_proxy, redis_proxy
+    finally:
+        pg_proxy.close()
+        redis_proxy.close()
 
 
 @pytest.fixture
@@ -116,7 +119,13 @@ def test_sigkilled_web_and_worker_processes_lose_no_acknowledged_signup(redis_ur
     log = (tmp_path / "gunicorn.log").open("wb")
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
                             "mailer:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    worker = Worker(env, tmp_path / "worker.log", concurrency=2, name="sigkill")
+    try:
+        worker = Worker(env, tmp_path / "worker.log", concurrency=2, name="sigkill")
+    except BaseException:
+        web.terminate()
+        web.wait(timeout=20)
+        log.close()
+        raise
     acknowledged: list[str] = []
     stop = threading.Event()
 

@@ -642,9 +642,9 @@ def test_a_wrong_smtp_password_does_not_bounce_the_subscriber(tmp_path, sqlite_t
 
 # --- the SMTP transport itself ---------------------------------------------------------------------
 
-def test_transport_reconnects_after_the_server_restarts():
+def test_transport_reconnects_after_the_server_restarts(closing):
     first = SmtpSink().start()
-    transport = SMTPTransport(first.url, timeout=5)
+    transport = closing(SMTPTransport(first.url, timeout=5))
     try:
         transport.send(a_message("before restart"), "newsletter@mailer.test", "ann@example.com")
         first.wait_for("ann@example.com", "before restart", timeout=5)
@@ -663,8 +663,8 @@ def test_transport_reconnects_after_the_server_restarts():
         transport.close()
 
 
-def test_transport_reuses_one_connection_for_a_batch(sink):
-    transport = SMTPTransport(sink.url, timeout=5)
+def test_transport_reuses_one_connection_for_a_batch(sink, closing):
+    transport = closing(SMTPTransport(sink.url, timeout=5))
     try:
         transport.send(a_message("one"), "newsletter@mailer.test", "ann@example.com")
         connection = transport._smtp
@@ -675,8 +675,8 @@ def test_transport_reuses_one_connection_for_a_batch(sink):
     assert len(sink.wait_for("ann@example.com", "", count=2, timeout=5)) == 2
 
 
-def test_transport_classifies_replies(sink):
-    transport = SMTPTransport(sink.url, timeout=5)
+def test_transport_classifies_replies(sink, closing):
+    transport = closing(SMTPTransport(sink.url, timeout=5))
     try:
         sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
         with pytest.raises(PermanentFailure, match="550"):
@@ -689,11 +689,11 @@ def test_transport_classifies_replies(sink):
         transport.close()
 
 
-def test_transport_to_a_server_that_is_down_is_a_temporary_failure():
+def test_transport_to_a_server_that_is_down_is_a_temporary_failure(closing):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    transport = SMTPTransport(f"smtp://127.0.0.1:{port}", timeout=2)
+    transport = closing(SMTPTransport(f"smtp://127.0.0.1:{port}", timeout=2))
     with pytest.raises(TemporaryFailure):
         transport.send(a_message("x"), "newsletter@mailer.test", "ann@example.com")
     transport.close()

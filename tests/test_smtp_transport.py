@@ -38,10 +38,10 @@ def tls(monkeypatch, tmp_path):
     return server_context
 
 
-def test_plain_smtp_reuses_one_connection_for_a_batch():
+def test_plain_smtp_reuses_one_connection_for_a_batch(closing):
     sink = SmtpSink().start()
     try:
-        transport = SMTPTransport(sink.url)
+        transport = closing(SMTPTransport(sink.url))
         # The server's own reply comes back, for the log line that ties our delivery to its queue id.
         assert transport.send(message("r@example.com"), "newsletter@mailer.test", "r@example.com") == "250 2.0.0 queued"
         for n in range(3):
@@ -56,14 +56,14 @@ def test_plain_smtp_reuses_one_connection_for_a_batch():
         sink.stop()
 
 
-def test_starttls_with_login(tls):
+def test_starttls_with_login(tls, closing):
     sink = SmtpSink(tls_context=tls, require_starttls=True, authenticator=only_ann, auth_require_tls=True).start()
     try:
-        transport = SMTPTransport(f"smtp://ann:s3cret%3A%2F%40@127.0.0.1:{sink.port}?starttls=1")
+        transport = closing(SMTPTransport(f"smtp://ann:s3cret%3A%2F%40@127.0.0.1:{sink.port}?starttls=1"))
         transport.send(message("tls@example.com"), "newsletter@mailer.test", "tls@example.com")
         transport.close()
         assert sink.to("tls@example.com")
-        wrong = SMTPTransport(f"smtp://ann:wrong@127.0.0.1:{sink.port}?starttls=1")
+        wrong = closing(SMTPTransport(f"smtp://ann:wrong@127.0.0.1:{sink.port}?starttls=1"))
         with pytest.raises(PermanentFailure):
             wrong.send(message("tls@example.com"), "newsletter@mailer.test", "tls@example.com")
         wrong.close()
@@ -71,10 +71,10 @@ def test_starttls_with_login(tls):
         sink.stop()
 
 
-def test_implicit_tls(tls):
+def test_implicit_tls(tls, closing):
     sink = SmtpSink(ssl_context=tls).start()
     try:
-        transport = SMTPTransport(f"smtps://127.0.0.1:{sink.port}")
+        transport = closing(SMTPTransport(f"smtps://127.0.0.1:{sink.port}"))
         transport.send(message("smtps@example.com"), "newsletter@mailer.test", "smtps@example.com")
         transport.close()
         assert sink.to("smtps@example.com")
@@ -83,12 +83,14 @@ def test_implicit_tls(tls):
 
 
 @pytest.mark.parametrize("mails", [["b@example.com"], ["b@example.com", "c@example.com"]], ids=["send", "send_all"])
-def test_a_connection_the_server_dropped_is_replaced_and_each_mail_goes_once(mails):
+def test_a_connection_the_server_dropped_is_replaced_and_each_mail_goes_once(mails, closing):
     port = _free_port()
     sink = SmtpSink(port=port).start()
-    transport = SMTPTransport(f"smtp://127.0.0.1:{port}")
-    transport.send(message("a@example.com"), "newsletter@mailer.test", "a@example.com")
-    sink.stop()
+    transport = closing(SMTPTransport(f"smtp://127.0.0.1:{port}"))
+    try:
+        transport.send(message("a@example.com"), "newsletter@mailer.test", "a@example.com")
+    finally:
+        sink.stop()
     sink = SmtpSink(port=port).start()  # the old connection is dead; the next send must not fail for it
     try:
         if len(mails) == 1:
@@ -102,14 +104,14 @@ def test_a_connection_the_server_dropped_is_replaced_and_each_mail_goes_once(mai
         sink.stop()
 
 
-def test_a_server_that_is_down_is_a_temporary_failure():
-    transport = SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2)
+def test_a_server_that_is_down_is_a_temporary_failure(closing):
+    transport = closing(SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2))
     with pytest.raises(TemporaryFailure, match="cannot reach the SMTP server"):
         transport.send(message("x@example.com"), "newsletter@mailer.test", "x@example.com")
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_refusals_leave_the_connection_ready_for_the_next_mail_with_and_without_pipelining(pipelining, monkeypatch):
+def test_refusals_leave_the_connection_ready_for_the_next_mail_with_and_without_pipelining(pipelining, monkeypatch, closing):
     import smtplib
 
     sink = SmtpSink().start()
@@ -118,7 +120,7 @@ def test_refusals_leave_the_connection_ready_for_the_next_mail_with_and_without_
     original_mail = smtplib.SMTP.mail
     monkeypatch.setattr(smtplib.SMTP, "mail", lambda self, *a, **k: one_command_at_a_time.append(1) or original_mail(self, *a, **k))
     try:
-        transport = SMTPTransport(sink.url)
+        transport = closing(SMTPTransport(sink.url))
         sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
         with pytest.raises(PermanentFailure, match="550"):
             transport.send(message("gone@example.com"), "newsletter@mailer.test", "gone@example.com")
@@ -159,11 +161,11 @@ def writes_counted(monkeypatch) -> list[bytes]:
     return written
 
 
-def test_a_window_goes_in_one_write_a_mail_when_the_server_pipelines(monkeypatch):
+def test_a_window_goes_in_one_write_a_mail_when_the_server_pipelines(monkeypatch, closing):
     sink = SmtpSink().start()
     written = writes_counted(monkeypatch)
     try:
-        transport = SMTPTransport(sink.url)
+        transport = closing(SMTPTransport(sink.url))
         dotted = message("dots@example.com")
         dotted.set_content(".a line that starts with a dot\n.\nand the end")
         mails = window("a@example.com", "b@example.com", "c@example.com") + [(dotted, SENDER, "dots@example.com")]
@@ -193,8 +195,8 @@ def either_sink(request):
     sink.stop()
 
 
-def test_refusals_in_a_window_fail_their_own_mail_only(either_sink):
-    transport = SMTPTransport(either_sink.url)
+def test_refusals_in_a_window_fail_their_own_mail_only(either_sink, closing):
+    transport = closing(SMTPTransport(either_sink.url))
     either_sink.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
     either_sink.handler.refuse["full@example.com"] = "452 4.2.2 mailbox full"
     outcomes = transport.send_all(window("a@example.com", "gone@example.com", "full@example.com", "b@example.com"))
@@ -205,8 +207,8 @@ def test_refusals_in_a_window_fail_their_own_mail_only(either_sink):
     transport.close()
 
 
-def test_a_slow_down_reply_leaves_the_rest_of_the_window_untried(either_sink):
-    transport = SMTPTransport(either_sink.url)
+def test_a_slow_down_reply_leaves_the_rest_of_the_window_untried(either_sink, closing):
+    transport = closing(SMTPTransport(either_sink.url))
     transport.send_all(window("first@example.com"))
     either_sink.handler.temporary_failures = 1
     either_sink.handler.temporary_reply = "421 4.7.0 too many messages, slow down"
@@ -219,7 +221,7 @@ def test_a_slow_down_reply_leaves_the_rest_of_the_window_untried(either_sink):
     transport.close()
 
 
-def test_a_refused_sender_stops_the_window():
+def test_a_refused_sender_stops_the_window(closing):
     class RefusesOurSender(SinkHandler):
         async def handle_MAIL(self, server, session, envelope, address, mail_options):
             return "553 5.7.1 sender address rejected"
@@ -228,7 +230,7 @@ def test_a_refused_sender_stops_the_window():
     controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
     controller.start()
     try:
-        transport = SMTPTransport(f"smtp://127.0.0.1:{controller.port}")
+        transport = closing(SMTPTransport(f"smtp://127.0.0.1:{controller.port}"))
         outcomes = transport.send_all(window("a@example.com", "b@example.com"))
         assert isinstance(outcomes[0], SenderRejected) and outcomes[1:] in ([], [None]) and handler.messages == []
         transport.close()
@@ -236,7 +238,7 @@ def test_a_refused_sender_stops_the_window():
         controller.stop()
 
 
-def test_the_next_mail_is_made_while_the_server_answers_the_one_before(monkeypatch):
+def test_the_next_mail_is_made_while_the_server_answers_the_one_before(monkeypatch, closing):
     sink = SmtpSink().start()
     events = []
     written = writes_counted(monkeypatch)
@@ -247,7 +249,7 @@ def test_the_next_mail_is_made_while_the_server_answers_the_one_before(monkeypat
             yield message(r), SENDER, r
 
     try:
-        transport = SMTPTransport(sink.url)
+        transport = closing(SMTPTransport(sink.url))
         assert transport.send_all(made_one_at_a_time()) == ["250 2.0.0 queued"] * 3
         # b is made after a's envelope went out (one write), c after b's went with a's content (two writes).
         assert events == [("made a@example.com", 0), ("made b@example.com", 1), ("made c@example.com", 2)]
@@ -256,10 +258,10 @@ def test_the_next_mail_is_made_while_the_server_answers_the_one_before(monkeypat
         sink.stop()
 
 
-def test_a_mail_that_needs_smtputf8_goes_on_its_own_within_a_pipelined_window():
+def test_a_mail_that_needs_smtputf8_goes_on_its_own_within_a_pipelined_window(closing):
     sink = SmtpSink(enable_SMTPUTF8=True).start()
     try:
-        transport = SMTPTransport(sink.url)
+        transport = closing(SMTPTransport(sink.url))
         outcomes = transport.send_all(window("a@example.com", "jürgen@exämple.com", "b@example.com"))
         assert outcomes == ["250 2.0.0 queued"] * 3
         assert [r.recipients[0] for r in sink.handler.messages] == ["a@example.com", "jürgen@exämple.com",
@@ -269,7 +271,7 @@ def test_a_mail_that_needs_smtputf8_goes_on_its_own_within_a_pipelined_window():
         sink.stop()
 
 
-def test_a_window_to_a_server_that_is_down_fails_each_mail_for_a_later_try():
-    transport = SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2)
+def test_a_window_to_a_server_that_is_down_fails_each_mail_for_a_later_try(closing):
+    transport = closing(SMTPTransport(f"smtp://127.0.0.1:{_free_port()}", timeout=2))
     outcomes = transport.send_all(window("a@example.com", "b@example.com"))
     assert all(isinstance(o, TemporaryFailure) and "cannot reach" in str(o) for o in outcomes)
