@@ -153,9 +153,9 @@ def test_two_workers_claiming_at_once_take_different_rows_and_neither_waits(priv
     ids = [owe_welcome(sub, f"k{i}").id for i in range(4)]
 
     with Session(db.engine) as first, Session(db.engine) as second:
-        mine = outbox.claim_due(first, limit=2)  # not committed yet: its rows stay locked
+        mine = sender.claim_due(first, limit=2)  # not committed yet: its rows stay locked
         second.execute(text("SET LOCAL lock_timeout = '2s'"))  # a claim that waited for the first fails here
-        theirs = outbox.claim_due(second, limit=10)
+        theirs = sender.claim_due(second, limit=10)
         second.commit()
         first.commit()
 
