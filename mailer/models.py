@@ -248,8 +248,14 @@ class ApiToken(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256: the token itself is never stored
+    scopes: Mapped[str] = mapped_column(String(100))  # space-separated, as in OAuth: "read write send bounces"
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)  # kept, not deleted: the list shows who had access
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
 
 
 class FeedState(db.Model):

@@ -91,5 +91,6 @@ from . import (  # noqa: E402,F401
     roster_import,
     sessions,
     subscribers,
+    tokens,
     welcome,
 )

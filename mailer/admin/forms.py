@@ -9,11 +9,14 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
     URLField,
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+
+from ..api_tokens import SCOPES
 
 from ..mail.messages import has_control_character
 
@@ -78,3 +81,17 @@ class StepForm(FlaskForm):
 class ImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired()])
     confirmed = BooleanField("They already agreed elsewhere: add them as confirmed and send nothing")
+
+
+def plain_name(form, field) -> None:
+    """A label shown in lists and logs: one line, no control character (nor a NUL, which PostgreSQL refuses)."""
+    if field.data and has_control_character(field.data):
+        raise ValidationError("Use one line without control characters.")
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name (who or what uses it, like 'crm' or 'postfix')",
+                       validators=[DataRequired(), Length(max=100), plain_name])
+    # Drawn as one checkbox per scope by templates/admin/tokens.html, each with what it allows.
+    scopes = SelectMultipleField("What it may do", choices=list(SCOPES),
+                                 validators=[DataRequired("Tick at least one scope.")])

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from ..api_tokens import find_token, presented_token
+from ..api_tokens import find_token, missing_scope, presented_token
 from ..extensions import csrf, db
+from .scopes import openapi_path, scope_for
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens, not cookies: nothing for a forged form to ride on
@@ -22,6 +23,12 @@ def require_token():
         return _unauthorized("This API token is not valid (revoked or mistyped). Create a new one with `mailer api-token create NAME`.")
     db.session.commit()
     g.api_token = found
+    scope = scope_for(request.method, openapi_path(request.url_rule.rule))
+    if scope is None:
+        return error("No API token may use this operation yet: it names no scope.", 403)
+    refused = missing_scope(found, scope)
+    if refused:
+        return error(refused, 403, scope=scope)
 
 
 def _unauthorized(message: str):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import jsonify
 
+from ..api_tokens import SCOPES
 from . import bp
+from .scopes import PUBLIC, scope_for
 
 JSON = "application/json"
 
@@ -34,7 +36,8 @@ STATUSES = ["pending", "confirmed", "unsubscribed", "bounced", "complained"]
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"],
-              "properties": {"error": {"type": "string"}, "field": {"type": "string"}}},
+              "properties": {"error": {"type": "string"}, "field": {"type": "string"},
+                             "scope": {"enum": list(SCOPES), "description": "the scope a 403 lacked"}}},
     "Subscriber": {"type": "object", "required": ["id", "email", "status"], "properties": {
         "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": ["string", "null"]},
         "status": {"enum": STATUSES}, "created_at": NULLABLE_TIME, "confirmed_at": NULLABLE_TIME,
@@ -134,13 +137,31 @@ PATHS = {
                       **_errors(404, 409)}}},
 }
 
+
+
+def _scoped(paths: dict) -> dict:
+    """Each operation says the scope its token needs, and the 403 a token without it gets."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if (method.upper(), path) in PUBLIC:
+                continue
+            scope = scope_for(method.upper(), path)
+            operation["description"] = f"Scope: {scope} ({SCOPES[scope]})."
+            operation["responses"]["403"] = _json(_ref("Error"), f"The token lacks the {scope!r} scope")
+    return paths
+
+
+SCOPE_HELP = "; ".join(f"`{name}`: {text}" for name, text in SCOPES.items())
+
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {"title": "mailer API", "version": "1",
-             "description": "Subscribers, posts and digests. Create a token with `mailer api-token create NAME`."},
+             "description": "Subscribers, posts and digests. Create a token with `mailer api-token create NAME "
+                            "[--scope SCOPE …]` or on the console's API tokens page. Each operation names the "
+                            f"scope it needs ({SCOPE_HELP}); a token without it gets 403."},
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearer": []}],
-    "paths": PATHS,
+    "paths": _scoped(PATHS),
     "components": {"schemas": SCHEMAS,
                    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                   "description": "Authorization: Bearer <token>"}}},

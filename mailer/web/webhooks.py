@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from .. import json_input
-from ..api_tokens import find_token, presented_token
+from ..api_tokens import find_token, missing_scope, presented_token
 from ..bounces import sns
 from ..bounces.dsn import NotABounce
 from ..bounces.intake import record_dsn, record_reports
@@ -39,6 +39,10 @@ def dsn():
     if found is None:
         return _error(401, "Send an API token: 'Authorization: Bearer <token>' (create one with "
                            "`mailer api-token create NAME`).", **{"WWW-Authenticate": 'Bearer realm="mailer"'})
+    refused = missing_scope(found, "bounces")
+    if refused:
+        db.session.commit()  # its last use is shown in the token list, refused or not
+        return _error(403, refused)
     if request.mimetype != "message/rfc822":
         return _error(415, "Send the bounce as the raw message with Content-Type: message/rfc822.")
     try:
