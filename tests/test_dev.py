@@ -65,11 +65,11 @@ def test_mailer_dev_runs_the_whole_journey_and_stops_on_ctrl_c(tmp_path):
         started = time.monotonic()
         post("/subscribe", {"email": "dev-reader@example.com"})
         outbox = tmp_path / "instance" / "outbox"
-        confirmation = wait_until(lambda: outbox_mail(outbox, "Confirm your"), 30, "the confirmation in the outbox")
+        confirmation = wait_until(lambda: outbox_mail(outbox, "Confirm your"), 90, "the confirmation in the outbox")
         confirm_path = re.search(r"http://127\.0\.0\.1:\d+(/confirm/\S+)", confirmation.get_body(("plain",)).get_content()).group(1)
         token = re.search(rb'name="csrf_token" value="([^"]+)"', get(confirm_path)).group(1).decode()
         assert b"download" in post(confirm_path, {"csrf_token": token}).lower()
-        wait_until(lambda: outbox_mail(outbox, "Welcome"), 30, "the welcome mail in the outbox")
+        wait_until(lambda: outbox_mail(outbox, "Welcome"), 90, "the welcome mail in the outbox")
         print(f"\njourney on the embedded default (SQLite, SQLAlchemy broker): signup to welcome mail in {time.monotonic() - started:.2f}s")
         assert b"Welcome to Career Q&amp;A" in get("/dev/outbox/")
     finally:
