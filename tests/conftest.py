@@ -121,7 +121,8 @@ def runner(app):
 def closing():
     """`closing(thing)` returns `thing` and closes it when the test ends, passed or failed: a connection left open
     by a failing test would otherwise fail the next one, under filterwarnings = error."""
-    from contextlib import ExitStack, closing as closes
+    from contextlib import ExitStack
+    from contextlib import closing as closes
 
     with ExitStack() as stack:
         yield lambda thing: stack.enter_context(closes(thing))

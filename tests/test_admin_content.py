@@ -237,7 +237,7 @@ def test_an_id_too_large_for_the_database_is_not_found(admin, path):
 @pytest.mark.parametrize("page", ["subscribers", "posts", "digests"])
 @pytest.mark.parametrize("before", ["99999999999999999999999", "-1", "²", "x"])
 def test_a_page_cursor_that_is_no_row_id_gives_the_first_page(admin, page, before):
-    from mailer import digests
+    from mailer.posts import digests
 
     factories.subscribers(2)
     factories.post()

@@ -17,7 +17,6 @@ from tests.bounce_formats import sample
 from tests.conftest import ROOT, SECRET, make_app
 
 
-
 def add_subscriber(email: str = "reader@example.com", status: str = "confirmed") -> Subscriber:
     sub = Subscriber(email=email, status=status, confirmed_at=utcnow(), welcome_step=1,
                      welcome_next_at=utcnow() + timedelta(days=2))

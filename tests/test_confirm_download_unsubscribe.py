@@ -165,8 +165,8 @@ def test_confirming_twice_owes_one_magnet_and_one_welcome(client, app):
 
 
 def test_an_old_confirm_link_after_an_unsubscribe_offers_to_subscribe_again(client, app):
-    from mailer.people import subscriptions
     from mailer.models import Delivery
+    from mailer.people import subscriptions
 
     path = sign_up(client, app, "ann@example.com")
     token = csrf_from(client.get(path).data)

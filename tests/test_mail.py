@@ -29,7 +29,7 @@ ALL_KINDS = ["confirmation", "digest", "magnet", "welcome"]
 
 def sent_mail(app) -> dict[str, object]:
     """Sign Ann up, confirm her, send her a digest, send everything; return the messages by kind (judged by subject)."""
-    from mailer import digests
+    from mailer.posts import digests
 
     subscriptions.subscribe(db.session, SignupRequest(email="ann@example.com", name="Ann"))
     db.session.commit()

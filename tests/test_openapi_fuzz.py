@@ -71,8 +71,9 @@ def slate(app) -> Slate:
 
 def signups_read_back_as_sent(before: dict[str, int], status: int, body) -> None:
     """A 2xx that stored a subscriber stored the address and name sent, as the signup rules clean them."""
+    from mailer.addresses import clean_name, normalise_email
+
     from mailer.models import Subscriber
-    from mailer.subscriptions import clean_name, normalise_email
 
     if not 200 <= status < 300 or row_counts()["subscriber"] == before["subscriber"]:
         return  # refused, or taken for a bot: nothing to read back
@@ -237,7 +238,7 @@ def slate_with_bearer(bearer) -> Slate:
 
 
 def subscriber_reads_back(client, bearer, sent: dict, answer: dict) -> None:
-    from mailer.subscriptions import clean_name, normalise_email
+    from mailer.addresses import clean_name, normalise_email
 
     email = normalise_email(sent["email"])
     stored = client.get(f"/api/v1/subscribers/{quote(email, safe='@')}", headers=bearer)
@@ -247,7 +248,7 @@ def subscriber_reads_back(client, bearer, sent: dict, answer: dict) -> None:
 
 
 def post_reads_back(client, bearer, sent: dict, answer: dict) -> None:
-    from mailer.posts import clean_title
+    from mailer.posts.store import clean_title
 
     listed = client.get("/api/v1/posts", headers=bearer).json["posts"]
     assert [p for p in listed if p["id"] == answer["id"]] == [answer]

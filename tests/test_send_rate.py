@@ -8,10 +8,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from mailer import outbox
 from mailer.extensions import db
 from mailer.mail.pacing import Pacer
 from mailer.models import Delivery, Subscriber
+from mailer.outbox import ledger, sender
 from tests.conftest import make_app
 
 RATE = 10  # mails per second
@@ -22,7 +22,7 @@ MAILS = 3 * RATE  # three seconds' worth: the first second's go at once, the res
 def rated_app(tmp_path, sqlite_template, smtp, redis_url, monkeypatch):
     """An app on SQLite whose mail goes to the SMTP sink at SEND_RATE, limited through Redis."""
     shutil.copy(sqlite_template, tmp_path / "mailer.db")
-    monkeypatch.setattr(outbox, "_pacers", {})  # a pacer of this app, not one left under a reused id
+    monkeypatch.setattr(sender, "_pacers", {})  # a pacer of this app, not one left under a reused id
     app = make_app(tmp_path, SMTP_URL=smtp.url, SEND_RATE=RATE, REDIS_URL=redis_url)
     smtp.clear()
     with app.app_context():
@@ -42,12 +42,12 @@ def test_a_batch_at_send_rate_reaches_the_server_no_faster_than_the_rate(rated_a
     db.session.add_all(subscribers)
     db.session.flush()
     for sub in subscribers:
-        outbox.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}:1")
+        ledger.queue(db.session, "welcome", sub.id, f"welcome:{sub.id}:1")
     db.session.commit()
-    assert outbox.batch_size(rated_app.config) >= MAILS  # one batch: the pace is the limiter's, not the sweep's
+    assert sender.batch_size(rated_app.config) >= MAILS  # one batch: the pace is the limiter's, not the sweep's
 
     started = time.monotonic()
-    assert outbox.deliver_due() == MAILS
+    assert sender.deliver_due() == MAILS
     with smtp.handler.lock:
         moments = sorted(r.at for r in smtp.handler.messages)
 

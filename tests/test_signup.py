@@ -535,8 +535,8 @@ def test_the_statement_writes_what_the_session_path_writes(private_pg_app):
                                           ("confirmed", None), ("bounced", None), ("complained", None)])
 @pytest.mark.parametrize("throttled", [False, True])
 def test_the_statement_treats_a_known_address_as_the_session_path_does(private_pg_app, status, name, throttled):
-    from mailer.people import subscriptions
     from mailer.models import Delivery
+    from mailer.people import subscriptions
     from mailer.people.subscriptions import SignupRequest
 
     def request(email):
