@@ -117,5 +117,4 @@ def test_a_killed_node_leaves_its_batches_to_the_others(cluster, relays):
     assert by_node[2] == at_kill[2], "the killed node sent after its death"
     assert by_node[0] + by_node[1] >= READERS - at_kill[2], "the surviving nodes did not send the rest"
     duplicates = sum(n - 1 for n in together.values())
-    window = app.config.get("SEND_WINDOW", 20)
-    assert duplicates <= 2 * window, f"{duplicates} twice; at most {window} in flight per killed pool process"
+    assert duplicates <= 2, f"{duplicates} twice; at most one mail in flight per killed pool process (2)"

@@ -19,6 +19,7 @@ from .pacing import THROTTLE_CODES
 
 log = logging.getLogger(__name__)
 Signer = Callable[[bytes], bytes]
+Accepted = Callable[[int, str], None] | None  # told of each mail the server accepted, as its reply is read
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")  # SMTP transparency (RFC 5321 4.5.2): a leading dot is doubled
 
 
@@ -49,10 +50,12 @@ class Transport:
     def send(self, msg: Outgoing | EmailMessage, sender: str, recipient: str) -> str:
         raise NotImplementedError
 
-    def send_all(self, mails: Iterable[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
+    def send_all(self, mails: Iterable[tuple[Outgoing | EmailMessage, str, str]],
+                 accepted: Accepted = None) -> list[Outcome]:
         """An outcome per mail taken from `mails`, in order: the server's reply (accepted), the failure, or None
         for a mail taken but not tried. `mails` is read one mail at a time, and no further once the server
-        refused us or asked us to slow down (421, 454)."""
+        refused us or asked us to slow down (421, 454). `accepted(n, reply)` is called for the nth mail the
+        moment the server's reply accepting it is read, before anything more goes to the server."""
         outcomes: list[Outcome] = []
         for msg, sender, recipient in mails:
             try:
@@ -61,6 +64,9 @@ class Transport:
                 outcomes.append(exc)
                 if _halts(exc):
                     break
+            else:
+                if accepted is not None:
+                    accepted(len(outcomes) - 1, outcomes[-1])
         return outcomes
 
     def close(self) -> None:
@@ -136,14 +142,15 @@ class SMTPTransport(Transport):
                 raise TemporaryFailure(f"cannot reach the SMTP server {self.host}:{self.port}: {exc}") from None
         raise AssertionError("unreachable")
 
-    def send_all(self, mails: Iterable[tuple[Outgoing | EmailMessage, str, str]]) -> list[Outcome]:
+    def send_all(self, mails: Iterable[tuple[Outgoing | EmailMessage, str, str]],
+                 accepted: Accepted = None) -> list[Outcome]:
         """As Transport.send_all; a mail is also not tried (None) when the connection ended before its turn.
 
         When the server offers PIPELINING, each mail's content and end of data go in one write with the next
         mail's MAIL, RCPT and DATA (one round trip a mail instead of two), and the mail after that is taken from
         `mails` while the server answers: whatever makes the messages works while the server does.
         """
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome] = _Outcomes(accepted)
         source = self._signing(mails, outcomes)
         for attempt in (1, 2):
             try:
@@ -164,7 +171,7 @@ class SMTPTransport(Transport):
         self._one_by_one(source, outcomes)
         return outcomes
 
-    def _signing(self, mails: Iterable, outcomes: list[Outcome]) -> Iterator[_Signed]:
+    def _signing(self, mails: Iterable, outcomes: _Outcomes) -> Iterator[_Signed]:
         """The mails to send, signed, one at a time; one that cannot be signed gets that failure as its outcome."""
         for msg, sender, recipient in mails:
             msg = msg if isinstance(msg, Outgoing) else wire(msg)
@@ -308,6 +315,19 @@ class SMTPTransport(Transport):
 
 
 Outcome = Union[str, Exception, None]
+
+
+class _Outcomes(list):
+    """The outcomes of send_all, which tell `accepted` of each reply accepting a mail as it is set."""
+
+    def __init__(self, accepted: Accepted):
+        super().__init__()
+        self.accepted = accepted
+
+    def __setitem__(self, n, outcome) -> None:
+        super().__setitem__(n, outcome)
+        if self.accepted is not None and isinstance(outcome, str):
+            self.accepted(n, outcome)
 
 
 class _Signed(NamedTuple):

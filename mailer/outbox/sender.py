@@ -22,6 +22,7 @@ from ..mail.transport import PermanentFailure, SenderRejected, TemporaryFailure,
 from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, aware, utcnow
 from ..ops import logs, metrics
 from .compose import compose, may_send
+from .receipts import Receipts
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,11 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     The rows and their subscribers are read in one query, and the subscribers' statuses are read again
     whenever that read is more than STATUS_FRESHNESS old, just before each mail is made (after any wait for the
     send rate), so an unsubscribe or a change of preferences stops mail within that time even in a long batch.
-    A window's mails go out together (`transport.send_all`, pipelined) and their results are written together
-    (`_Results`): they are the mails in flight, which a killed worker may send twice. With a shared send rate
-    the window is one mail, so the rate holds mail by mail. With `lease`, rows are sent only while that lease is
+    A window's mails go out together (`transport.send_all`, pipelined). On PostgreSQL each accepted mail is
+    written the moment its reply is read (`Receipts`), so a killed worker sends again at most the mail whose
+    reply was on its way; elsewhere a window's sent mails are written together (`_Results`): they are the mails
+    in flight, which a killed worker may send twice. With a shared send rate the window is one mail, so the
+    rate holds mail by mail. With `lease`, rows are sent only while that lease is
     ours: a row whose lease ran out may have been claimed again by another worker, so it is left to that worker.
     """
     config = current_app.config
@@ -115,10 +118,11 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
     pacer = pacer_for(current_app._get_current_object())
     size = 1 if pacer.limiter is not None else max(1, config.get("SEND_WINDOW", 20))
     halted = _HaltedDigests()
-    session, unsent = db.session(), list(ids)
+    session, unsent, receipts = db.session(), list(ids), None
     try:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            results = _Results(connection, lease)
+            receipts = Receipts(db.engine, lease) if on_postgresql(connection) else None
+            results = _Results(connection, lease, receipts)
             try:
                 batch = _Batch(session, ids, lease)
                 position = 0
@@ -151,6 +155,16 @@ def send_claimed(ids: list[int], lease: datetime | None = None) -> None:
                 raise
     finally:
         transport.close()
+        if receipts is not None:
+            _close_receipts(receipts)
+
+
+def _close_receipts(receipts: Receipts) -> None:
+    try:
+        receipts.close()
+    except Exception as exc:
+        log.warning("could not read the answers to the last receipts (%s); rows not written return when their "
+                    "lease ends", exc)
 
 
 STATUS_FRESHNESS = 1.0  # seconds: how old a batch's reading of its subscribers' statuses may be when a mail starts
@@ -306,7 +320,12 @@ def _send_window(transport, pacer: Pacer, results: _Results, window: _Window) ->
     """Send the window's messages and record each outcome; returns a pause when the rest of the batch should
     wait, and the rows made but not tried (the connection ended, or the server refused us, before their turn)."""
     started = time.perf_counter()
-    outcomes = transport.send_all(window)
+
+    def accepted(n: int, _reply: str) -> None:
+        delivery, _, msg = window.made[n]
+        results.accepted(delivery, msg)
+
+    outcomes = transport.send_all(window, accepted=accepted)
     per_mail = (time.perf_counter() - started) / max(len(window.made), 1)
     pause, untried = None, []
     for (delivery, subscriber, msg), outcome in itertools.zip_longest(window.made, outcomes):  # one per mail taken
@@ -348,20 +367,31 @@ def _conclude(pacer: Pacer, record, delivery: Owed, subscriber: Reader | None, m
 class _Results:
     """Writes each result while the row is still ours, as one UPDATE committed on its own (autocommit).
 
-    Sent mails wait for `write()`, at the end of their window, and are written together, in one statement on
-    PostgreSQL: they are the mails in flight, and a worker killed before writing them costs that many duplicates
+    With `receipts` (PostgreSQL), a sent mail was written as the server accepted it (`accepted`), and `write()`
+    reads the answers. Otherwise sent mails wait for `write()`, at the end of their window, and are written
+    together: they are the mails in flight, and a worker killed before writing them costs that many duplicates
     at most, when their lease ends and another worker sends them again. Any other result is written at once,
     after those waiting. Each result is mirrored on the row's Owed for the metrics and the log line.
     """
 
-    def __init__(self, connection: Connection, lease: datetime | None):
-        self.connection, self.lease = connection, lease
+    def __init__(self, connection: Connection, lease: datetime | None, receipts: Receipts | None = None):
+        self.connection, self.lease, self.receipts = connection, lease, receipts
         self.waiting: list[tuple[Owed, datetime, str]] = []
+        self.receipted: set[int] = set()
         self.many = on_postgresql(connection)
+
+    def accepted(self, delivery: Owed, msg: Outgoing) -> None:
+        """The server accepted this mail: its receipt goes now, before anything more is sent."""
+        if self.receipts is not None:
+            self.receipts.accepted(delivery.id, utcnow(), msg.message_id)
+            self.receipted.add(delivery.id)
 
     def record(self, delivery: Owed, **values) -> None:
         if values.get("status") == DeliveryStatus.SENT.value and values.keys() == _SENT_COLUMNS:
-            self.waiting.append((delivery, values["sent_at"], values["message_id"]))
+            if delivery.id in self.receipted:
+                self.receipted.discard(delivery.id)  # written already
+            else:
+                self.waiting.append((delivery, values["sent_at"], values["message_id"]))
         else:
             self.write()
             self._one(delivery, values)
@@ -369,7 +399,10 @@ class _Results:
             setattr(delivery, name, value)
 
     def write(self) -> None:
-        """Write the sent mails that wait."""
+        """Write the sent mails that wait, and read the answers to the receipts."""
+        if self.receipts is not None:
+            for row_id in self.receipts.settle():
+                _not_ours(row_id, DeliveryStatus.SENT.value)
         if not self.waiting:
             return
         if not self.many:
