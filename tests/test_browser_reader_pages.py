@@ -138,3 +138,23 @@ def test_the_local_outbox_fits_a_phone(site, page):
     page.locator("table.mails a").first.click()
     page.get_by_text("Confirm your").first.wait_for()
     look(page, "outbox-mail", 390)
+
+
+def test_the_consoles_outbox_fits_a_phone(site, page):
+    from tests.admin_helpers import EMAIL, PASSWORD, create_admin
+
+    create_admin()
+    page.set_viewport_size({"width": 390, "height": 900})
+    _sign_up(page, site, "ann.reader.with.a.long.address@example.com")
+    sender.deliver_due()
+    page.goto(site + "/admin/login")
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(site + "/admin/")
+
+    page.goto(site + "/admin/outbox")
+    look(page, "console-outbox", 390)
+    page.locator("main a[href*='/admin/outbox/']").first.click()
+    page.wait_for_load_state("networkidle")
+    look(page, "console-outbox-mail", 390)

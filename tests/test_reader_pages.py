@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import itsdangerous.timed
 import pytest
+from sqlalchemy import select
 
 from mailer import links, tokens
 from mailer.extensions import db
-from mailer.models import Status, Subscriber, aware
+from mailer.outbox import ledger
+from mailer.models import Consent, Status, Subscriber, aware
 from mailer.web.mailboxes import mailbox_for, masked
 from tests.conftest import csrf_from
 from tests.factories import deliveries, subscriber
@@ -201,7 +203,6 @@ def _try_again_at(sub: Subscriber, kind: str) -> str:
 
 def test_an_expired_download_link_renewed_within_the_throttle_says_when_to_try_again(client, monkeypatch):
     sub = _confirmed(client)
-    from mailer.outbox import ledger
     ledger.queue(db.session, "magnet", sub.id, f"magnet:{sub.id}:first", magnet_id=1)
     db.session.commit()
     age(sub, timedelta(minutes=5))
@@ -238,3 +239,19 @@ def test_the_preferences_page_sets_unsubscribing_apart_as_a_danger(client):
     zone = text[text.index('class="danger-zone"'):]
     assert "<details>" in zone and 'name="confirm" value="yes" required' in zone and 'class="danger"' in zone
     assert 'class="danger"' not in text[:text.index('class="danger-zone"')]
+
+
+def test_subscribing_again_from_an_old_confirm_link_within_the_throttle_promises_no_mail(client):
+    sign_up(client, "ann@example.com")
+    ann = subscriber("ann@example.com")
+    consent = db.session.scalars(select(Consent).where(Consent.subscriber_id == ann.id)).one()
+    ann.status = Status.UNSUBSCRIBED.value
+    db.session.commit()
+    url = path(links.confirm_url(consent.id))
+
+    answer = client.post(f"{url}/again", data={"csrf_token": csrf_from(client.get(url).data)})
+
+    text = answer.get_data(as_text=True)
+    assert "arrives" not in text and "a few minutes ago" in text
+    assert f"try again after {_try_again_at(ann, 'confirmation')} UTC" in text
+    assert len(deliveries(ann, "confirmation")) == 1
