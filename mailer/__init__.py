@@ -77,11 +77,13 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from . import admin, api
     from .mail.messages import paragraphs
-    from .web import devmail, engagement, errors, ids, preferences, public, security, webhooks
+    from .web import devmail, engagement, errors, ids, preferences, public, security, thanks, unsubscribe, webhooks
 
     app.url_map.converters["int"] = ids.RowId  # before any rule is added: every <int:…> is bounded
     app.add_template_filter(paragraphs)
     app.register_blueprint(public.bp)
+    app.register_blueprint(thanks.bp)
+    app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(engagement.bp)
     app.register_blueprint(preferences.bp)
     app.register_blueprint(api.bp)

@@ -19,6 +19,8 @@ PREFERENCES = "preferences"
 CLICK = "click"  # a post's link in one recipient's digest
 OPEN = "open"  # the tracking pixel of one recipient's digest
 FORM = "form"  # a signup form, signed when rendered: how long it was open tells people from bots
+RESEND = "resend"  # the thanks page's "send the link again": the address typed, kept out of the URL
+RESEND_NOTHING = "resend-nothing"  # the same form after a submission taken for a bot: answered alike, never acted on
 UNSUBSCRIBE_MAIL = "unsubscribe-mail"  # the local part of List-Unsubscribe's mailto: address (a tag, see make_tag)
 
 

@@ -455,10 +455,11 @@ def test_renewing_with_a_tampered_token_is_a_400(client, app, monkeypatch):
 def test_get_on_the_unsubscribe_link_shows_a_page_and_changes_nothing(client, app):
     sub = confirmed(client, app, "ann@example.com")
 
-    page = client.get(path_of(links.unsubscribe_url(sub.id)))
+    path = path_of(links.unsubscribe_url(sub.id))
+    page = client.get(path)
 
     assert page.status_code == 200
-    assert '<form method="post">' in page.text
+    assert f'<form method="post" action="{path}">' in page.text  # the one-click URL, posted as a provider does
     assert subscriber("ann@example.com").status == Status.CONFIRMED.value
     assert {d.status for d in deliveries(sub) if d.kind != "confirmation"} == {DeliveryStatus.QUEUED.value}
 

@@ -123,7 +123,7 @@ def test_every_public_page_loads_without_a_violation(site, page):
     visit(page, f"{mailer}/download/{expired}")
     page.get_by_text("has expired").wait_for()
     visit(page, links.unsubscribe_url(consent.subscriber_id))
-    page.click("button[type=submit]")
+    page.click("button.danger")  # beside "fewer emails instead"
     page.get_by_text("You are unsubscribed").wait_for()
 
     visit(page, mailer + "/dev/outbox/")

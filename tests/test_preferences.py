@@ -74,7 +74,11 @@ def test_the_page_mails_a_fresh_handbook_link_and_unsubscribes(app, client):
     assert "no new email this time" in again and "Download the handbook</a>" in again
     assert db.session.scalar(select(func.count()).select_from(Delivery).where(Delivery.subscriber_id == person.id)) == 1
 
-    answer = _post(client, person.id, action="unsubscribe")
+    unticked = _post(client, person.id, action="unsubscribe")  # the box that confirms it is left unticked
+    assert unticked.status_code == 422 and "nothing was changed" in unticked.get_data(as_text=True)
+    db.session.refresh(person)
+    assert person.status == "confirmed"
+    answer = _post(client, person.id, action="unsubscribe", confirm="yes")
     assert "You are unsubscribed" in answer.get_data(as_text=True)
     db.session.refresh(person)
     assert person.status == "unsubscribed"

@@ -226,12 +226,18 @@ def test_the_answer_is_the_same_whatever_the_address_state(client, kind):
         set_state(client, email, state)
         post = post_json if kind == "json" else post_form
         response = post(client, {"email": email})
-        answers.append((state, response.status_code, response.mimetype, response.get_data()))
+        answers.append((state, response.status_code, response.mimetype, _without_the_address(response.get_data())))
 
     first = answers[0]
     for answer in answers[1:]:
         assert answer[1:] == first[1:], f"{answer[0]} is answered differently from {first[0]}"
     assert first[1] == (202 if kind == "json" else 200)
+
+
+def _without_the_address(page: bytes) -> bytes:
+    """The thanks page less what differs by the address typed: its masked form and the signed "send again" form."""
+    page = re.sub(rb'<strong class="address">[^<]*</strong>', b"", page)
+    return re.sub(rb'name="token" value="[^"]*"', b"", page)
 
 
 def test_signup_of_a_confirmed_address_mails_the_download_link_not_a_confirmation(client):

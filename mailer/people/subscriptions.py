@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -157,14 +157,18 @@ def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
     return consent
 
 
-def subscribe_again(session: Session, consent: Consent, ip: str | None, user_agent: str | None) -> None:
-    """From an old confirmation link after an unsubscribe: a new consent and a new confirmation mail, as a signup."""
-    subscriber = session.get(Subscriber, consent.subscriber_id)
-    if subscriber.status != Status.UNSUBSCRIBED.value:
+def subscribe_again(session: Session, subscriber_id: int, consent: Consent | None, ip: str | None,
+                    user_agent: str | None) -> None:
+    """From an old link after an unsubscribe: a new consent and a new confirmation mail, as a signup (`consent`: the
+    signup to repeat, the latest one when None)."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status != Status.UNSUBSCRIBED.value:
         return  # a bounce or complaint is never lifted here; a confirmed reader needs nothing
-    magnet = session.get(LeadMagnet, consent.magnet_id) if consent.magnet_id is not None else None
+    consent = consent or session.scalars(select(Consent).where(Consent.subscriber_id == subscriber.id)
+                                         .order_by(Consent.id.desc()).limit(1)).first()
+    magnet = session.get(LeadMagnet, consent.magnet_id) if consent and consent.magnet_id is not None else None
     _record(session, subscriber.email, None, SignupRequest(
-        email=subscriber.email, magnet=magnet.slug if magnet else None, source_url=consent.source_url,
+        email=subscriber.email, magnet=magnet.slug if magnet else None, source_url=consent.source_url if consent else None,
         form="resubscribe", ip=ip, user_agent=user_agent))
 
 
@@ -213,13 +217,32 @@ def _get_or_create(session: Session, email: str, name: str | None) -> tuple[Subs
     return subscriber, aware(subscriber.created_at) == now
 
 
-def _may_mail_again(session: Session, subscriber_id: int, kind: str) -> bool:
-    """At most one mail of this kind per 15 minutes and three a day, whoever keeps asking."""
+THROTTLE_GAP, THROTTLE_PER_DAY = timedelta(minutes=15), 3
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """Why a mail a reader asked for is not owed: one went out in the last 15 minutes (`recently`), or three today;
+    none is owed before `retry_at`."""
+    recently: bool
+    retry_at: datetime
+
+
+def held_back(session: Session, subscriber_id: int, kind: str) -> HeldBack | None:
+    """At most one mail of this kind per 15 minutes and three a day, whoever keeps asking: None when one may go."""
     now = utcnow()
-    recent = session.scalars(
+    recent = sorted(aware(t) for t in session.scalars(
         select(Delivery.created_at).where(
             Delivery.subscriber_id == subscriber_id, Delivery.kind == kind,
-            Delivery.created_at > now - timedelta(days=1))
-    ).all()
-    latest = max((aware(t) for t in recent), default=None)
-    return len(recent) < 3 and (latest is None or latest < now - timedelta(minutes=15))
+            Delivery.created_at > now - timedelta(days=1))))
+    waits = []
+    recently = bool(recent) and recent[-1] >= now - THROTTLE_GAP
+    if recently:
+        waits.append(recent[-1] + THROTTLE_GAP)
+    if len(recent) >= THROTTLE_PER_DAY:
+        waits.append(recent[-THROTTLE_PER_DAY] + timedelta(days=1))  # when the oldest of the last three leaves the day
+    return HeldBack(recently, max(waits)) if waits else None
+
+
+def _may_mail_again(session: Session, subscriber_id: int, kind: str) -> bool:
+    return held_back(session, subscriber_id, kind) is None

@@ -8,6 +8,7 @@ from ..extensions import db
 from ..links import download_url
 from ..outbox import ledger
 from ..people import preferences, subscriptions
+from . import promises
 from .public import BadLink, bad_link
 
 bp = Blueprint("preferences", __name__)
@@ -17,8 +18,7 @@ DONE = {"frequency": "Saved: {choice}.", "pause": "Paused: no digests until {unt
         "resume": "Welcome back: digests come again.", "name": "Saved: we will greet you as {name}.",
         "name-cleared": "Saved: our emails will greet you without a name.",
         "download": "Here is a fresh download link; a copy is on its way by email too.",
-        "download-not-mailed": "Here is a fresh download link. We emailed you one recently (one every 15 "
-                               "minutes and three a day at most), so no new email this time."}
+        "download-not-mailed": "Here is a fresh download link; no new email this time. {held}"}
 
 
 def _subscriber_id(token: str) -> int:
@@ -37,7 +37,10 @@ def page(token: str):
 @bp.post("/preferences/<token>")
 def change(token: str):
     subscriber_id = _subscriber_id(token)
-    action, link = request.form.get("action", ""), None
+    action, link, held = request.form.get("action", ""), None, None
+    if action == "unsubscribe" and request.form.get("confirm") != "yes":
+        return _render(token, preferences.reader(db.session, subscriber_id),
+                       error="Tick \"Yes, stop every email\" to unsubscribe; nothing was changed."), 422
     if action == "unsubscribe":
         subscriptions.unsubscribe(db.session, subscriber_id)
         db.session.commit()
@@ -59,6 +62,7 @@ def change(token: str):
             magnet_id, mailed = preferences.fresh_download(db.session, subscriber)
             link = download_url(subscriber.id, magnet_id)
             action = "download" if mailed else "download-not-mailed"
+            held = None if mailed else subscriptions.held_back(db.session, subscriber.id, "magnet")
         else:
             raise preferences.InvalidChoice("Choose one of the buttons on this page.")
     except preferences.InvalidChoice as exc:
@@ -71,7 +75,8 @@ def change(token: str):
         action = "name-cleared"
     message = DONE[action].format(choice=preferences.FREQUENCIES[subscriber.digest_frequency],
                                   until=subscriber.paused_until.strftime("%-d %B %Y") if subscriber.paused_until else "",
-                                  name=subscriber.name)
+                                  name=subscriber.name,
+                                  held=promises.held_back_message(held, "a download link") if held else "")
     return _render(token, subscriber, message=message, download_link=link)
 
 

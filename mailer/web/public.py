@@ -16,7 +16,7 @@ from ..ops import metrics
 from ..outbox import ledger
 from ..people import subscriptions
 from ..people.subscriptions import SignupRequest
-from . import captcha, form_guard
+from . import captcha, form_guard, promises, thanks
 from .origins import back_to_blog, safe_return_url
 from .signup_input import BadRequestBody, read_signup
 
@@ -39,7 +39,7 @@ def subscribe():
         reason = form_guard.bot_reason(fields)
         if reason:
             form_guard.log_bot(reason, request.remote_addr)
-            return _thanks(fields, wants_json)
+            return _thanks(fields, wants_json, bot=True)
         captcha.verify(fields["captcha"], request.remote_addr)
         subscriptions.sign_up(db.session, SignupRequest(
             email=fields["email"], name=fields["name"], magnet=fields["magnet"],
@@ -82,7 +82,7 @@ def _log_owed(event: str, session) -> list[int]:
     return ids
 
 
-def _thanks(fields: dict, wants_json: bool):
+def _thanks(fields: dict, wants_json: bool, bot: bool = False):
     if wants_json:
         return jsonify(status="ok", message=THANKS), 202
     if fields["form"] == "iframe":
@@ -90,7 +90,7 @@ def _thanks(fields: dict, wants_json: bool):
     back = safe_return_url(fields["next"])
     if back:
         return redirect(back, code=303)
-    return render_template("site/thanks.html", message=THANKS, back=back_to_blog(request.referrer))
+    return thanks.page(fields["email"], fields["magnet"], fields["source"] or request.referrer, taken_for_bot=bot)
 
 
 @bp.get("/subscribe")
@@ -130,13 +130,14 @@ def confirm(token: str):
 @limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
 def subscribe_again(token: str):
     """An old link after an unsubscribe: sign up again, with a new consent once the new mail is confirmed."""
-    subscriptions.subscribe_again(db.session, _consent_for(token), request.remote_addr, request.user_agent.string)
+    consent = _consent_for(token)
+    subscriptions.subscribe_again(db.session, consent.subscriber_id, consent, request.remote_addr,
+                                  request.user_agent.string)
     db.session.commit()
-    _log_owed("signup stored from an old confirmation link", db.session)
+    owed = _log_owed("signup stored from an old confirmation link", db.session)
     ledger.wake()
-    return render_template("site/message.html", title="Check your inbox",
-                           message="If this address may get our emails again, a new confirmation link arrives in a "
-                                   "few minutes; nothing starts until you click it.")
+    title, message = promises.subscribe_again_answer(db.session, consent.subscriber_id, owed)
+    return render_template("site/message.html", title=title, message=message)
 
 
 def _withdrawn(token: str, subscriber: Subscriber, status: int):
@@ -169,28 +170,22 @@ def renew_download(token: str):
         ids = exc.payload
     except tokens.InvalidToken:
         raise BadLink("This download link is not valid. Copy the whole link from the email.") from None
-    if ids:
-        subscriptions.mail_fresh_download_link(db.session, ids["s"], ids["m"])
+    if ids is None:
+        return render_template("site/message.html", title="This link still works",
+                               message="Your download link has not expired: open it again from the email.")
+    if subscriptions.mail_fresh_download_link(db.session, ids["s"], ids["m"]):
         db.session.commit()
         ledger.wake()
-    return render_template("site/message.html", title="A fresh link is on its way",
-                           message="If this address is still subscribed, a new download link arrives in a few minutes.")
-
-
-@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-@csrf.exempt  # RFC 8058: mailbox providers post here with no cookie and no token
-def unsubscribe(token: str):
-    try:
-        subscriber_id = tokens.read(tokens.UNSUBSCRIBE, token)["s"]
-    except (tokens.InvalidToken, tokens.ExpiredToken, KeyError, TypeError):
-        raise BadLink("This unsubscribe link is not valid. Copy the whole link from the email, "
-                      "or reply to it and we will remove you by hand.") from None
-    if request.method == "GET":
-        return render_template("site/unsubscribe.html", token=token)
-    subscriptions.unsubscribe(db.session, subscriber_id)
-    db.session.commit()
-    return render_template("site/message.html", title="You are unsubscribed",
-                           message="You will get no more emails from us. Changed your mind? Sign up again on the blog.")
+        return render_template("site/message.html", title="A fresh link is on its way",
+                               message="A new download link arrives in a few minutes. Nothing there? Look in the "
+                                       "spam or promotions folder.")
+    held = subscriptions.held_back(db.session, ids["s"], "magnet")
+    if held:
+        return render_template("site/message.html", title=promises.HELD_TITLE,
+                               message=promises.held_back_message(held, "a download link"))
+    return render_template("site/message.html", title="No new link for this address",
+                           message="This address is not subscribed any more, so we send it nothing. To get the "
+                                   "handbook again, sign up on the blog.")
 
 
 @bp.get("/embed")
