@@ -613,10 +613,12 @@ def pg_settings(libpq: str) -> str:
 
 def signup_app(db_name: str, cleanup: Cleanup, prefix: str):
     """The app as the signup benchmarks run it in one process: a fresh database, production settings, the
-    per-IP limit raised, Redis for rate limits and the broker."""
+    per-client limit raised and one network allowed the whole confirmation cap (every signup comes from this
+    machine), Redis for rate limits and the broker."""
     work = workdir(prefix, cleanup)
     env = stack_env(fresh_database(db_name, cleanup), free_port(), work / "instance",
-                    SIGNUP_RATE_LIMIT="1000000/minute", MAILER_ENV="production", REDIS_URL=BROKER_URL)
+                    SIGNUP_RATE_LIMIT="1000000/minute", CONFIRMATION_NETWORK_SHARE="1", MAILER_ENV="production",
+                    REDIS_URL=BROKER_URL)
     flush_redis(BROKER_URL)
     migrate(env)
     os.environ.update(env)

@@ -42,6 +42,7 @@ def floor():
     from mailer.extensions import db
     from mailer.models import utcnow
     from mailer.people import new_signup
+    from mailer.people.mailboxes import mailbox_of
     from mailer.people.subscriptions import CONSENT_TEXT
 
     email = json.loads(request.get_data())["email"]
@@ -49,7 +50,8 @@ def floor():
     redis = current_app.extensions.get("bench_redis") or _redis(current_app)
     redis.pipeline(transaction=False).incr(key).expire(key, 60).execute()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # as sign_up does
-        new_signup.store(connection, magnet="handbook", email=email, name="Visitor", source_url=None, form="api",
+        new_signup.store(connection, magnet="handbook", email=email, mailbox=mailbox_of(email), name="Visitor",
+                         source_url=None, form="api",
                          ip=request.remote_addr, user_agent=None, consent_text=CONSENT_TEXT, now=utcnow(),
                          mail_confirmation=True)
     return {"status": "ok"}, 202

@@ -90,6 +90,31 @@ def _abuse_guards(env: dict) -> dict:
         "CAPTCHA_SECRET": env.get("CAPTCHA_SECRET") or None,
         "CAPTCHA_TIMEOUT": _positive_int(env, "CAPTCHA_TIMEOUT", 5),
         "UNCONFIRMED_PURGE_DAYS": whole("UNCONFIRMED_PURGE_DAYS", 7),  # 0: keep unconfirmed signups
+        **_networks(env),
+    }
+
+
+def _networks(env: dict) -> dict:
+    """How addresses group into clients (rate limits, login lockout) and networks (their share of the cap)."""
+    def prefix(name: str, default: int, bits: int, example: str) -> int:
+        value = _int(env, name, default)
+        if not 1 <= value <= bits:
+            raise ConfigError(f"{name}: {value} is not a prefix length from 1 to {bits} (like {example})")
+        return value
+
+    raw = env.get("CONFIRMATION_NETWORK_SHARE", "").strip() or "0.1"
+    try:
+        share = float(raw)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= 1:  # also false for nan
+        raise ConfigError(f"CONFIRMATION_NETWORK_SHARE: {raw!r} is not a fraction of the hourly cap above 0 and at "
+                          "most 1 (like 0.1 for 10 %; 1 lets one network take the whole cap)")
+    return {
+        "IPV6_PREFIX": prefix("IPV6_PREFIX", 64, 128, "64: one subscriber line"),
+        "NETWORK_IPV4_PREFIX": prefix("NETWORK_IPV4_PREFIX", 24, 32, "24"),
+        "NETWORK_IPV6_PREFIX": prefix("NETWORK_IPV6_PREFIX", 48, 128, "48"),
+        "CONFIRMATION_NETWORK_SHARE": share,
     }
 
 

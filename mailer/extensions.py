@@ -28,6 +28,8 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
+# The signup limits count per client as people/networks.request_client says (an IPv6 /64 is one client); this
+# default serves only a limit that names no key.
 limiter = Limiter(key_func=get_remote_address)
 
 

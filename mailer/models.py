@@ -43,6 +43,9 @@ class Subscriber(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased, so the unique index is case-insensitive on every database.
     email: Mapped[str] = mapped_column(String(254), unique=True)
+    # The mailbox behind the address (people/mailboxes.mailbox_of: no +tag, Gmail without dots), which the
+    # confirmation throttle counts by; set by every path that adds a subscriber.
+    mailbox: Mapped[str | None] = mapped_column(String(254), index=True)
     name: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value, index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
@@ -285,11 +288,13 @@ class ConsoleSession(db.Model):
 
 
 class LoginAttempt(db.Model):
-    """Each console login attempt, for lockouts per account and per IP."""
+    """Each console login attempt, for lockouts per account and per client (an IPv4 address, an IPv6 /64)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), index=True)
     ip: Mapped[str | None] = mapped_column(String(45), index=True)
+    # What the lockout counts by: the IPv4 address, or the IPv6 /IPV6_PREFIX (people/networks.client_of).
+    network: Mapped[str | None] = mapped_column(String(49), index=True)
     succeeded: Mapped[bool] = mapped_column(default=False)
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
 

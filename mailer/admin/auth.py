@@ -1,4 +1,5 @@
-"""Console accounts: argon2 password hashes, and the lockout after repeated failures per account and per IP."""
+"""Console accounts: argon2 password hashes, and the lockout after repeated failures per account and per client
+(an IPv4 address, an IPv6 /64: people/networks)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..models import AdminUser, ConsoleSession, LoginAttempt, utcnow
+from ..people.networks import client_of
 
 MAX_FAILURES = 10
 WINDOW = timedelta(minutes=15)
@@ -99,12 +101,14 @@ def set_admin(session: Session, email: str, password: str) -> bool:
 
 
 def locked_out(session: Session, email: str, ip: str | None) -> bool:
+    """MAX_FAILURES failed tries within WINDOW for this account, or from this client (every address of one IPv6
+    /64 is one client: whoever has one has them all)."""
     since = utcnow() - WINDOW
     failures = select(func.count()).select_from(LoginAttempt).where(
         LoginAttempt.at > since, LoginAttempt.succeeded.is_(False))
     by_account = session.scalar(failures.where(LoginAttempt.email == email))
-    by_ip = session.scalar(failures.where(LoginAttempt.ip == ip)) if ip else 0
-    return by_account >= MAX_FAILURES or by_ip >= MAX_FAILURES
+    by_client = session.scalar(failures.where(LoginAttempt.network == client_of(ip))) if ip else 0
+    return by_account >= MAX_FAILURES or by_client >= MAX_FAILURES
 
 
 def unlock(session: Session) -> int:
@@ -117,11 +121,12 @@ def authenticate(session: Session, email: str, password: str, ip: str | None) ->
     """The account if the password is right; LockedOut before even checking once the limit is reached."""
     email = email.strip().lower()[:254]
     if locked_out(session, email, ip):
-        session.add(LoginAttempt(email=email, ip=ip, succeeded=False))  # keeps the lock while attempts go on
+        # Keeps the lock while attempts go on.
+        session.add(LoginAttempt(email=email, ip=ip, network=client_of(ip), succeeded=False))
         raise LockedOut(email)
     admin = session.scalar(select(AdminUser).where(AdminUser.email == email))
     ok = _verify(admin.password_hash if admin else _DUMMY_HASH, password) and admin is not None
-    session.add(LoginAttempt(email=email, ip=ip, succeeded=ok))
+    session.add(LoginAttempt(email=email, ip=ip, network=client_of(ip), succeeded=ok))
     if not ok:
         return None
     admin.last_login_at = utcnow()

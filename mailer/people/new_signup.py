@@ -22,15 +22,16 @@ from ..models import CONFIRMATION_KEY
 from ..outbox import ledger
 
 # In the driver's own parameter style: run through its cursor (see store()).
-# The throttle (`throttled`) is subscriptions._may_mail_again's: one mail of a kind per 15 minutes, three a day.
+# The throttle (`throttled`) is subscriptions._may_mail_again's: one mail of a kind per 15 minutes, three a day,
+# confirmations counted per mailbox (mailboxes.mailbox_of, passed in as `mailbox`), for a new address too.
 STATEMENT = """
 WITH magnet AS (
     SELECT id, title FROM lead_magnet WHERE slug = %(magnet)s
 ), known AS (
     SELECT id, status FROM subscriber WHERE email = %(email)s FOR UPDATE
 ), new_subscriber AS (
-    INSERT INTO subscriber (email, name, status, created_at, updated_at, welcome_step, digest_frequency)
-    SELECT %(email)s, %(name)s, 'pending', %(now)s, %(now)s, 0, 'every' FROM magnet
+    INSERT INTO subscriber (email, mailbox, name, status, created_at, updated_at, welcome_step, digest_frequency)
+    SELECT %(email)s, %(mailbox)s, %(name)s, 'pending', %(now)s, %(now)s, 0, 'every' FROM magnet
     WHERE NOT EXISTS (SELECT 1 FROM known)
     ON CONFLICT (email) DO NOTHING
     RETURNING id
@@ -50,8 +51,9 @@ WITH magnet AS (
     RETURNING id, subscriber_id
 ), throttled AS (
     SELECT kind FROM delivery
-    WHERE subscriber_id = (SELECT id FROM known) AND kind IN ('confirmation', 'magnet')
-      AND created_at > %(now)s - interval '1 day'
+    WHERE kind IN ('confirmation', 'magnet') AND created_at > %(now)s - interval '1 day'
+      AND (subscriber_id = (SELECT id FROM known) OR kind = 'confirmation'
+           AND subscriber_id IN (SELECT id FROM subscriber WHERE mailbox = %(mailbox)s))
     GROUP BY kind HAVING count(*) >= 3 OR max(created_at) >= %(now)s - interval '15 minutes'
 ), confirmation AS (
     {confirmation_row}
@@ -112,16 +114,17 @@ class Stored:
         return [i for i in (self.confirmation_id, self.link_again_id) if i is not None]
 
 
-def store(connection: Connection, *, email: str, name: str | None, magnet: str, source_url: str | None, form: str,
-          ip: str | None, user_agent: str | None, consent_text: str, now: datetime, mail_confirmation: bool) -> Stored:
+def store(connection: Connection, *, email: str, mailbox: str, name: str | None, magnet: str, source_url: str | None,
+          form: str, ip: str | None, user_agent: str | None, consent_text: str, now: datetime,
+          mail_confirmation: bool) -> Stored:
     """Run the statement on `connection`, which must be in autocommit (the statement is its own transaction).
 
     Through the driver's cursor: SQLAlchemy's result machinery would cost as much again as the statement. A
     driver error is raised as SQLAlchemy's, as Connection.execute raises it (the app answers OperationalError
     with 503), and a lost connection is invalidated, so that the pool does not hand it out again.
     """
-    values = {"magnet": magnet, "email": email, "name": name, "source_url": source_url, "form": form, "ip": ip,
-              "user_agent": user_agent, "consent_text": consent_text, "now": now,
+    values = {"magnet": magnet, "email": email, "mailbox": mailbox, "name": name, "source_url": source_url,
+              "form": form, "ip": ip, "user_agent": user_agent, "consent_text": consent_text, "now": now,
               "mail_confirmation": mail_confirmation, **CONSTANTS}
     dialect, cursor = connection.dialect, connection.connection.cursor()
     try:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..dialect import insert_for
 from ..models import Consent, Delivery, Status, Subscriber, aware, utcnow
 from ..outbox import ledger
+from .mailboxes import mailbox_of
 
 PENDING, CONFIRMED = Status.PENDING.value, Status.CONFIRMED.value
 IMPORT = "import"  # the consent form of people added from a file
@@ -86,8 +87,8 @@ def add_subscribers(session: Session, people: dict[str, str | None], *, confirme
 
 def _row(email: str, name: str | None, confirmed: bool, form: str, stamp: datetime) -> dict:
     # `imported` is written only with a new row: someone who signed up before and is in a file stays a signup.
-    return {"email": email, "name": name, "status": CONFIRMED if confirmed else PENDING, "created_at": stamp,
-            "updated_at": stamp, "confirmed_at": stamp if confirmed else None, "imported": form == IMPORT,
+    return {"email": email, "mailbox": mailbox_of(email), "name": name, "status": CONFIRMED if confirmed else PENDING,
+            "created_at": stamp, "updated_at": stamp, "confirmed_at": stamp if confirmed else None, "imported": form == IMPORT,
             # Confirmed here means the welcome happened elsewhere: start after its first step, with nothing due.
             "welcome_step": 1 if confirmed else 0}
 

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from ..magnets import HANDBOOK_SLUG, find_magnet
 from ..models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, aware, confirmation_key, utcnow
 from ..outbox import ledger
 from . import confirmation_cap, new_signup
+from .mailboxes import mailbox_of
 from .welcome import start_welcome, stop_welcome
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,13 @@ def _store_in_one_statement(engine: Engine, session: Session, email: str, name: 
 def _store_in_one_statement_on(engine: Engine, session: Session, email: str, name: str | None,
                           request: SignupRequest) -> bool:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        mail = confirmation_cap.allows_confirmation(connection)
+        mail = confirmation_cap.allows_confirmation(connection, ip=request.ip)
         stored = new_signup.store(
-            connection, email=email, name=name, magnet=request.magnet or HANDBOOK_SLUG, form=request.form,
-            ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT, **_consent_details(request))
+            connection, email=email, mailbox=mailbox_of(email), name=name, magnet=request.magnet or HANDBOOK_SLUG,
+            form=request.form, ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT,
+            **_consent_details(request))
     if mail and stored.confirmation_id is None:
-        confirmation_cap.give_back()
+        confirmation_cap.give_back(request.ip)
     for delivery_id in stored.owed:
         ledger.note_owed(session, delivery_id)
     return stored.handled
@@ -93,7 +95,7 @@ def _consent_details(request: SignupRequest) -> dict:
 
 def _record(session: Session, email: str, name: str | None, request: SignupRequest) -> None:
     magnet = find_magnet(session, request.magnet)
-    subscriber, new = _get_or_create(session, email, name)
+    subscriber = _get_or_create(session, email, name)
     if subscriber.status in SUPPRESSED:
         return
     consent = Consent(
@@ -104,13 +106,15 @@ def _record(session: Session, email: str, name: str | None, request: SignupReque
     session.flush()
     if subscriber.status == Status.CONFIRMED.value:
         # Already in: mail the download link again rather than a pointless confirmation.
-        if _may_mail_again(session, subscriber.id, "magnet"):
+        if _may_mail_again(session, subscriber, "magnet"):
             ledger.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:again:{consent.id}",
                          magnet_id=magnet.id)
         return
     if name and subscriber.status == Status.PENDING.value:
         subscriber.name = name
-    if (new or _may_mail_again(session, subscriber.id, "confirmation")) and confirmation_cap.allows_confirmation(session):
+    # A new address too: it may be one more +tag of a mailbox that was sent a confirmation a minute ago.
+    if _may_mail_again(session, subscriber, "confirmation") and confirmation_cap.allows_confirmation(
+            session, ip=request.ip):
         ledger.queue(session, "confirmation", subscriber.id, confirmation_key(consent.id), consent_id=consent.id)
 
 
@@ -196,7 +200,7 @@ def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: in
     magnet = session.get(LeadMagnet, magnet_id)
     if subscriber is None or magnet is None or subscriber.status != Status.CONFIRMED.value:
         return False
-    if not _may_mail_again(session, subscriber.id, "magnet"):
+    if not _may_mail_again(session, subscriber, "magnet"):
         return False
     stamp = utcnow().strftime("%Y%m%d%H%M%S")
     ledger.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:renew:{stamp}",
@@ -204,17 +208,16 @@ def mail_fresh_download_link(session: Session, subscriber_id: int, magnet_id: in
     return True
 
 
-def _get_or_create(session: Session, email: str, name: str | None) -> tuple[Subscriber, bool]:
-    """The subscriber with this address, and whether this call created it; one statement either way."""
+def _get_or_create(session: Session, email: str, name: str | None) -> Subscriber:
+    """The subscriber with this address, made now if there was none; one statement either way."""
     # Two signups for one new address at once meet in one row, not in a failure on the unique index.
     insert = insert_for(session)
     now = utcnow()
-    stmt = insert(Subscriber).values(email=email, name=name, status=Status.PENDING.value, created_at=now,
-                                     updated_at=now, welcome_step=0)
+    stmt = insert(Subscriber).values(email=email, mailbox=mailbox_of(email), name=name, status=Status.PENDING.value,
+                                     created_at=now, updated_at=now, welcome_step=0)
     # A no-op update, so that RETURNING gives the row whether it was inserted or already there.
     stmt = stmt.on_conflict_do_update(index_elements=["email"], set_={"email": stmt.excluded.email})
-    subscriber = session.scalars(stmt.returning(Subscriber), execution_options={"populate_existing": True}).one()
-    return subscriber, aware(subscriber.created_at) == now
+    return session.scalars(stmt.returning(Subscriber), execution_options={"populate_existing": True}).one()
 
 
 THROTTLE_GAP, THROTTLE_PER_DAY = timedelta(minutes=15), 3
@@ -229,12 +232,18 @@ class HeldBack:
 
 
 def held_back(session: Session, subscriber_id: int, kind: str) -> HeldBack | None:
-    """At most one mail of this kind per 15 minutes and three a day, whoever keeps asking: None when one may go."""
+    """At most one mail of this kind per 15 minutes and three a day, whoever keeps asking: None when one may go.
+
+    Confirmations count per mailbox (`subscriber.mailbox`, people/mailboxes.mailbox_of): a+1@…, a+2@… and, at
+    Gmail, a.b@… are one mailbox, which a visitor cannot flood by tagging it anew each time.
+    """
     now = utcnow()
+    to_them = Delivery.subscriber_id == subscriber_id
+    if kind == "confirmation":
+        their_mailbox = select(Subscriber.mailbox).where(Subscriber.id == subscriber_id).scalar_subquery()
+        to_them = or_(to_them, Delivery.subscriber_id.in_(select(Subscriber.id).where(Subscriber.mailbox == their_mailbox)))
     recent = sorted(aware(t) for t in session.scalars(
-        select(Delivery.created_at).where(
-            Delivery.subscriber_id == subscriber_id, Delivery.kind == kind,
-            Delivery.created_at > now - timedelta(days=1))))
+        select(Delivery.created_at).where(to_them, Delivery.kind == kind, Delivery.created_at > now - timedelta(days=1))))
     waits = []
     recently = bool(recent) and recent[-1] >= now - THROTTLE_GAP
     if recently:
@@ -244,5 +253,5 @@ def held_back(session: Session, subscriber_id: int, kind: str) -> HeldBack | Non
     return HeldBack(recently, max(waits)) if waits else None
 
 
-def _may_mail_again(session: Session, subscriber_id: int, kind: str) -> bool:
-    return held_back(session, subscriber_id, kind) is None
+def _may_mail_again(session: Session, subscriber: Subscriber, kind: str) -> bool:
+    return held_back(session, subscriber.id, kind) is None

@@ -14,7 +14,7 @@ from ..magnets import HANDBOOK_SLUG, button_text, file_path, find_magnet
 from ..models import Consent, Delivery, Download, LeadMagnet, Subscriber
 from ..ops import metrics
 from ..outbox import ledger
-from ..people import subscriptions
+from ..people import networks, subscriptions
 from ..people.subscriptions import SignupRequest
 from . import captcha, form_guard, promises, thanks
 from .origins import back_to_blog, safe_return_url
@@ -30,7 +30,7 @@ THANKS = "Thanks! Check your inbox and click the link in our email to confirm."
 
 @bp.post("/subscribe")
 @csrf.exempt  # posted from the blog, another origin; the abuse guards stand in for CSRF
-@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
+@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"], key_func=networks.request_client)
 def subscribe():
     """Store a signup and owe its confirmation; a bot (form_guard.bot_reason) gets the same answer, and nothing happens."""
     wants_json = request.is_json
@@ -127,7 +127,7 @@ def confirm(token: str):
 
 
 @bp.post("/confirm/<token>/again")
-@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"])
+@limiter.limit(lambda: current_app.config["SIGNUP_RATE_LIMIT"], key_func=networks.request_client)
 def subscribe_again(token: str):
     """An old link after an unsubscribe: sign up again, with a new consent once the new mail is confirmed."""
     consent = _consent_for(token)
