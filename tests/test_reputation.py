@@ -72,7 +72,7 @@ def test_a_digest_pauses_itself_past_the_complaint_rate_and_resumes_when_told(gu
     db.session.expire_all()
     digest = db.session.get(Digest, digest.id)
     assert digest.status == "paused"
-    assert "1 spam complaints out of 20 mails sent (5.00%), above the limit of 0.10%" in digest.paused_reason
+    assert "1 spam complaint out of 20 mails sent (5.00%), above the limit of 0.10%" in digest.paused_reason
     assert [r.levelname for r in caplog.records if "paused" in r.message] == ["WARNING"]
     assert statuses(digest.id) == {"sent": 20, "held": 10}
     assert sender.deliver_due() == 0  # nothing of it is claimed while it is paused

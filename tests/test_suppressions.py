@@ -50,6 +50,11 @@ def report(app, name: str, sub: Subscriber, n: int = 0) -> str:
     return result.output
 
 
+def lift_buttons(html: str) -> int:
+    """The rows with a lift button: each has one for the laptop's last column and one for the phone's first."""
+    return html.count(">Lift bounce</button>") // 2
+
+
 def console(app):
     client = app.test_client()
     assert log_in(client).status_code == 302
@@ -70,7 +75,7 @@ def test_the_page_lists_bounced_and_complained_readers_with_their_event(web):
     assert "gone@example.com" in html and "angry@example.com" in html and "happy@example.com" not in html
     bounce = db.session.scalar(select(MailEvent).where(MailEvent.subscriber_id == bounced.id))
     assert "hard_bounce" in html and "complaint" in html and bounce.detail and escape(bounce.detail) in html
-    assert html.count("Lift bounce") == 1  # the complaint has none
+    assert lift_buttons(html) == 1  # the complaint has none
     assert "Only the reader can lift it" in html and "a complaint is lifted only by the reader" in html
     assert 'href="/admin/suppressions"' in admin.get("/admin/").text  # the console's navigation
     assert 'href="/admin/suppressions"' in admin.get(f"/admin/subscribers/{bounced.id}").text
@@ -80,10 +85,10 @@ def test_the_page_is_paginated_newest_first(web):
     factories.subscribers(55, "bounced", prefix="gone")
     admin = console(web)
     first = admin.get("/admin/suppressions").text
-    assert first.count("Lift bounce") == 50 and "gone54@example.com" in first and "gone4@example.com" not in first
+    assert lift_buttons(first) == 50 and "gone54@example.com" in first and "gone4@example.com" not in first
     older = csrf_from(first) and first.split('href="/admin/suppressions?before=')[1].split('"')[0]
     second = admin.get(f"/admin/suppressions?before={older}").text
-    assert second.count("Lift bounce") == 5 and "gone4@example.com" in second and "gone54@example.com" not in second
+    assert lift_buttons(second) == 5 and "gone4@example.com" in second and "gone54@example.com" not in second
     assert admin.get("/admin/suppressions?before=nonsense").status_code == 200
 
 

@@ -76,12 +76,12 @@ def breach(rates: Rates) -> str | None:
     if rates.sent < config["DIGEST_RATE_MIN_SENT"]:
         return None
     for count, rate, limit, what, setting in (
-            (rates.hard_bounces, rates.hard_bounce_rate, config["DIGEST_MAX_HARD_BOUNCE_RATE"], "hard bounces",
+            (rates.hard_bounces, rates.hard_bounce_rate, config["DIGEST_MAX_HARD_BOUNCE_RATE"], "hard bounce",
              "DIGEST_MAX_HARD_BOUNCE_RATE"),
-            (rates.complaints, rates.complaint_rate, config["DIGEST_MAX_COMPLAINT_RATE"], "spam complaints",
+            (rates.complaints, rates.complaint_rate, config["DIGEST_MAX_COMPLAINT_RATE"], "spam complaint",
              "DIGEST_MAX_COMPLAINT_RATE")):
         if rate > limit:
-            return (f"{count:,} {what} out of {rates.sent:,} mails sent ({rate:.2%}), above the limit of {limit:.2%} "
+            return (f"{count:,} {what}{'s' if count != 1 else ''} out of {rates.sent:,} mails sent ({rate:.2%}), above the limit of {limit:.2%} "
                     f"({setting})")
     return None
 
