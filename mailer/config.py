@@ -187,6 +187,32 @@ def _unsubscribe_mailbox(value: str) -> str | None:
     return f"{local}@{domain.lower()}"
 
 
+def _rate(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a share like {default} ({default:.1%})") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name}: {raw!r} must be a share above 0 and at most 1, like {default} for {default:.1%}")
+    return value
+
+
+def _reputation(env: dict) -> dict:
+    """When a digest pauses itself for its bounces or complaints (posts/reputation; the README, settings)."""
+    min_sent = _int(env, "DIGEST_RATE_MIN_SENT", 200)
+    if min_sent < 1:
+        raise ConfigError(f"DIGEST_RATE_MIN_SENT: {min_sent} must be 1 or more (mails of a digest sent before "
+                          "its rates count)")
+    return {
+        "DIGEST_MAX_HARD_BOUNCE_RATE": _rate(env, "DIGEST_MAX_HARD_BOUNCE_RATE", 0.05),
+        "DIGEST_MAX_COMPLAINT_RATE": _rate(env, "DIGEST_MAX_COMPLAINT_RATE", 0.001),
+        "DIGEST_RATE_MIN_SENT": min_sent,
+    }
+
+
 def _operations(env: dict) -> dict:
     """Logs and metrics (the README, Operations)."""
     log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
@@ -235,6 +261,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         "OPEN_TRACKING": env.get("OPEN_TRACKING", "0").strip().lower() in ("1", "true", "yes", "on"),
         **_abuse_guards(env),
         **_deliverability(env),
+        **_reputation(env),
         **_operations(env),
     }
 

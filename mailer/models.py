@@ -52,6 +52,8 @@ class Subscriber(db.Model):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When a bounce or complaint stopped their mail: a confirmation link older than a complaint confirms nothing.
+    suppressed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # Welcome sequence progress: the last step owed, and when the next one falls due (NULL: none left).
     welcome_step: Mapped[int] = mapped_column(default=0)
     welcome_next_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
@@ -207,6 +209,9 @@ class Digest(db.Model):
     failed_count: Mapped[int | None] = mapped_column()
     skipped_count: Mapped[int | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Why the reputation guard paused it (posts/reputation); cleared on resume, from when the guard counts anew.
+    paused_reason: Mapped[str | None] = mapped_column(String(500))
+    guard_since: Mapped[datetime | None] = mapped_column(Timestamp)
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 
@@ -309,9 +314,21 @@ class MailEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(20))  # hard_bounce, soft_bounce, complaint
     email: Mapped[str | None] = mapped_column(String(254))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="SET NULL"), index=True)
-    delivery_id: Mapped[int | None] = mapped_column()
+    # Indexed: a digest's bounce and complaint rates count its deliveries' events.
+    delivery_id: Mapped[int | None] = mapped_column(index=True)
     detail: Mapped[str] = mapped_column(String(1000), default="")
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class SuppressionLift(db.Model):
+    """An admin's word that a bounced address may be mailed again: who, when, and which event it overrode."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admin_user.id", ondelete="SET NULL"))
+    admin_email: Mapped[str] = mapped_column(String(254))  # kept when the admin account is deleted
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("mail_event.id", ondelete="SET NULL"))
+    lifted_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class ErasedAddress(db.Model):

@@ -131,6 +131,12 @@ def test_a_malformed_setting_is_refused_by_name(tmp_path, name, value, env):
     pytest.param("DOWNLOAD_LINK_MAX_AGE", "-3600", id="negative-download-max-age"),
     pytest.param("DOWNLOAD_LINK_MAX_AGE", "0", id="zero-download-max-age"),
     pytest.param("SMTP_TIMEOUT", "0", id="zero-smtp-timeout"),
+    pytest.param("DIGEST_MAX_HARD_BOUNCE_RATE", "5%", id="bounce-rate-as-percent"),
+    pytest.param("DIGEST_MAX_HARD_BOUNCE_RATE", "5", id="bounce-rate-above-one"),
+    pytest.param("DIGEST_MAX_COMPLAINT_RATE", "0", id="zero-complaint-rate"),
+    pytest.param("DIGEST_MAX_COMPLAINT_RATE", "often", id="complaint-rate-not-a-number"),
+    pytest.param("DIGEST_RATE_MIN_SENT", "0", id="zero-min-sent"),
+    pytest.param("DIGEST_RATE_MIN_SENT", "many", id="min-sent-not-a-number"),
 ])
 def test_values_that_would_break_every_mail_are_refused(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
@@ -154,6 +160,16 @@ def test_good_numbers_and_rate_limits_are_accepted(tmp_path):
     assert config["DOWNLOAD_LINK_MAX_AGE"] == 3600
     assert config["SMTP_TIMEOUT"] == 10
     assert config["SIGNUP_RATE_LIMIT"] == "10 per minute;100/day"
+
+
+def test_the_reputation_guard_has_defaults_and_takes_shares(tmp_path):
+    defaults = load_in(tmp_path, {})
+    assert (defaults["DIGEST_MAX_HARD_BOUNCE_RATE"], defaults["DIGEST_MAX_COMPLAINT_RATE"],
+            defaults["DIGEST_RATE_MIN_SENT"]) == (0.05, 0.001, 200)
+    config = load_in(tmp_path, {"DIGEST_MAX_HARD_BOUNCE_RATE": "0.02", "DIGEST_MAX_COMPLAINT_RATE": "0.003",
+                                "DIGEST_RATE_MIN_SENT": "50"})
+    assert (config["DIGEST_MAX_HARD_BOUNCE_RATE"], config["DIGEST_MAX_COMPLAINT_RATE"],
+            config["DIGEST_RATE_MIN_SENT"]) == (0.02, 0.003, 50)
 
 
 # --- the command line -----------------------------------------------------------------------------

@@ -311,15 +311,25 @@ def test_throttle_is_per_address(client):
     assert len(deliveries(subscriber("bob@example.com"), "confirmation")) == 2
 
 
-@pytest.mark.parametrize("status", [Status.BOUNCED.value, Status.COMPLAINED.value])
-def test_suppressed_addresses_get_nothing(client, status):
-    sub = add_subscriber("ann@example.com", status)
+def test_a_bounced_address_gets_nothing(client):
+    sub = add_subscriber("ann@example.com", Status.BOUNCED.value)
 
     response = post_json(client, {"email": "ANN@example.com", "name": "Ann"})
 
     assert response.status_code == 202
     assert deliveries(sub) == []
-    assert subscriber("ann@example.com").status == status
+    assert subscriber("ann@example.com").status == Status.BOUNCED.value
+
+
+def test_a_complained_address_that_signs_up_again_is_asked_to_confirm_and_stays_complained_until_then(client):
+    # Only the reader lifts a complaint, as after an unsubscribe: a new consent, confirmed by its own link.
+    sub = add_subscriber("ann@example.com", Status.COMPLAINED.value)
+
+    response = post_json(client, {"email": "ANN@example.com", "name": "Ann"})
+
+    assert response.status_code == 202
+    assert [d.kind for d in deliveries(sub)] == ["confirmation"]
+    assert subscriber("ann@example.com").status == Status.COMPLAINED.value
 
 
 # --- bad input ----------------------------------------------------------------------------------------

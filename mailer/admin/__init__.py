@@ -91,6 +91,7 @@ from . import (  # noqa: E402,F401
     roster_import,
     sessions,
     subscribers,
+    suppressions,
     tokens,
     welcome,
 )

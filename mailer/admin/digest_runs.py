@@ -7,7 +7,7 @@ from ..extensions import db
 from ..models import Digest
 from ..outbox import ledger
 from ..posts import digest_results as results
-from ..posts import digests, engagement
+from ..posts import digests, engagement, reputation
 from . import bp, charts
 from .forms import ActionForm
 
@@ -24,8 +24,9 @@ def digest(digest_id: int):
     digest, result = _result(digest_id)
     clicks = engagement.digest_clicks(db.session, digest)
     chart = charts.bar_chart([p.clicks for p in clicks.posts], [p.title[:60] for p in clicks.posts])
+    rates = reputation.digest_rates(db.session, [digest.id])[digest.id]
     return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm(), clicks=clicks,
-                           click_chart=chart)
+                           click_chart=chart, rates=rates)
 
 
 @bp.get("/digests/<int:digest_id>/progress")

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 
+from ..bounces import suppressions
 from ..extensions import db
 from ..models import Status, Subscriber
 from ..people import privacy
@@ -46,7 +47,8 @@ def subscribers():
 def subscriber(subscriber_id: int):
     person = db.session.get(Subscriber, subscriber_id) or abort(404)
     return render_template("admin/subscriber.html", person=person, history=search.history(db.session, person.id),
-                           clicks=engagement.subscriber_clicks(db.session, person.id), form=ActionForm())
+                           clicks=engagement.subscriber_clicks(db.session, person.id), form=ActionForm(),
+                           lifts=suppressions.lifts(db.session, person.id))
 
 
 @bp.post("/subscribers/<int:subscriber_id>/unsubscribe")

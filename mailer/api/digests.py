@@ -9,7 +9,7 @@ from ..extensions import db
 from ..links import unsubscribe_url
 from ..models import Digest, Subscriber
 from ..outbox import digest_mail, ledger
-from ..posts import digests, engagement
+from ..posts import digests, engagement, reputation
 from . import bp, error, read_json_object
 
 
@@ -63,7 +63,9 @@ def digest_status(digest_id: int):
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
     state = {**digests.progress(db.session, digest), "audience": digest.audience,
-             **engagement.digest_clicks(db.session, digest).as_json()}
+             **engagement.digest_clicks(db.session, digest).as_json(),
+             **reputation.digest_rates(db.session, [digest.id])[digest.id].as_json(),
+             "paused_reason": digest.paused_reason}
     db.session.commit()
     return jsonify(state)
 

@@ -63,7 +63,17 @@ SCHEMAS = {
                                       "url": {"type": "string"}, "title": {"type": "string"},
                                       "clicks": {"type": "integer"}, "unique_clickers": {"type": "integer"}}}},
                               "unique_clickers": {"type": "integer"}, "opens": {"type": "integer"},
-                              "unique_openers": {"type": "integer"}}},
+                              "unique_openers": {"type": "integer"},
+                              **{n: {"type": "integer", "description": "mails of it reported back so (GET /digests/"
+                                                                        "{id} only)"}
+                                 for n in ("hard_bounces", "complaints")},
+                              **{n: {"type": ["number", "null"], "description": "a share of the mails sent, 0 to 1; "
+                                                                                "null before any is sent (GET "
+                                                                                "/digests/{id} only)"}
+                                 for n in ("hard_bounce_rate", "complaint_rate")},
+                              "paused_reason": {"type": ["string", "null"], "description":
+                                                "why the reputation guard paused it, with the figures; null when "
+                                                "it did not (GET /digests/{id} only)"}}},
     "NewDigest": {"type": "object", "properties": {
         "subject": {"type": "string"}, "intro": {"type": "string"},
         "post_ids": {"type": "array", "items": {"type": "integer"}},

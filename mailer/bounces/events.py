@@ -10,7 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
-from ..models import Delivery, DeliveryStatus, MailEvent, Status, Subscriber, utcnow
+from ..models import Delivery, DeliveryStatus, MailEvent, Status, Subscriber, SuppressionLift, aware, utcnow
+from ..posts import reputation
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ def record_event(session: Session, provider: str, event_id: str, kind: str, emai
         return False
     if subscriber is not None:
         _apply_policy(session, subscriber, kind)
+    if kind != SOFT and delivery_id is not None and (delivery := session.get(Delivery, delivery_id)) is not None \
+            and delivery.digest_id is not None:
+        reputation.guard(session, delivery.digest_id)
     return True
 
 
@@ -89,7 +93,10 @@ def _apply_policy(session: Session, subscriber: Subscriber, kind: str) -> None:
 
 
 def _recent_soft_bounces(session: Session, subscriber_id: int) -> int:
-    since = utcnow() - SOFT_WINDOW
+    """Soft bounces within the window; an admin's lift of a bounce starts the count again."""
+    lifted = session.scalar(select(func.max(SuppressionLift.lifted_at))
+                            .where(SuppressionLift.subscriber_id == subscriber_id))
+    since = max(utcnow() - SOFT_WINDOW, aware(lifted)) if lifted else utcnow() - SOFT_WINDOW
     return session.scalar(select(func.count()).select_from(MailEvent).where(
         MailEvent.subscriber_id == subscriber_id, MailEvent.kind == SOFT, MailEvent.received_at >= since)) or 0
 
@@ -97,6 +104,7 @@ def _recent_soft_bounces(session: Session, subscriber_id: int) -> int:
 def _suppress(session: Session, subscriber: Subscriber, status: str, reason: str) -> None:
     """No more mail of any kind, including mail already queued (as an unsubscribe does)."""
     subscriber.status = status
+    subscriber.suppressed_at = utcnow()
     subscriber.welcome_next_at = None
     session.execute(
         update(Delivery)

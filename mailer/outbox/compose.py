@@ -23,7 +23,8 @@ def may_send(delivery: Delivery, subscriber: Subscriber | None) -> bool:
         return True  # to an address the admin typed, never to a subscriber's
     status = subscriber.status if subscriber else None
     if delivery.kind == "confirmation":
-        return status in (Status.PENDING.value, Status.UNSUBSCRIBED.value)
+        # A complained reader's own new signup: their suppression skipped every confirmation queued before it.
+        return status in (Status.PENDING.value, Status.UNSUBSCRIBED.value, Status.COMPLAINED.value)
     if delivery.kind == "digest" and subscriber is not None and not wants_digests(subscriber):
         return False
     return status == Status.CONFIRMED.value

@@ -491,7 +491,7 @@ def _fail(record, delivery: Delivery, subscriber: Subscriber | None, error: str)
     if subscriber is not None:
         db.session.execute(update(Subscriber)
                            .where(Subscriber.id == subscriber.id, Subscriber.status != Status.COMPLAINED.value)
-                           .values(status=Status.BOUNCED.value, welcome_next_at=None)
+                           .values(status=Status.BOUNCED.value, welcome_next_at=None, suppressed_at=utcnow())
                            .execution_options(synchronize_session=False))
         db.session.commit()
         subscriber.status = Status.BOUNCED.value

@@ -3,8 +3,8 @@
 The subscriber, their consent and the mail owed to them are INSERTs chained by data-modifying CTEs, run in
 autocommit: one round trip, and the statement is its own transaction, so either every row is committed or none
 is. A known address gets what subscriptions._record gives it, in the same statement: a new consent and, within
-the per-address throttle, a confirmation (pending, unsubscribed) or the download link again (confirmed); a
-bounced or complained one gets nothing. One statement either way, so that the answer takes as long for a known
+the per-address throttle, a confirmation (pending, unsubscribed, complained: only the reader lifts a complaint, by confirming) or the
+download link again (confirmed); a bounced one gets nothing. One statement either way, so that the answer takes as long for a known
 address as for a new one and its time does not tell which it was. When an address another signup inserted
 between this statement's snapshot and its INSERT is neither seen nor inserted, the statement writes nothing, and
 the caller takes the general path (subscriptions.subscribe).
@@ -38,7 +38,7 @@ WITH magnet AS (
 ), person AS (
     SELECT id, 'pending' AS status FROM new_subscriber
     UNION ALL
-    SELECT id, status FROM known WHERE status NOT IN ('bounced', 'complained')
+    SELECT id, status FROM known WHERE status <> 'bounced'
 ), renamed AS (
     UPDATE subscriber SET name = %(name)s FROM known, magnet
     WHERE subscriber.id = known.id AND known.status = 'pending' AND %(name)s IS NOT NULL
@@ -58,7 +58,7 @@ WITH magnet AS (
 ), confirmation AS (
     {confirmation_row}
     FROM new_consent, person
-    WHERE %(mail_confirmation)s AND person.status IN ('pending', 'unsubscribed')
+    WHERE %(mail_confirmation)s AND person.status IN ('pending', 'unsubscribed', 'complained')
       AND NOT EXISTS (SELECT 1 FROM throttled WHERE kind = 'confirmation')
     RETURNING id
 ), link_again AS (

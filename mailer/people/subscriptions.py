@@ -96,8 +96,8 @@ def _consent_details(request: SignupRequest) -> dict:
 def _record(session: Session, email: str, name: str | None, request: SignupRequest) -> None:
     magnet = find_magnet(session, request.magnet)
     subscriber = _get_or_create(session, email, name)
-    if subscriber.status in SUPPRESSED:
-        return
+    if subscriber.status == Status.BOUNCED.value:
+        return  # the address does not take mail; an admin lifts a bounce (bounces/suppressions)
     consent = Consent(
         subscriber_id=subscriber.id, magnet_id=magnet.id, form=request.form, ip=request.ip,
         consent_text=CONSENT_TEXT.format(magnet=magnet.title), **_consent_details(request),
@@ -129,12 +129,16 @@ class ConsentWithdrawn(Exception):
 def consent_withdrawn(subscriber: Subscriber, consent: Consent) -> bool:
     """Whether confirming this consent would undo what came after it: an unsubscribe, a bounce or a complaint.
 
-    A suppressed address gets no new consent (_record), so any link it holds is older than the suppression.
+    A bounced address gets no new consent (_record), so any link it holds is older than the bounce. A complaint is
+    lifted only by the reader: by confirming a signup made after it, as after an unsubscribe.
     """
-    if subscriber.status in SUPPRESSED:
+    if subscriber.status == Status.BOUNCED.value:
         return True
-    return subscriber.status == Status.UNSUBSCRIBED.value and (
-        subscriber.unsubscribed_at is None or aware(consent.requested_at) <= aware(subscriber.unsubscribed_at))
+    since = {Status.UNSUBSCRIBED.value: subscriber.unsubscribed_at,
+             Status.COMPLAINED.value: subscriber.suppressed_at}
+    if subscriber.status not in since:
+        return False
+    return since[subscriber.status] is None or aware(consent.requested_at) <= aware(since[subscriber.status])
 
 
 def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
@@ -153,11 +157,11 @@ def confirm_subscription(session: Session, consent_id: int) -> Consent | None:
     if subscriber.status != Status.CONFIRMED.value:
         subscriber.status = Status.CONFIRMED.value
         subscriber.confirmed_at = now
-        subscriber.unsubscribed_at = None
+        subscriber.unsubscribed_at = subscriber.suppressed_at = None
     if consent.magnet_id is not None:
         ledger.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{consent.magnet_id}:{consent.id}",
                      magnet_id=consent.magnet_id)
-    start_welcome(session, subscriber, now, after_unsubscribe=was == Status.UNSUBSCRIBED.value)
+    start_welcome(session, subscriber, now, after_unsubscribe=was in (Status.UNSUBSCRIBED.value, Status.COMPLAINED.value))
     return consent
 
 

@@ -161,17 +161,22 @@ def progress(session: Session, digest: Digest) -> dict:
             "posts": [{"id": p.id, "title": p.title, "url": p.url} for p in digest.posts]}
 
 
-def pause(session: Session, digest: Digest) -> None:
-    """Hold every mail not yet claimed; mails already in a worker's hands finish."""
+def pause(session: Session, digest: Digest, reason: str | None = None) -> None:
+    """Hold every mail not yet claimed; mails already in a worker's hands finish. `reason`: why, when the
+    reputation guard pauses it rather than an admin."""
     _require(digest, {DigestStatus.SENDING.value}, "pause")
     _require_mail_left(session, digest, "pause")
     digest.status = DigestStatus.PAUSED.value
+    digest.paused_reason = reason
     _move(session, digest.id, QUEUED, HELD)
 
 
 def resume(session: Session, digest: Digest) -> None:
+    """Send the held mails; after a pause by the reputation guard, the guard counts the mails sent from now on."""
     _require(digest, {DigestStatus.PAUSED.value}, "resume")
     digest.status = DigestStatus.SENDING.value
+    if digest.paused_reason:
+        digest.paused_reason, digest.guard_since = None, utcnow()
     _move(session, digest.id, HELD, QUEUED)
 
 

@@ -2,7 +2,7 @@
 (the lockout counts by it); both are filled for the rows already there, by the rules the app uses.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-02
 """
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from mailer.people.mailboxes import mailbox_of
 from mailer.people.networks import client_of
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
