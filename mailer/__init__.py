@@ -76,16 +76,21 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import admin, api
+    from .mail import identity
     from .mail.messages import paragraphs
-    from .web import devmail, engagement, errors, ids, preferences, public, security, thanks, unsubscribe, webhooks
+    from .web import (archive, brand, devmail, engagement, errors, ids, preferences, public, security, thanks,
+                      unsubscribe, webhooks)
 
     app.url_map.converters["int"] = ids.RowId  # before any rule is added: every <int:…> is bounded
     app.add_template_filter(paragraphs)
+    identity.init_app(app)  # `newsletter` in every template: the name, logo, colour and address from the settings
     app.register_blueprint(public.bp)
     app.register_blueprint(thanks.bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(engagement.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(archive.bp)
+    app.register_blueprint(brand.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(devmail.bp)
     app.register_blueprint(webhooks.bp)

@@ -4,8 +4,23 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, false, func, text
-from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    false,
+    func,
+    text,
+    true,
+)
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, deferred, mapped_column, relationship
 
 from .extensions import db
 
@@ -264,6 +279,27 @@ class ApiToken(db.Model):
     @property
     def scope_list(self) -> list[str]:
         return self.scopes.split()
+
+
+class NewsletterSettings(db.Model):
+    """The author's studio: one row (id 1) set in the console; an empty column means the default from the
+    environment (read through mailer/mail/identity.py, never directly)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_name: Mapped[str | None] = mapped_column(String(100))
+    sender_name: Mapped[str | None] = mapped_column(String(100))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    blog_url: Mapped[str | None] = mapped_column(String(500))
+    logo_url: Mapped[str | None] = mapped_column(String(500))
+    # An uploaded logo lives here, so every web host serves it; the hash names it in its URL.
+    logo_data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    logo_type: Mapped[str | None] = mapped_column(String(40))
+    logo_hash: Mapped[str | None] = mapped_column(String(64))
+    accent_colour: Mapped[str | None] = mapped_column(String(7))
+    postal_address: Mapped[str | None] = mapped_column(Text)
+    welcome_text: Mapped[str | None] = mapped_column(Text)
+    archive_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
 
 class FeedState(db.Model):

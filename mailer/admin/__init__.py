@@ -90,6 +90,7 @@ from . import (  # noqa: E402,F401
     posts,
     roster_import,
     sessions,
+    settings,
     subscribers,
     suppressions,
     tokens,

@@ -21,7 +21,7 @@ import css_inline
 from flask import current_app, render_template
 from markupsafe import escape
 
-from . import headers
+from . import headers, identity
 
 _inliner = css_inline.CSSInliner(keep_style_tags=False)
 
@@ -118,18 +118,26 @@ def build(parts: Parts, to: str, *, msg_id: str, unsubscribe_url: str | None = N
     body = EmailMessage()
     body.set_content(parts.text)
     body.add_alternative(parts.html, subtype="html")
-    config = current_app.config
+    studio = identity.current()
     # The address as it is, not Address(addr_spec=…): that refuses the non-ASCII local parts SMTPUTF8 allows.
     international = not refuse_line_breaks(to, "to").isascii()
-    head = [headers.text("Subject", parts.subject), headers.field("From", headers.mailbox("From", config["MAIL_FROM"])),
+    head = [headers.text("Subject", parts.subject), *sender_fields(studio.mail_from, studio.reply_to),
             headers.field("To", [to]), headers.field("Date", formatdate(localtime=False).split()),
             headers.message_id(msg_id)]
     if unsubscribe_url:
         # RFC 2369 + RFC 8058: mailbox providers show their own one-click button from these.
         head += [headers.list_unsubscribe(unsubscribe_url, unsubscribe_mailto), LIST_UNSUBSCRIBE_POST,
-                 headers.field("List-Id", headers.list_id(config["LIST_ID"]))]
+                 headers.field("List-Id", headers.list_id(studio.list_id()))]
     data = b"".join(head) + body.as_bytes(policy=body.policy.clone(linesep="\r\n", utf8=international))
     return Outgoing(data, msg_id, international)
+
+
+def sender_fields(mail_from: str, reply_to: str | None) -> list[bytes]:
+    """From (the sender name with MAIL_FROM's address) and, when one is set, Reply-To."""
+    fields = [headers.field("From", headers.mailbox("From", mail_from))]
+    if reply_to:
+        fields.append(headers.field("Reply-To", headers.mailbox("Reply-To", reply_to)))
+    return fields
 
 
 LIST_UNSUBSCRIBE_POST = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
@@ -168,14 +176,13 @@ class ListMailFrame:
     write as it is get None, and the caller builds their message the general way.
     """
 
-    def __init__(self, parts: Parts, mail_from: str, list_id: str):
+    def __init__(self, parts: Parts, mail_from: str, list_id: str, reply_to: str | None = None):
         self.parts = parts
         # Encoded once, line ends made CRLF: a recipient's values hold no line break (else fill() takes the
         # general way for that one), so only they are encoded per mail.
         self._text, self._html = QuotedFrame(_crlf(parts.text)), QuotedFrame(_crlf(parts.html))
         # Encoded and folded once for the whole digest, as build() writes them.
-        self.fixed = b"".join((headers.text("Subject", parts.subject),
-                               headers.field("From", headers.mailbox("From", mail_from)),
+        self.fixed = b"".join((headers.text("Subject", parts.subject), *sender_fields(mail_from, reply_to),
                                headers.field("List-Id", headers.list_id(list_id))))
         # QP output never holds "==", so this boundary cannot occur in a body.
         self.boundary = b"===============" + str(secrets.randbits(63)).encode() + b"=="

@@ -9,20 +9,25 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
+from ..mail import identity
 from ..mail.messages import ListMailFrame, Parts, placeholder, render_parts
 from ..models import Digest, Post
 
 
-def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: bool = False) -> Parts:
+def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: bool = False,
+                  digest_id: int | None = None) -> Parts:
     """The digest with placeholders where each recipient's name and unsubscribe link go.
 
     `for_recipients` (the frame the workers send) adds placeholders for each recipient's own links: the
     preference page, a tracked link per post (`link:<post id>`, unless CLICK_TRACKING is off) and the open pixel
-    (with OPEN_TRACKING). Previews and test copies get the posts' own links.
+    (with OPEN_TRACKING). Previews and test copies get the posts' own links. With `digest_id`, the mail links to
+    its archive page ("View in your browser"), unless the archive is off.
     """
     config = current_app.config
     tracked = for_recipients and config.get("CLICK_TRACKING", True)
-    context = {"subject": subject, "intro": intro, "posts": posts, "blog_url": config.get("BLOG_URL"),
+    studio = identity.current()
+    context = {"subject": subject, "intro": intro, "posts": posts, "blog_url": studio.blog_url,
+               "archive_url": studio.archive_url(digest_id) if digest_id else None,
                "greeting": placeholder("greeting"), "unsubscribe_url": placeholder("unsubscribe_url"),
                "post_links": {p.id: placeholder(f"link:{p.id}") if tracked else p.url for p in posts},
                "preferences_url": placeholder("preferences_url") if for_recipients else "#preferences-link",
@@ -36,11 +41,11 @@ class DigestFrame(NamedTuple):
 
 
 @lru_cache(maxsize=16)
-def _cached_frame(digest_id: int, owed_at: datetime, app_key: int) -> DigestFrame:
+def _cached_frame(digest_id: int, owed_at: datetime, app_key: int, settings_version: str) -> DigestFrame:
     digest = db.session.get(Digest, digest_id)
-    parts = render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True)
-    config = current_app.config
-    return DigestFrame(ListMailFrame(parts, config["MAIL_FROM"], config["LIST_ID"]),
+    parts = render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True, digest_id=digest_id)
+    studio = identity.current()
+    return DigestFrame(ListMailFrame(parts, studio.mail_from, studio.list_id(), studio.reply_to),
                        tuple((p.id, p.url) for p in digest.posts))
 
 
@@ -48,9 +53,10 @@ def digest_frame(digest_id: int, owed_at: datetime) -> DigestFrame:
     """The frame and its post ids, rendered once per digest per worker process; only the per-recipient values vary.
 
     `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a
-    database restored or reset under a running worker, where an id comes round again, never gets an old frame.
+    database restored or reset under a running worker, where an id comes round again, never gets an old frame;
+    so is the settings' version, so the mail after a change in the console has the new name, logo and footer.
     """
-    return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()))
+    return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()), identity.current().version)
 
 
 def test_frame(payload: dict) -> Parts:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ..bounces import verp
 from ..dialect import on_postgresql
 from ..extensions import db
+from ..mail import identity
 from ..mail.messages import Outgoing
 from ..mail.pacing import Pacer
 from ..mail.transport import PermanentFailure, SenderRejected, TemporaryFailure, open_transport
@@ -76,6 +77,7 @@ def deliver_due(limit: int | None = None, more=None) -> int:
     """Claim and send one batch (batch_size() rows unless `limit`); `more()` is called first when the batch is
     full, so idle workers join in."""
     limit = limit or batch_size(current_app.config)
+    identity.forget()  # each batch reads the settings again: a change in the console shows in the next mail
     pacer_for(current_app._get_current_object()).rest()
     lease = utcnow() + timedelta(seconds=current_app.config.get("LEASE_SECONDS", 300))
     ids = claim_due(db.session, limit, until=lease)

@@ -8,6 +8,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
+from ..mail import identity
 from ..models import Consent, Delivery, Status, Subscriber, aware, utcnow
 from ..outbox import ledger
 from .mailboxes import mailbox_of
@@ -16,10 +17,10 @@ PENDING, CONFIRMED = Status.PENDING.value, Status.CONFIRMED.value
 IMPORT = "import"  # the consent form of people added from a file
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # as the posts API writes times
 FIELDS = ("email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at")
-GIVEN_ELSEWHERE = ("Consent to the occasional email with new Career Q&A posts was given elsewhere, "
+GIVEN_ELSEWHERE = ("Consent to the occasional email with new {newsletter} posts was given elsewhere, "
                    "before being added from {source}.")
 ASKED_BY_EMAIL = ("Added from {source}; asked by email to confirm before getting the occasional email "
-                  "with new Career Q&A posts.")
+                  "with new {newsletter} posts.")
 
 
 @dataclass
@@ -106,7 +107,7 @@ def _record_consent(session: Session, subscriber_ids: list[int], confirmed: bool
     """One Consent row each; unconfirmed people are owed a confirmation mail. Returns the mails owed."""
     if not subscriber_ids:
         return 0
-    text = (GIVEN_ELSEWHERE if confirmed else ASKED_BY_EMAIL).format(source=source)
+    text = (GIVEN_ELSEWHERE if confirmed else ASKED_BY_EMAIL).format(source=source, newsletter=identity.current().name)
     table = Consent.__table__
     consents = session.execute(table.insert().returning(table.c.id, table.c.subscriber_id), [
         {"subscriber_id": sub_id, "form": form, "consent_text": text, "requested_at": stamp,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ..addresses import clean_name, normalise_email
 from ..dialect import insert_for, on_postgresql
 from ..magnets import HANDBOOK_SLUG, find_magnet
+from ..mail import identity
 from ..models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, aware, confirmation_key, utcnow
 from ..outbox import ledger
 from . import confirmation_cap, new_signup
@@ -21,8 +22,13 @@ from .welcome import start_welcome, stop_welcome
 
 log = logging.getLogger(__name__)
 SUPPRESSED = (Status.BOUNCED.value, Status.COMPLAINED.value)
-CONSENT_TEXT = ("Send me {magnet} and the occasional email with new Career Q&A posts. "
+CONSENT_TEXT = ("Send me {magnet} and the occasional email with new {newsletter} posts. "
                 "I can unsubscribe at any time with one click.")
+
+
+def consent_text() -> str:
+    """What a signup agrees to, in the newsletter's name as it is now ({magnet} is filled in where it is stored)."""
+    return CONSENT_TEXT.replace("{newsletter}", identity.current().name)
 
 
 @dataclass
@@ -73,7 +79,7 @@ def _store_in_one_statement_on(engine: Engine, session: Session, email: str, nam
         mail = confirmation_cap.allows_confirmation(connection, ip=request.ip)
         stored = new_signup.store(
             connection, email=email, mailbox=mailbox_of(email), name=name, magnet=request.magnet or HANDBOOK_SLUG,
-            form=request.form, ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=CONSENT_TEXT,
+            form=request.form, ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=consent_text(),
             **_consent_details(request))
     if mail and stored.confirmation_id is None:
         confirmation_cap.give_back(request.ip)
@@ -100,7 +106,7 @@ def _record(session: Session, email: str, name: str | None, request: SignupReque
         return  # the address does not take mail; an admin lifts a bounce (bounces/suppressions)
     consent = Consent(
         subscriber_id=subscriber.id, magnet_id=magnet.id, form=request.form, ip=request.ip,
-        consent_text=CONSENT_TEXT.format(magnet=magnet.title), **_consent_details(request),
+        consent_text=consent_text().replace("{magnet}", magnet.title), **_consent_details(request),
     )
     session.add(consent)
     session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, current_app, jsonify, make_response, render_template, request, url_for
+from flask import Flask, jsonify, make_response, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -31,14 +31,15 @@ def register(app: Flask) -> None:
 
 def way_on() -> tuple[str, str] | None:
     """Where a message page leads when its view gave no `back`: the console for the console's pages, else the
-    blog (BLOG_URL), else this site's own signup form. No page ends in a dead end."""
+    blog (its address from the settings), else this site's own signup form. No page ends in a dead end."""
+    from ..mail import identity
     from .origins import blog_page
 
     if request.path.startswith("/admin/"):
         return url_for("admin.dashboard"), "Back to the console"
     if request.path.startswith("/embed"):
         return None  # inside the blog's frame: the blog is all around it
-    blog = blog_page(current_app.config.get("BLOG_URL"))
+    blog = blog_page(identity.current().blog_url)
     return (blog, "Back to the blog") if blog else (url_for("public.index"), "Go to the signup form")
 
 

@@ -5,6 +5,8 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from ..mail import identity
+
 
 def origin_of(url: str | None) -> str | None:
     if not url:
@@ -17,7 +19,7 @@ def origin_of(url: str | None) -> str | None:
 
 def trusted_origins() -> set[str]:
     config = current_app.config
-    return {o for o in [origin_of(config["BASE_URL"]), origin_of(config.get("BLOG_URL")), *config["EMBED_ORIGINS"]] if o}
+    return {o for o in [origin_of(config["BASE_URL"]), origin_of(identity.current().blog_url), *config["EMBED_ORIGINS"]] if o}
 
 
 def safe_return_url(url: str | None) -> str | None:
@@ -35,6 +37,6 @@ def blog_page(url: str | None) -> str | None:
 
 
 def back_to_blog(*candidates: str | None) -> str | None:
-    """The first candidate that is a page of the blog, else the configured BLOG_URL (None without one)."""
+    """The first candidate that is a page of the blog, else the blog's address from the settings (None without one)."""
     pages = (page for page in map(blog_page, candidates) if page)
-    return next(pages, None) or blog_page(current_app.config.get("BLOG_URL"))
+    return next(pages, None) or blog_page(identity.current().blog_url)

@@ -5,7 +5,7 @@ from flask import Flask, current_app, request
 from flask_cors import CORS
 
 from .captcha import provider
-from .origins import trusted_origins
+from .origins import origin_of, trusted_origins
 
 FRAMEABLE = {"public.embed", "public.subscribe"}
 
@@ -30,7 +30,7 @@ def content_security_policy() -> str:
     ancestors = " ".join(["'self'", *trusted]) if request.endpoint in FRAMEABLE else "'none'"
     widget = " ".join(provider().origins) if provider() else ""
     directives = [
-        "default-src 'self'", f"script-src 'self' {widget}", f"style-src 'self' {widget}", "img-src 'self' data:",
+        "default-src 'self'", f"script-src 'self' {widget}", f"style-src 'self' {widget}", " ".join(["img-src 'self' data:", *logo_origin()]),
         "object-src 'none'", "base-uri 'none'",
         # Our forms post to us, and a signup may then be redirected back to the blog (`next`).
         " ".join(["form-action 'self'", *trusted]),
@@ -39,6 +39,14 @@ def content_security_policy() -> str:
     if widget:
         directives += [f"frame-src 'self' {widget}", f"connect-src 'self' {widget}"]
     return "; ".join(d.strip() for d in directives)
+
+
+def logo_origin() -> list[str]:
+    """A logo given as a URL elsewhere is shown on our pages too."""
+    from ..mail import identity
+
+    origin = origin_of(identity.current().logo_url)
+    return [origin] if origin and origin.startswith("https://") else []
 
 
 def _headers(response):

@@ -13,7 +13,6 @@ from .mailboxes import mailbox_for, masked
 from .origins import back_to_blog
 
 bp = Blueprint("thanks", __name__)
-NEWSLETTER_NAME = "Career Q&A"  # the name the public pages give the newsletter
 SENT_AGAIN = "If this address can receive a new link, it is on its way."
 RESEND_MAX_AGE = 24 * 3600  # a thanks page left open for a day is a signup to make again
 
@@ -24,7 +23,7 @@ def page(email: str, magnet: str | None, source: str | None, taken_for_bot: bool
     email = email.strip()
     purpose = tokens.RESEND_NOTHING if taken_for_bot else tokens.RESEND
     token = tokens.make(purpose, {"e": email, "m": magnet, "u": (source or "")[:2000] or None})
-    return render_template("site/thanks.html", newsletter_name=NEWSLETTER_NAME, address=masked(email),
+    return render_template("site/thanks.html", address=masked(email),
                            mailbox=mailbox_for(email, current_app.config["MAIL_FROM"]), token=token, notice=notice,
                            back=back_to_blog(source, request.referrer))
 

@@ -4,6 +4,7 @@
   var endpoint = {{ (base_url ~ "/subscribe")|tojson }};
   var tokenUrl = {{ (base_url ~ "/embed/token")|tojson }};
   var captcha = {{ captcha|tojson }};
+  var accent = {{ newsletter.accent|tojson }};
   var script = document.currentScript;
   if (!script) { return; }
   var magnet = script.getAttribute("data-magnet") || "handbook";
@@ -28,7 +29,7 @@
   var trap = el("input", {type: "text", name: "website", tabindex: "-1", autocomplete: "off", "aria-hidden": "true"}, "",
                 "position:absolute;left:-5000px");
   var button = el("button", {type: "submit", disabled: ""}, buttonText,
-                  "flex:1 1 100%;padding:11px;border:0;border-radius:6px;background:#1f4e79;color:#fff;font:inherit;font-weight:600;cursor:pointer");
+                  "flex:1 1 100%;padding:11px;border:0;border-radius:6px;background:" + accent + ";color:#fff;font:inherit;font-weight:600;cursor:pointer");
   var status = el("p", {role: "status", "aria-live": "polite"}, "", "flex:1 1 100%;margin:4px 0 0");
   [email, name, trap].forEach(function (n) { form.appendChild(n); });
   if (captcha) {
