@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from flask import Flask, abort, request
 
-
 # Forms whose view refuses a NUL itself, naming the field on the form shown again (signup_input.read_signup).
 FORMS_CHECKED_BY_THEIR_VIEW = {"public.subscribe"}
 
