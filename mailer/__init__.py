@@ -48,9 +48,10 @@ def register_proxies(app: Flask) -> None:
 
 
 def register_body_limits(app: Flask) -> None:
-    from .web import body_limits
+    from .web import body_limits, nul_bytes
 
     body_limits.init_app(app)  # every endpoint's limit holds for chunked bodies too (413)
+    nul_bytes.init_app(app)  # a NUL in the address, the query or a form field is a 400 before any view
 
 
 def register_extensions(app: Flask) -> None:

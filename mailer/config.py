@@ -118,13 +118,22 @@ def _networks(env: dict) -> dict:
     }
 
 
-def _secret_key(env: dict, instance: Path, production: bool) -> str:
-    if env.get("SECRET_KEY"):
-        return env["SECRET_KEY"]
+KEY_ADVICE = {
+    "SECRET_KEY": "",
+    "ERASURE_KEY": " (a key of its own, not SECRET_KEY; keep it: with another key the addresses erased so far are "
+                   "no longer recognised, see the README)",
+}
+
+
+def _instance_key(env: dict, instance: Path, production: bool, name: str) -> str:
+    """A key from the environment; in development one generated once into the instance folder."""
+    if env.get(name):
+        return env[name]
     if production:
-        raise ConfigError("SECRET_KEY is not set: generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`")
-    # Development keeps one key on disk so links in mail survive a restart.
-    path = instance / "secret_key"
+        raise ConfigError(f"{name} is not set: generate one with "
+                          f"`python -c 'import secrets; print(secrets.token_hex(32))'`{KEY_ADVICE[name]}")
+    # Development keeps each key on disk so links in mail (and erasure records) survive a restart.
+    path = instance / name.lower()
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
@@ -239,10 +248,15 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         if not env.get(name):
             raise ConfigError(f"{name} is not set; production (MAILER_ENV=production) needs it, see the configuration table in README.md")
     base_url = _base_url(env, production)
+    if production and env.get("ERASURE_KEY") == env.get("SECRET_KEY"):
+        raise ConfigError("ERASURE_KEY must not be SECRET_KEY: give it a key of its own, so that rotating SECRET_KEY "
+                          "leaves the erasure records readable")
     return {
         "MAILER_ENV": "production" if production else "development",
         "INSTANCE_PATH": str(instance),
-        "SECRET_KEY": _secret_key(env, instance, production),
+        "SECRET_KEY": _instance_key(env, instance, production, "SECRET_KEY"),
+        # Erasure records are HMACs under this key (people/privacy.erasure_record): not reversible by hashing a list.
+        "ERASURE_KEY": _instance_key(env, instance, production, "ERASURE_KEY"),
         "SECRET_KEY_FALLBACKS": [k.strip() for k in env.get("SECRET_KEY_FALLBACKS", "").split(",") if k.strip()],
         **_stores(env, instance),
         **_sending(env, base_url),

@@ -368,7 +368,8 @@ class SuppressionLift(db.Model):
 
 
 class ErasedAddress(db.Model):
-    """What is left of an erased subscriber: a hash, so an import does not bring the address back by accident."""
+    """What is left of an erased subscriber: a keyed hash, so an import does not bring the address back by accident."""
 
+    # HMAC under ERASURE_KEY of the address's SHA-256 (people/privacy.erasure_record), never the bare SHA-256.
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

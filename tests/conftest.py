@@ -26,6 +26,7 @@ RUN = os.environ.get("TEST_RUN_ID") or str(os.getpid())
 PG_DB = "mailer_test"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "test-secret-key"
+ERASURE_KEY = "test-erasure-key"
 IN_CI = bool(os.environ.get("CI"))
 
 
@@ -44,6 +45,7 @@ def make_app(tmp_path: Path, **overrides):
     config = {
         "TESTING": True,
         "SECRET_KEY": SECRET,
+        "ERASURE_KEY": ERASURE_KEY,
         "INSTANCE_PATH": str(tmp_path),
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'mailer.db'}",
@@ -214,6 +216,7 @@ def build_stack_env(pg_url: str, redis_url: str, smtp_url: str, instance: Path, 
         "REDIS_URL": redis_url,
         "SMTP_URL": smtp_url,
         "SECRET_KEY": SECRET,
+        "ERASURE_KEY": ERASURE_KEY,
         "BASE_URL": "http://mailer.test",
         "MAIL_FROM": "Career Q&A <newsletter@mailer.test>",
         "MAILER_INSTANCE": str(instance),

@@ -76,7 +76,7 @@ def test_app_processes_and_production_settings(compose: dict) -> None:
         assert env["DATABASE_URL"].startswith("postgresql://") and "@postgres:" in env["DATABASE_URL"]
         assert env["CELERY_BROKER_URL"].startswith("redis://redis:")
         assert "https://" in env["BASE_URL"], "production refuses a BASE_URL that is not https"
-        for required in ("MAIL_FROM", "SECRET_KEY", "SMTP_URL", "REDIS_URL", "EMBED_ORIGINS"):
+        for required in ("MAIL_FROM", "SECRET_KEY", "ERASURE_KEY", "SMTP_URL", "REDIS_URL", "EMBED_ORIGINS"):
             assert env.get(required), f"{name}: {required} is not set"
 
 

@@ -18,6 +18,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://mailer:pw@db.internal:5432/mailer",
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
     "SECRET_KEY": "s3cret-s3cret-s3cret",
+    "ERASURE_KEY": "erasure-erasure-erasure",
     "BASE_URL": "https://news.example.com",
     "MAIL_FROM": "Career Q&A <newsletter@example.com>",
 }
@@ -43,9 +44,11 @@ def test_complete_production_settings_load(tmp_path):
     assert config["BASE_URL"] == "https://news.example.com"
     assert config["SMTP_URL"] is None
     assert not (tmp_path / "secret_key").exists()
+    assert config["ERASURE_KEY"] == PRODUCTION["ERASURE_KEY"] and not (tmp_path / "erasure_key").exists()
 
 
-@pytest.mark.parametrize("name", ["DATABASE_URL", "SECRET_KEY", "BASE_URL", "MAIL_FROM", "CELERY_BROKER_URL"])
+@pytest.mark.parametrize("name", ["DATABASE_URL", "SECRET_KEY", "ERASURE_KEY", "BASE_URL", "MAIL_FROM",
+                                  "CELERY_BROKER_URL"])
 @pytest.mark.parametrize("how", ["missing", "empty"])
 def test_production_without_a_required_setting_refuses_to_start(tmp_path, name, how):
     env = production(**{name: None if how == "missing" else ""})
@@ -87,6 +90,20 @@ def test_development_keeps_one_secret_key_across_restarts(tmp_path):
 
     assert first == second and len(first) >= 32
     assert (tmp_path / "secret_key").read_text().strip() == first
+
+
+def test_development_keeps_one_erasure_key_of_its_own_across_restarts(tmp_path):
+    first, second = load_in(tmp_path, {}), load_in(tmp_path, {})
+
+    assert first["ERASURE_KEY"] == second["ERASURE_KEY"] and len(first["ERASURE_KEY"]) >= 32
+    assert (tmp_path / "erasure_key").read_text().strip() == first["ERASURE_KEY"] != first["SECRET_KEY"]
+
+
+def test_production_says_what_a_missing_erasure_key_is_and_refuses_the_secret_key_as_one(tmp_path):
+    with pytest.raises(ConfigError, match="ERASURE_KEY is not set.*erased so far are no longer recognised"):
+        load_in(tmp_path, production(ERASURE_KEY=None))
+    with pytest.raises(ConfigError, match="ERASURE_KEY must not be SECRET_KEY"):
+        load_in(tmp_path, production(ERASURE_KEY=PRODUCTION["SECRET_KEY"]))
 
 
 def test_mailer_instance_variable_moves_the_instance(tmp_path):

@@ -52,3 +52,26 @@ def test_the_upgrade_marks_the_subscribers_an_import_brought_in(database, tmp_pa
         assert {email: bool(flag) for email, flag in marked.items()} == {
             "signed@example.com": False, "filed@example.com": True, "signed-then-filed@example.com": False,
             "api@example.com": False}
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_the_upgrade_keys_the_bare_hashes_of_erased_addresses(database, tmp_path):
+    import hashlib
+
+    from flask_migrate import upgrade
+
+    from mailer.people.privacy import email_hash, erased, erasure_record
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if database == "sqlite" else fresh_database("mailer_erasures")
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=url, ERASURE_KEY="the production erasure key")
+    with app.app_context():
+        upgrade(revision="0014")
+        bare = hashlib.sha256(b"erased@example.com").hexdigest()
+        db.session.execute(text("INSERT INTO erased_address (email_hash, erased_at) VALUES (:h, :at)"),
+                           {"h": bare, "at": "2026-11-01 09:00:00+00:00"})
+        db.session.commit()
+        upgrade()
+        [stored] = db.session.execute(text("SELECT email_hash FROM erased_address")).scalars().all()
+        assert stored != bare and stored == erasure_record(bare, "the production erasure key")
+        assert stored == email_hash("Erased@Example.com")
+        assert erased(db.session, ["erased@example.com", "kept@example.com"]) == {"erased@example.com"}

@@ -200,8 +200,8 @@ def wait_until(condition, timeout: float, describe) -> None:
 
 def env_file_for_the_pipe(path: Path, env: dict[str, str]) -> Path:
     """The app's settings as a `.env` file: pipe(8) gives the command an almost empty environment."""
-    keys = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SMTP_URL", "SECRET_KEY", "BASE_URL", "MAIL_FROM",
-            "BOUNCE_DOMAIN", "MAILER_INSTANCE")
+    keys = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "SMTP_URL", "SECRET_KEY", "ERASURE_KEY", "BASE_URL",
+            "MAIL_FROM", "BOUNCE_DOMAIN", "MAILER_INSTANCE")
     path.write_text("".join(f'{key}="{env[key]}"\n' for key in keys))
     path.chmod(0o644)
     return path

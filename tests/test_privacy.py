@@ -1,6 +1,8 @@
 """A subscriber's data on request: everything exported as JSON, and erasure that imports respect."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 from sqlalchemy import func, select
@@ -92,6 +94,43 @@ def test_the_api_does_not_add_an_erased_address_back_as_confirmed(app, client, r
     # Asked to confirm, she decides for herself: that is a new consent, and it works.
     asked = client.post("/api/v1/subscribers", json={"email": "ann@example.com"}, headers=headers)
     assert asked.status_code == 201 and asked.json["status"] == "pending"
+
+
+def test_the_erasure_record_is_a_keyed_hash_not_the_bare_sha256_of_the_address(either_app):
+    from mailer.people.privacy import address_sha256, erase_subscriber, erasure_record
+
+    erase_subscriber(db.session, signed_up_and_confirmed())
+    db.session.commit()
+    stored = db.session.scalar(select(ErasedAddress.email_hash))
+    bare = hashlib.sha256(b"ann@example.com").hexdigest()
+    assert stored != bare and bare == address_sha256(" Ann@Example.com ")
+    assert stored == hmac.new(b"test-erasure-key", bare.encode(), hashlib.sha256).hexdigest()
+    assert stored == erasure_record(bare, either_app.config["ERASURE_KEY"]) != erasure_record(bare, "another key")
+
+
+def test_an_erased_address_is_refused_on_import_and_api_create_on_either_database(either_app):
+    from mailer.people.privacy import erase_subscriber
+
+    erase_subscriber(db.session, signed_up_and_confirmed())
+    token = create_token(db.session, "t")
+    db.session.commit()
+    report = import_subscribers(db.session, ["email\n", "ANN@example.com\n"], True, "old-list.csv")
+    db.session.commit()
+    assert (report.created, report.erased) == (0, 1)
+    refused = either_app.test_client().post("/api/v1/subscribers", json={"email": "ann@example.com", "confirmed": True},
+                                            headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 409 and "erased" in refused.json["error"]
+    assert count(Subscriber) == 0
+
+
+def test_with_another_erasure_key_the_records_are_no_longer_recognised(app):
+    from mailer.people.privacy import erase_subscriber, erased
+
+    erase_subscriber(db.session, signed_up_and_confirmed())
+    db.session.commit()
+    assert erased(db.session, ["ann@example.com"]) == {"ann@example.com"}
+    app.config["ERASURE_KEY"] = "a key changed without migrating"
+    assert erased(db.session, ["ann@example.com"]) == set()
 
 
 def test_erasing_an_unknown_address_says_so(app, runner):

@@ -226,7 +226,8 @@ def test_the_console_creates_a_token_shown_once_with_the_scopes_ticked(admin):
 @pytest.mark.parametrize("form, says", [({"name": "x"}, "Tick at least one scope."),
                                         ({"name": "", "scopes": ["read"]}, "This field is required."),
                                         ({"name": "x", "scopes": ["root"]}, "not a valid choice"),
-                                        ({"name": "a\x00b", "scopes": ["read"]}, "control characters")])
+                                        ({"name": "a\x07b", "scopes": ["read"]}, "control characters"),
+                                        ({"name": "a\x00b", "scopes": ["read"]}, "NUL character")])
 def test_the_console_refuses_a_token_without_scope_or_name(admin, form, says):
     response = admin.post("/admin/tokens", data={"csrf_token": csrf_from(admin.get("/admin/tokens").data), **form})
     assert response.status_code == 400 and says in response.text

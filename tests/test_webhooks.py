@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -21,7 +22,17 @@ from mailer.config import ConfigError
 from mailer.extensions import db
 from mailer.models import MailEvent, Subscriber
 from tests.test_bounces import add_subscriber, fresh, owe, sample
-from tests.test_openapi_fuzz import FUZZ, emails, json_values, row_counts, text, unchanged_unless_accepted
+from tests.test_openapi_fuzz import (
+    BROKEN_URLS,
+    FUZZ,
+    HOSTILE,
+    any_text,
+    emails,
+    json_values,
+    row_counts,
+    text,
+    unchanged_unless_accepted,
+)
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-6aad65c2f9911b05cd53efda11f913f9.pem"
@@ -399,9 +410,34 @@ def test_signed_ses_notifications_of_any_shape(client, signer, fetched, message)
 
 
 @FUZZ
+@given(url=st.one_of(st.sampled_from(BROKEN_URLS + HOSTILE), any_text,
+                     st.builds(lambda a, b: f"https://{a}sns.eu-west-1.amazonaws.com{b}/c.pem", any_text, any_text)),
+       message=ses_messages)
+def test_signing_cert_urls_of_any_shape_are_refused_unless_amazons(client, signer, fetched, url, message):
+    client.application.config["SES_TOPIC_ARNS"] = [TOPIC]
+    before = row_counts()
+    response = post_sns(client, sns_message(signer, json.dumps(message), SigningCertURL=url))
+    unchanged_unless_accepted(before, response.status_code)
+    assert all(sns.CERT_HOST.fullmatch(urlsplit(u).hostname or "") and "@" not in u and "\\" not in u
+               for u in fetched), fetched
+
+
+def nested(depth: int, multipart: bool) -> bytes:
+    """A message with parts in parts `depth` deep, deeper than the email package recurses at 3,000."""
+    if multipart:
+        heads = b"".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode()
+                         for i in range(depth))
+        ends = b"".join(f"\r\n--b{i}--\r\n".encode() for i in reversed(range(depth)))
+        return b"From: mailer-daemon@example.net\r\n" + heads + b"Content-Type: text/plain\r\n\r\nx" + ends
+    return (b"From: mailer-daemon@example.net\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * depth
+            + b"Subject: x\r\n\r\nbody\r\n")
+
+
+@FUZZ
 @given(raw=st.one_of(st.binary(max_size=2000), st.builds(lambda head, tail: head + tail, st.sampled_from(
     [sample(name, "bounces+1-x@mailer.test") for name in ("postfix-hard-bounce.eml", "postfix-delayed.eml",
-                                                          "yahoo-complaint.eml")]), st.binary(max_size=200))))
+                                                          "yahoo-complaint.eml")]), st.binary(max_size=200)),
+    st.builds(nested, st.sampled_from([1, 50, 3000]), st.booleans())))
 def test_dsn_messages_of_any_shape(client, raw):
     token = getattr(client.application, "_fuzz_token", None) or create_token(db.session, "mta")
     db.session.commit()

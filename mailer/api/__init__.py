@@ -43,12 +43,15 @@ def error(message: str, status: int = 400, **extra):
 
 
 def read_json_object() -> dict:
-    """The request body as a JSON object, or a 400 naming what is wrong."""
+    """The request body as a JSON object, or a 400 naming what is wrong (its `field`: the body, or the one field
+    json_input refused), answered by web/errors like any HTTP error."""
     from werkzeug.exceptions import BadRequest
 
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise BadRequest('The body must be a JSON object (Content-Type: application/json).')
+        refused = BadRequest('The body must be a JSON object (Content-Type: application/json).')
+        refused.field = "body"
+        raise refused
     return data
 
 

@@ -21,6 +21,8 @@ def create_digest():
     if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
         return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
                      '"dry_run": bool, "test_to": str}, all optional.', 400)
+    if body.get("test_to") is not None and not isinstance(body["test_to"], str):
+        return error('"test_to" must be one email address, as a string: "editor@example.com".', 400, field="test_to")
     try:
         if body.get("dry_run"):
             posts = digests.choose_posts(db.session, post_ids, audience)

@@ -22,7 +22,8 @@ def _errors(*codes: int) -> dict:
     said = {400: "Malformed request: the message says what to fix", 401: "No valid API token",
             404: "Not found", 409: "Conflict: the message says why", 422: "A field is invalid (`field` names it)",
             502: "The blog's feed could not be read"}
-    return {str(code): _json(_ref("Error"), said[code]) for code in (*codes, 401)}
+    # Every operation may get a 400 (a NUL in its address or query, web/nul_bytes) and a 401.
+    return {str(code): _json(_ref("Error"), said[code]) for code in sorted({*codes, 400, 401})}
 
 
 def _int_query(name: str, least: int, text: str) -> dict:

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from flask import g, jsonify, request
 from sqlalchemy import func, select
-from werkzeug.exceptions import BadRequest
 
 from .. import addresses
 from ..addresses import InvalidSignup
@@ -47,10 +46,7 @@ def subscribers_list():
 @bp.post("/subscribers")
 def subscribers_add():
     """Add someone: `confirmed` true records consent given elsewhere and sends nothing; false asks them by email."""
-    try:
-        data = read_json_object()
-    except BadRequest as exc:
-        return error(exc.description, 400, field="body")
+    data = read_json_object()
     try:
         email, name, confirmed = _person(data)
     except InvalidSignup as exc:

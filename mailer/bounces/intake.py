@@ -5,17 +5,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import MailEvent, Subscriber
-from .dsn import parse
+from .dsn import NotABounce, parse
 from .events import Report, event_key, record_event
 from .mailto_unsubscribe import unsubscribe_by_mail
 
 
 def record_dsn(session: Session, raw: bytes, envelope_recipient: str | None = None) -> str:
     """Record one DSN or feedback report (NotABounce if it is neither); returns what was done."""
-    # First: a message to List-Unsubscribe's mailto address is a request, whatever it looks like.
-    if (unsubscribed := unsubscribe_by_mail(session, raw, envelope_recipient)) is not None:
-        return unsubscribed
-    report = parse(raw, envelope_recipient)
+    try:
+        # First: a message to List-Unsubscribe's mailto address is a request, whatever it looks like.
+        if (unsubscribed := unsubscribe_by_mail(session, raw, envelope_recipient)) is not None:
+            return unsubscribed
+        report = parse(raw, envelope_recipient)
+    except RecursionError:
+        # The email package parses and walks nested parts recursively: thousands deep is no report an MTA sends.
+        raise NotABounce("the message is nested too deeply (parts within parts) to be read as a report") from None
     # Anyone can mail us a made-up report: only a signed VERP address may suppress someone.
     if not record_event(session, "dsn", report.event_id, report.kind, report.email, report.delivery_id,
                         report.detail, match_email=False):

@@ -37,11 +37,25 @@ def fetch(url: str) -> bytes:
         return response.read(65536)
 
 
+def amazon_url(url: str, host_ok, query: bool) -> bool:
+    """Whether `url` is a plain https URL on a host `host_ok` accepts: nothing in it that parsers read apart (a
+    user part, a backslash, a port, a character outside printable ASCII) and, unless `query`, no query."""
+    if not url.isascii() or any(c in url for c in "\\@") or any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # "https://[", a port that is no number
+        return False
+    return (parts.scheme == "https" and port is None and host_ok(parts.hostname or "") and not parts.fragment
+            and (query or not parts.query))
+
+
 def signing_certificate(url: str) -> x509.Certificate:
     """The certificate at SigningCertURL, fetched once per process: SNS signs with few certificates."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not CERT_HOST.match(parts.hostname or "") or not parts.path.endswith(".pem"):
-        raise InvalidMessage(f"SigningCertURL {url[:200]!r} is not an https URL on sns.<region>.amazonaws.com")
+    if not amazon_url(url, CERT_HOST.fullmatch, query=False) or not url.endswith(".pem"):
+        raise InvalidMessage(f"SigningCertURL {url[:200]!r} is not an https URL on sns.<region>.amazonaws.com, "
+                             "so its certificate is not trusted")
     if url not in _certificates:
         try:
             pem = fetch(url)
@@ -76,9 +90,12 @@ def verify(message: dict) -> None:
         raise InvalidMessage("the SNS signature does not verify") from None
 
 
+def _on_amazon(host: str) -> bool:
+    return host == "amazonaws.com" or host.endswith(".amazonaws.com")
+
+
 def confirm_subscription(url: str) -> None:
     """Visit SubscribeURL, which is how SNS learns we want its messages."""
-    host = urlsplit(url).hostname or ""
-    if urlsplit(url).scheme != "https" or not (host == "amazonaws.com" or host.endswith(".amazonaws.com")):
+    if not amazon_url(url, _on_amazon, query=True):
         raise InvalidMessage(f"SubscribeURL {url[:200]!r} is not an https URL on amazonaws.com")
     fetch(url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import datetime
 
 from flask import current_app
@@ -25,9 +26,21 @@ from ..models import (
 from ..posts import click_buffer
 
 
-def email_hash(email: str) -> str:
-    """Of the normalised (lower-case) address: the same for every spelling a signup accepts."""
+def address_sha256(email: str) -> str:
+    """The SHA-256 (hex) of the normalised (lower-case) address: the same for every spelling a signup accepts."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def erasure_record(sha256_hex: str, key: str) -> str:
+    """What is kept of an erased address: HMAC-SHA256 under ERASURE_KEY of its SHA-256 hex. A bare hash could be
+    reversed by hashing a list of addresses; this cannot, without the key. Over the hash rather than the address,
+    so that migration 0017 could convert the bare hashes stored before it."""
+    return hmac.new(key.encode(), sha256_hex.encode(), hashlib.sha256).hexdigest()
+
+
+def email_hash(email: str) -> str:
+    """The erasure record of `email`, under this app's ERASURE_KEY."""
+    return erasure_record(address_sha256(email), current_app.config["ERASURE_KEY"])
 
 
 def erased(session: Session, emails: list[str]) -> set[str]:
@@ -65,7 +78,8 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict:
 
 
 def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
-    """Remove the person and all their personal data; keep only a hash so an import does not add them back."""
+    """Remove the person and all their personal data; keep only their erasure record (a keyed hash of the address)
+    so an import does not add them back."""
     insert = insert_for(session)
     session.execute(insert(ErasedAddress).values(email_hash=email_hash(subscriber.email))
                     .on_conflict_do_nothing(index_elements=["email_hash"]))

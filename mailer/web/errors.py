@@ -43,13 +43,13 @@ def way_on() -> tuple[str, str] | None:
     return (blog, "Back to the blog") if blog else (url_for("public.index"), "Go to the signup form")
 
 
-def _answer(status: int, title: str, message: str):
+def _answer(status: int, title: str, message: str, **extra):
     from .. import extensions
 
     extensions.db.session.rollback()
     if (request.is_json or request.path.startswith(("/api/", "/webhooks/"))
             or request.accept_mimetypes.best == "application/json"):
-        return jsonify(error=message), status
+        return jsonify(error=message, **extra), status
     if status < 500 and request.path.startswith("/admin/") and _signed_in():
         return render_template("admin/message.html", title=title, message=message), status  # with the console's menu
     return render_template("site/message.html", title=title, message=message), status
@@ -83,7 +83,8 @@ def _http(exc: HTTPException):
         response = make_response(_answer(429, exc.name, message))
         response.headers["Retry-After"] = str(_seconds_until_allowed())
         return response
-    return _answer(exc.code or 500, exc.name, message)
+    field = getattr(exc, "field", None)  # json_input.LoneSurrogate names the field, as the views' own 400s do
+    return _answer(exc.code or 500, exc.name, message, **({"field": field} if field else {}))
 
 
 def _seconds_until_allowed() -> int:

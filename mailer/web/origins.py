@@ -1,20 +1,38 @@
 """Which sites may embed the form and where a visitor may be sent back to: no open redirects."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from flask import current_app
 
 from ..mail import identity
 
 
-def origin_of(url: str | None) -> str | None:
-    if not url:
+def _split(url: str) -> SplitResult | None:
+    """urlsplit, or None for what it refuses (ValueError): "http://[", a host with a full-width @ (U+FF20) in it."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is no number)
+    except ValueError:
         return None
-    parts = urlsplit(url)
+    return parts
+
+
+def origin_of(url: str | None) -> str | None:
+    parts = _split(url) if url else None
+    if parts is None:
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def signup_source(url: str | None) -> str | None:
+    """Where a signup came from (its `source` field or the Referer), as the consent records it: a URL that can be
+    read as one, else nothing (a source that cannot be split could never be shown as a link or checked later)."""
+    if not url or any(ord(c) < 32 or ord(c) == 127 for c in url) or _split(url) is None:
+        return None
+    return url
 
 
 def trusted_origins() -> set[str]:

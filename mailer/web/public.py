@@ -17,7 +17,7 @@ from ..outbox import ledger
 from ..people import networks, subscriptions
 from ..people.subscriptions import SignupRequest
 from . import captcha, form_guard, promises, thanks
-from .origins import back_to_blog, safe_return_url
+from .origins import back_to_blog, safe_return_url, signup_source
 from .signup_input import BadRequestBody, read_signup
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def subscribe():
         captcha.verify(fields["captcha"], request.remote_addr)
         subscriptions.sign_up(db.session, SignupRequest(
             email=fields["email"], name=fields["name"], magnet=fields["magnet"],
-            source_url=fields["source"] or request.referrer, form=fields["form"],
+            source_url=signup_source(fields["source"] or request.referrer), form=fields["form"],
             ip=request.remote_addr, user_agent=request.user_agent.string,
         ))
     except (InvalidSignup, BadRequestBody, captcha.CaptchaRefused, form_guard.StaleForm) as exc:
@@ -197,7 +197,7 @@ def embed():
     # The page that framed the form: the blog post the consent record names (as far as the blog's referrer
     # policy tells; its origin at least), not this form's own address.
     # At most what a form field may hold (signup_input): a long address is cut, not a reason to refuse the signup.
-    source = (request.args.get("source") or request.referrer or "")[:2000]
+    source = signup_source((request.args.get("source") or request.referrer or "")[:2000]) or ""
     values = {**request.args.to_dict(), "source": source}
     return render_template("site/embed.html", values=values, error=None, field=None, magnet=magnet)
 
