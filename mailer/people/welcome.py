@@ -61,7 +61,8 @@ def sequence_changed(session: Session, now: datetime | None = None) -> None:
     """Steps were added, moved, deleted or switched: every reader still in a sequence has their next step worked
     out again by beat, so a step moved earlier is not held back until the date of the one it replaced."""
     now = now or utcnow()
-    session.execute(update(Subscriber).where(Subscriber.welcome_next_at > now).values(welcome_next_at=now))
+    session.execute(update(Subscriber).where(Subscriber.welcome_next_at > now).values(welcome_next_at=now),
+                    execution_options={"synchronize_session": False})  # SQLite's naive times cannot be evaluated
 
 
 def stop_welcome(subscriber: Subscriber) -> None:
