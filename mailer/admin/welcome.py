@@ -91,13 +91,14 @@ def welcome_step(step_id: int):
     step = db.session.get(WelcomeStep, step_id) or abort(404)
     first = welcome_steps.is_first(db.session, step)
     subject, body = welcome_words(step)
-    form = StepForm(obj=step, delay=step.delay_hours if first else step.delay_hours // 24, subject=subject, body=body)
+    form = StepForm(delay=step.delay_hours if first else step.delay_hours // 24, subject=subject, body=body,
+                    enabled=step.enabled)
     form.delay.label.text = f"{'Hours' if first else 'Days'} after {'taking the magnet' if step.magnet_id else 'confirmation'}"
     if form.validate_on_submit() and _save(step, form, first):
         db.session.commit()
         flash("Saved. The preview shows the mail as it goes now.", "ok")
         return redirect(url_for("admin.welcome_step", step_id=step.id))
-    test_form = StepTestForm(formdata=None, to=getattr(current_user, "email", ""))
+    test_form = StepTestForm(formdata=None, to=current_user.admin.email)
     return render_template("admin/welcome_step.html", step=step, form=form, test_form=test_form, parts=preview(step),
                            first=first, defaults=built_in_words(step.template)), 400 if form.errors else 200
 
