@@ -40,8 +40,9 @@ class PasswordForm(FlaskForm):
 class PostForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=500)])
     url = URLField("Address of the post", validators=[DataRequired(), Length(max=2000)])
-    summary = TextAreaField("Summary (HTML allowed)", validators=[Optional(), Length(max=20000)])
-    published_at = StringField("Published (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)", validators=[Optional()])
+    summary = TextAreaField("Summary (Markdown)", validators=[Optional(), Length(max=20000)])
+    # A date picker in the browser; posts.store checks the value the server gets, whatever sent it.
+    published_at = StringField("Published (UTC)", validators=[Optional()], render_kw={"type": "datetime-local"})
 
 
 class DigestForm(FlaskForm):

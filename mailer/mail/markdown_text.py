@@ -9,11 +9,15 @@ from markdown_it import MarkdownIt
 # What a mail may carry from an author's Markdown: structure, emphasis and links; no images, scripts or styles.
 TAGS = {"p", "a", "em", "strong", "ul", "ol", "li", "br", "blockquote", "h1", "h2", "h3", "code", "pre", "hr"}
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+_markdown_with_html = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": False})
 
 
-def to_html(source: str | None) -> str:
-    """Markdown rendered, then sanitised as a feed's HTML is: links keep only http, https and mailto."""
-    return sanitise(_markdown.render(normalised(source)))
+def to_html(source: str | None, tags: set[str] = TAGS, with_html: bool = False) -> str:
+    """Markdown rendered, then sanitised as a feed's HTML is: links keep only http, https and mailto.
+
+    `with_html` keeps HTML written among the Markdown (then sanitised); otherwise it shows as typed.
+    """
+    return sanitise((_markdown_with_html if with_html else _markdown).render(normalised(source)), tags)
 
 
 def sanitise(html: str, tags: set[str] = TAGS) -> str:
