@@ -69,7 +69,8 @@ class Subscriber(db.Model):
     unsubscribed_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # When a bounce or complaint stopped their mail: a confirmation link older than a complaint confirms nothing.
     suppressed_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    # Welcome sequence progress: the last step owed, and when the next one falls due (NULL: none left).
+    # Welcome sequence progress: how many steps were owed (0: not begun; an import confirmed elsewhere counts 1),
+    # and when to look for the next one (NULL: none left). Which steps were owed, the ledger's welcome_key rows say.
     welcome_step: Mapped[int] = mapped_column(default=0)
     welcome_next_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     # Their choice on the preference page: every digest, the monthly summary, or none (welcome mails still come).
@@ -255,16 +256,29 @@ class Open(db.Model):
 
 
 class WelcomeStep(db.Model):
-    """One mail of the welcome sequence, `delay_hours` after confirmation."""
+    """One mail of the welcome sequence (`magnet_id` NULL) or of a magnet's follow-ups, `delay_hours` after the start.
+
+    A reader's copy of a step is owed under welcome_key(reader, step id), so moving a step never sends it twice.
+    """
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    position: Mapped[int] = mapped_column(unique=True)
+    magnet_id: Mapped[int | None] = mapped_column(ForeignKey("lead_magnet.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column()  # the order within its sequence
     delay_hours: Mapped[int] = mapped_column(default=0)
-    template: Mapped[str] = mapped_column(String(50))  # templates/email/<template>.{subject.txt,txt,html}
-    # Set in the console, these replace the template's subject and body text.
+    # templates/email/<template>.subject.txt and .md: the built-in words; "" for a step written in the console.
+    template: Mapped[str] = mapped_column(String(50), default="")
+    # Set in the console, these replace the built-in subject and body (Markdown).
     subject: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(default=True)
+
+
+WELCOME_KEY = "welcome:"
+
+
+def welcome_key(subscriber_id: int, step_id: int) -> str:
+    """The dedupe key of one reader's copy of one welcome step."""
+    return f"{WELCOME_KEY}{subscriber_id}:step:{step_id}"
 
 
 class ApiToken(db.Model):

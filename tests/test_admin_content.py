@@ -289,7 +289,7 @@ def test_welcome_steps_edit_preview_and_switch(admin):
     page = admin.get("/admin/welcome").text
     assert "Welcome to Career Q&amp;A" in page and "Turn off" in page
     step = steps[1]
-    form = {"csrf_token": token(admin, f"/admin/welcome/{step.id}"), "delay_hours": "48", "subject": "Two tips",
+    form = {"csrf_token": token(admin, f"/admin/welcome/{step.id}"), "delay": "2", "subject": "Two tips",
             "body": "First tip.\n\nSecond <tip>.", "enabled": "y"}
     assert admin.post(f"/admin/welcome/{step.id}", data=form).status_code == 302
     html = admin.get(f"/admin/welcome/{step.id}/preview.html").text

@@ -75,3 +75,69 @@ def test_the_upgrade_keys_the_bare_hashes_of_erased_addresses(database, tmp_path
         assert stored != bare and stored == erasure_record(bare, "the production erasure key")
         assert stored == email_hash("Erased@Example.com")
         assert erased(db.session, ["erased@example.com", "kept@example.com"]) == {"erased@example.com"}
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_readers_mid_sequence_keep_their_place_when_steps_are_keyed_by_id(database, tmp_path):
+    from flask_migrate import downgrade, upgrade
+
+    from mailer.models import welcome_key
+    from mailer.people import welcome_steps
+    from mailer.people.welcome import advance_welcome_sequences
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if database == "sqlite" else fresh_database("mailer_welcome_ids")
+    with make_app(tmp_path, SQLALCHEMY_DATABASE_URI=url).app_context():
+        upgrade(revision="0014")
+        ids = {p: db.session.execute(text("SELECT id FROM welcome_step WHERE position = :p"), {"p": p}).scalar()
+               for p in (1, 2, 3)}
+        # Ann had steps 1 and 2; Bob passed step 2 while it was off; Cy was imported as confirmed (no rows).
+        readers = {"ann@example.com": (2, {1: "sent", 2: "sent"}), "bob@example.com": (3, {1: "sent", 3: "sent"}),
+                   "cy@example.com": (1, {})}
+        sub = {}
+        for email, (position, rows) in readers.items():
+            sub[email] = db.session.execute(text(
+                "INSERT INTO subscriber (email, status, created_at, updated_at, confirmed_at, welcome_step, "
+                "welcome_next_at, digest_frequency, imported) VALUES (:email, 'confirmed', :at, :at, :at, :position, "
+                ":next, 'every', false) RETURNING id"), {"email": email, "at": "2026-11-01 09:00:00+00:00",
+                "position": position, "next": "2026-11-08 09:00:00+00:00" if position < 3 and rows else None}).scalar()
+            for p, status in rows.items():
+                db.session.execute(text(
+                    "INSERT INTO delivery (kind, subscriber_id, dedupe_key, payload, status, attempts, next_attempt_at, "
+                    "created_at) VALUES ('welcome', :sub, :key, :payload, :status, 1, :at, :at)"),
+                    {"sub": sub[email], "key": f"welcome:{sub[email]}:{p}", "status": status,
+                     "payload": '{"template": "%s"}' % ("welcome" if p == 1 else f"welcome_{p}"),
+                     "at": "2026-11-01 09:00:00+00:00"})
+        db.session.commit()
+        upgrade()
+
+        def keys(email):
+            return dict(db.session.execute(text("SELECT dedupe_key, status FROM delivery WHERE subscriber_id = :s"),
+                                           {"s": sub[email]}).all())
+
+        assert keys("ann@example.com") == {welcome_key(sub["ann@example.com"], ids[1]): "sent",
+                                           welcome_key(sub["ann@example.com"], ids[2]): "sent"}
+        assert keys("bob@example.com") == {welcome_key(sub["bob@example.com"], ids[1]): "sent",
+                                           welcome_key(sub["bob@example.com"], ids[2]): "skipped",
+                                           welcome_key(sub["bob@example.com"], ids[3]): "sent"}
+        assert keys("cy@example.com") == {}
+        payload = db.session.execute(text("SELECT payload FROM delivery WHERE dedupe_key = :k"),
+                                     {"k": welcome_key(sub["ann@example.com"], ids[2])}).scalar()
+        assert (payload if isinstance(payload, dict) else __import__("json").loads(payload))["step_id"] == ids[2]
+
+        # The author then moves the last step first: Ann gets it once, and nothing she had; Bob and Cy nothing.
+        from mailer.models import WelcomeStep
+        welcome_steps.move_step(db.session, db.session.get(WelcomeStep, ids[3]), -1)
+        welcome_steps.move_step(db.session, db.session.get(WelcomeStep, ids[3]), -1)
+        db.session.commit()
+        from mailer.models import utcnow
+        for _ in range(4):
+            advance_welcome_sequences(db.session, now=utcnow())
+            db.session.commit()
+        assert keys("ann@example.com") == {welcome_key(sub["ann@example.com"], ids[1]): "sent",
+                                           welcome_key(sub["ann@example.com"], ids[2]): "sent",
+                                           welcome_key(sub["ann@example.com"], ids[3]): "queued"}
+        assert len(keys("bob@example.com")) == 3 and keys("cy@example.com") == {}
+        db.session.remove()
+        downgrade(revision="0014")
+        assert db.session.execute(text("SELECT count(*) FROM delivery WHERE dedupe_key = :k"),
+                                  {"k": f"welcome:{sub['ann@example.com']}:2"}).scalar() == 1

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer.extensions import db
-from mailer.models import Consent, Delivery, Subscriber, WelcomeStep, aware, utcnow
+from mailer.models import Consent, Delivery, Subscriber, WelcomeStep, aware, utcnow, welcome_key
 from mailer.outbox import sender
 from mailer.people import subscriptions
 from mailer.people.subscriptions import SignupRequest
@@ -24,6 +24,7 @@ def confirmed_subscriber(email: str = "new@example.com", at=None) -> Subscriber:
 
 
 def owed_steps(subscriber_id: int) -> list[str]:
+    """The ids of the steps owed to a reader, in the order they were owed (the seeded steps' ids are 1, 2, 3)."""
     keys = db.session.scalars(select(Delivery.dedupe_key).where(
         Delivery.subscriber_id == subscriber_id, Delivery.kind == "welcome").order_by(Delivery.id))
     return [k.rsplit(":", 1)[1] for k in keys]
@@ -52,7 +53,7 @@ def test_steps_missed_while_workers_were_down_go_out_in_order(app):
     assert owed_steps(subscriber.id) == ["1", "2", "3"]
     sender.deliver_due(50)
     sent = db.session.scalars(select(Delivery.dedupe_key).where(Delivery.status == "sent").order_by(Delivery.sent_at))
-    assert [k for k in sent if k.startswith("welcome")] == [f"welcome:{subscriber.id}:{n}" for n in (1, 2, 3)]
+    assert [k for k in sent if k.startswith("welcome")] == [welcome_key(subscriber.id, n) for n in (1, 2, 3)]
 
 
 def test_unsubscribing_stops_the_sequence(app):
@@ -63,7 +64,7 @@ def test_unsubscribing_stops_the_sequence(app):
     advance_welcome_sequences(db.session, now=start + timedelta(days=30))
     db.session.commit()
     assert owed_steps(subscriber.id) == ["1"]
-    assert db.session.scalar(select(Delivery.status).where(Delivery.dedupe_key == f"welcome:{subscriber.id}:1")) == "skipped"
+    assert db.session.scalar(select(Delivery.status).where(Delivery.dedupe_key == welcome_key(subscriber.id, 1))) == "skipped"
 
 
 def test_a_disabled_step_is_skipped_and_reconfirming_does_not_replay(app):

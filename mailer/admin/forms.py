@@ -14,7 +14,7 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from ..api_tokens import SCOPES
 
@@ -40,8 +40,9 @@ class PasswordForm(FlaskForm):
 class PostForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=500)])
     url = URLField("Address of the post", validators=[DataRequired(), Length(max=2000)])
-    summary = TextAreaField("Summary (HTML allowed)", validators=[Optional(), Length(max=20000)])
-    published_at = StringField("Published (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)", validators=[Optional()])
+    summary = TextAreaField("Summary (Markdown)", validators=[Optional(), Length(max=20000)])
+    # A date picker in the browser; posts.store checks the value the server gets, whatever sent it.
+    published_at = StringField("Published (UTC)", validators=[Optional()], render_kw={"type": "datetime-local"})
 
 
 class DigestForm(FlaskForm):
@@ -72,10 +73,15 @@ class NewMagnetForm(MagnetForm):
 
 
 class StepForm(FlaskForm):
-    delay_hours = IntegerField("Hours after confirmation", validators=[NumberRange(min=0, max=24 * 365)])
-    subject = StringField("Subject (empty: the built-in one)", validators=[Optional(), Length(max=200)])
-    body = TextAreaField("Body as plain text (empty: the built-in one)", validators=[Optional(), Length(max=20000)])
+    # Hours for a sequence's first step (0: with the confirmation), days for the others: the view says which.
+    delay = IntegerField("Days after confirmation", validators=[InputRequired(), NumberRange(min=0, max=24 * 365)])
+    subject = StringField("Subject", validators=[Optional(), Length(max=200)])
+    body = TextAreaField("Body (Markdown)", validators=[Optional(), Length(max=20000)])
     enabled = BooleanField("Send this step")
+
+
+class StepTestForm(FlaskForm):
+    to = EmailField("Send a test copy to", validators=[DataRequired(), Email(check_deliverability=False)])
 
 
 class ImportForm(FlaskForm):

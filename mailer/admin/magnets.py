@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from werkzeug.utils import secure_filename
 
 from ..extensions import db
-from ..models import Download, LeadMagnet
+from ..models import Download, LeadMagnet, WelcomeStep
 from . import bp
 from .forms import MagnetForm, NewMagnetForm
 
@@ -31,8 +31,10 @@ def store_file(upload, slug: str) -> tuple[str, str, str]:
 @bp.get("/magnets")
 def magnets():
     counts = dict(db.session.execute(select(Download.magnet_id, func.count()).group_by(Download.magnet_id)).all())
+    follow_ups = dict(db.session.execute(select(WelcomeStep.magnet_id, func.count()).where(
+        WelcomeStep.magnet_id.is_not(None)).group_by(WelcomeStep.magnet_id)).all())
     rows = list(db.session.scalars(select(LeadMagnet).order_by(LeadMagnet.id)))
-    return render_template("admin/magnets.html", magnets=rows, counts=counts)
+    return render_template("admin/magnets.html", magnets=rows, counts=counts, follow_ups=follow_ups)
 
 
 @bp.route("/magnets/new", methods=["GET", "POST"])

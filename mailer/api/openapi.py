@@ -52,7 +52,7 @@ SCHEMAS = {
         "summary": {"type": ["string", "null"]}, "published_at": NULLABLE_TIME, "source": {"enum": ["feed", "manual"]}}},
     "NewPost": {"type": "object", "required": ["title", "url"], "additionalProperties": False, "properties": {
         "title": {"type": "string"}, "url": {"type": "string", "format": "uri"},
-        "summary": {"type": ["string", "null"]}, "published_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "summary": {"type": ["string", "null"], "description": "Markdown (HTML among it allowed), sanitised"}, "published_at": {"type": ["string", "null"], "format": "date-time"}}},
     "Digest": {"type": "object", "required": ["id", "subject", "status", "recipients", "sent", "failed", "pending"],
                "properties": {"id": {"type": "integer"}, "subject": {"type": "string"},
                               "status": {"enum": ["sending", "paused", "cancelled", "sent"]},

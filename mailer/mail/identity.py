@@ -63,10 +63,10 @@ class Identity:
     def postal_lines(self) -> list[str]:
         return [line.strip() for line in self.postal_address.splitlines() if line.strip()]
 
-    def welcome_paragraphs(self) -> list[str]:
-        from .messages import paragraphs
-
-        return paragraphs(self.welcome_text.replace("{newsletter}", self.name))
+    @property
+    def welcome_words(self) -> str:
+        """The default welcome text (Markdown) with the newsletter's name in place of `{newsletter}`."""
+        return self.welcome_text.replace("{newsletter}", self.name)
 
     def list_id(self) -> str:
         """LIST_ID's label (fixed: filters depend on it) with the newsletter's name as its phrase."""

@@ -1,13 +1,16 @@
 """What each kind of owed mail says: turns a Delivery row into a message for its recipient."""
 from __future__ import annotations
 
-from flask import current_app
+from types import SimpleNamespace
+
+from flask import current_app, render_template
 from sqlalchemy import select
 
 from .. import links
 from ..bounces import mailto_unsubscribe
 from ..extensions import db
-from ..mail.messages import Outgoing, build, message_id, paragraphs, render_parts, wire
+from ..mail import markdown_text
+from ..mail.messages import Outgoing, Parts, build, message_id, render_parts, wire
 from ..models import Consent, Delivery, LeadMagnet, Status, Subscriber, WelcomeStep
 from .digest_mail import digest_frame, greeting, test_frame
 
@@ -38,7 +41,7 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
     """The message a row owes, ready for the wire."""
     msg_id = message_id(delivery.dedupe_key, delivery.created_at)
     if delivery.kind == "test":
-        return wire(build(test_frame(delivery.payload), delivery.recipient, msg_id=msg_id))
+        return wire(build(test_parts(delivery.payload), delivery.recipient, msg_id=msg_id))
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
     mailto = mailto_unsubscribe.address(subscriber.id) if unsubscribe_url else None
     if delivery.kind == "digest":
@@ -50,7 +53,7 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
             return fast
         parts = frame.mail.parts.fill(values)  # an address that needs quoting or SMTPUTF8: the general way
     else:
-        parts = render_parts(*TRANSACTIONAL[delivery.kind](delivery, subscriber))
+        parts = TRANSACTIONAL[delivery.kind](delivery, subscriber)
     return wire(build(parts, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url,
                       unsubscribe_mailto=mailto))
 
@@ -69,30 +72,61 @@ def _digest_values(delivery: Delivery, subscriber: Subscriber, posts: tuple[tupl
     return values
 
 
-def _confirmation(delivery: Delivery, subscriber: Subscriber):
+def _confirmation(delivery: Delivery, subscriber: Subscriber) -> Parts:
     consent = db.session.get(Consent, delivery.payload["consent_id"])
     # No name and nothing else the visitor typed: the address may not be theirs.
-    return "confirmation", {"confirm_url": links.confirm_url(consent.id), "magnet": consent.magnet,
-                            "imported": consent.form == "import"}
+    return render_parts("confirmation", {"confirm_url": links.confirm_url(consent.id), "magnet": consent.magnet,
+                            "imported": consent.form == "import"})
 
 
-def _magnet(delivery: Delivery, subscriber: Subscriber):
+def _magnet(delivery: Delivery, subscriber: Subscriber) -> Parts:
     magnet = db.session.get(LeadMagnet, delivery.payload["magnet_id"])
-    return "magnet", {"subscriber": subscriber, "magnet": magnet,
-                      "download_url": links.download_url(subscriber.id, magnet.id)}
+    return render_parts("magnet", {"subscriber": subscriber, "magnet": magnet,
+                                   "download_url": links.download_url(subscriber.id, magnet.id)})
 
 
-def welcome_template(template: str, context: dict) -> tuple[str, dict]:
-    """The template and context for render_parts: `template`, with the step's own subject and body when set."""
-    step = db.session.scalar(select(WelcomeStep).where(WelcomeStep.template == template).limit(1))
-    return "welcome_step", {**context, "template": template, "own_subject": (step.subject or "").strip() if step else "",
-                            "paragraphs": paragraphs(step.body) if step else []}
+def welcome_parts(step: WelcomeStep | None, subscriber, template: str = "") -> Parts:
+    """A welcome step's mail as `subscriber` gets it, footer links and all: the send, the console's preview and its
+    test copies all come from here. No step (deleted after it was owed): the built-in words of `template`."""
+    subject, body = welcome_words(step, template)
+    heading, body = markdown_text.leading_heading(body)
+    return render_parts("welcome_step", {
+        "subscriber": subscriber, "subject": subject, "heading": heading,
+        "body_html": markdown_text.to_html(body), "body_text": markdown_text.to_text(body),
+        "unsubscribe_url": links.unsubscribe_url(subscriber.id), "preferences_url": links.preferences_url(subscriber.id)})
+
+
+def welcome_words(step: WelcomeStep | None, template: str = "") -> tuple[str, str]:
+    """The subject and the Markdown body a step sends: the author's, else its built-in ones."""
+    default_subject, default_body = built_in_words(step.template if step else template)
+    if step is None:
+        return default_subject, default_body
+    return (step.subject or "").strip() or default_subject, (step.body or "").strip() or default_body
+
+
+def built_in_words(template: str) -> tuple[str, str]:
+    """The words shipped for a seeded step (templates/email/<template>.subject.txt and .md); none for the others."""
+    if not template:
+        return "", ""
+    return (render_template(f"email/{template}.subject.txt").strip(),
+            markdown_text.normalised(render_template(f"email/{template}.md")))
 
 
 def _welcome(delivery: Delivery, subscriber: Subscriber):
-    return welcome_template(delivery.payload.get("template", "welcome"), {
-        "subscriber": subscriber, "unsubscribe_url": links.unsubscribe_url(subscriber.id),
-        "preferences_url": links.preferences_url(subscriber.id)})
+    step_id, template = delivery.payload.get("step_id"), delivery.payload.get("template", "welcome")
+    step = (db.session.get(WelcomeStep, step_id) if step_id is not None else
+            db.session.scalar(select(WelcomeStep).where(WelcomeStep.template == template).limit(1)))
+    return welcome_parts(step, subscriber, template)
+
+
+def test_parts(payload: dict) -> Parts:
+    """A test copy, to an address the admin typed: a welcome step as a sample reader gets it, or a digest."""
+    if "step_id" not in payload:
+        return test_frame(payload)
+    step = db.session.get(WelcomeStep, payload["step_id"])
+    parts = welcome_parts(step, SimpleNamespace(id=0, name=payload.get("name"), email=payload.get("email")),
+                          payload.get("template", ""))
+    return Parts(f"[Test] {parts.subject}", parts.text, parts.html)
 
 
 TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}

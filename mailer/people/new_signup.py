@@ -43,6 +43,12 @@ WITH magnet AS (
     UPDATE subscriber SET name = %(name)s FROM known, magnet
     WHERE subscriber.id = known.id AND known.status = 'pending' AND %(name)s IS NOT NULL
     RETURNING subscriber.id
+), looked_again AS (
+    -- A confirmed reader taking a magnet: beat works out their next step now (welcome.look_again), its follow-ups.
+    UPDATE subscriber SET welcome_next_at = %(now)s FROM known, magnet
+    WHERE subscriber.id = known.id AND known.status = 'confirmed'
+      AND (subscriber.welcome_next_at IS NULL OR subscriber.welcome_next_at > %(now)s)
+    RETURNING subscriber.id
 ), new_consent AS (
     INSERT INTO consent (subscriber_id, magnet_id, source_url, form, ip, user_agent, consent_text, requested_at)
     SELECT person.id, magnet.id, %(source_url)s, %(form)s, %(ip)s, %(user_agent)s,

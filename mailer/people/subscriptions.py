@@ -18,7 +18,7 @@ from ..models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subs
 from ..outbox import ledger
 from . import confirmation_cap, new_signup
 from .mailboxes import mailbox_of
-from .welcome import start_welcome, stop_welcome
+from .welcome import look_again, start_welcome, stop_welcome
 
 log = logging.getLogger(__name__)
 SUPPRESSED = (Status.BOUNCED.value, Status.COMPLAINED.value)
@@ -115,6 +115,7 @@ def _record(session: Session, email: str, name: str | None, request: SignupReque
         if _may_mail_again(session, subscriber, "magnet"):
             ledger.queue(session, "magnet", subscriber.id, f"magnet:{subscriber.id}:{magnet.id}:again:{consent.id}",
                          magnet_id=magnet.id)
+        look_again(subscriber, aware(consent.requested_at))  # this magnet's follow-ups, if it has any
         return
     if name and subscriber.status == Status.PENDING.value:
         subscriber.name = name

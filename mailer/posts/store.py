@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
+from ..mail import markdown_text
 from ..mail.headers import decoded
 from ..mail.messages import has_control_character, without_control_characters
 from ..models import Post, aware, utcnow
@@ -57,6 +59,13 @@ def clean_summary(html: str) -> tuple[str, str]:
     parser.close()
     lines = [re.sub(r" +", " ", line).strip() for line in "".join(parser.parts).split("\n")]
     return safe, re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def written_summary(source: str) -> tuple[str, str]:
+    """A summary a person typed (the console, the API), in Markdown, HTML among it allowed as before: the HTML
+    sanitised as a feed's is, and plain text that reads as the source was written."""
+    safe = markdown_text.to_html(source, tags=SUMMARY_TAGS, with_html=True)
+    return safe, markdown_text.to_text(html.unescape(nh3.clean(source, tags=set())))
 
 
 def guid_for(value: str) -> str:
@@ -160,10 +169,10 @@ def add_post(session: Session, title: object, url: object, summary: object = Non
     """Store a post entered by hand (guid: its url); a url already stored is updated, keeping what is left out."""
     title, url, when = _check_title(title), check_url(url), _check_published(published_at)
     if summary is not None and not isinstance(summary, str):
-        raise InvalidPost("summary", "The post's summary (summary) must be text (HTML allowed) or left out.")
+        raise InvalidPost("summary", "The post's summary (summary) must be text (Markdown, HTML allowed) or left out.")
     if summary and len(summary) > MAX_SUMMARY:
         raise InvalidPost("summary", f"The post's summary is longer than {MAX_SUMMARY} characters; shorten it.")
-    summary_html, summary_text = clean_summary(summary) if summary is not None else (None, None)
+    summary_html, summary_text = written_summary(summary) if summary is not None else (None, None)
     existing = session.scalar(select(Post.guid).where(Post.url == url).limit(1))
     return save_post(session, guid=existing or guid_for(url), url=url, title=title, summary_html=summary_html,
                      summary_text=summary_text, published_at=when, source="manual")[0]
