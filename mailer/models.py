@@ -162,6 +162,7 @@ class Delivery(db.Model):
 
 
 class DigestStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"  # waits for its send_at: its posts are chosen, no mail is owed yet
     SENDING = "sending"
     PAUSED = "paused"
     CANCELLED = "cancelled"
@@ -204,8 +205,13 @@ class Digest(db.Model):
     failed_count: Mapped[int | None] = mapped_column()
     skipped_count: Mapped[int | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When a scheduled digest falls due (UTC); beat starts it then, owing its mails to the readers of that moment.
+    send_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
+
+    __table_args__ = (Index("ix_digest_scheduled", "send_at", postgresql_where=text("status = 'scheduled'"),
+                            sqlite_where=text("status = 'scheduled'")),)
 
 
 class Click(db.Model):
