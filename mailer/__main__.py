@@ -8,7 +8,15 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from . import create_app
+from .cli import COMMANDS, SectionedHelp
 from .config import ConfigError
+
+
+class MailerGroup(SectionedHelp, FlaskGroup):
+    """Flask's CLI with our commands listed first and Flask's own (run, shell, routes) after them."""
+
+    first = (*(command.name for command in COMMANDS), "db")
+    rest_title = "Flask's commands"
 
 
 def _create_app(*_args) -> Flask:
@@ -20,7 +28,7 @@ def _create_app(*_args) -> Flask:
 
 
 def main() -> None:
-    FlaskGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
+    MailerGroup(create_app=_create_app, add_version_option=False, load_dotenv=False,
                help="Newsletter and lead-magnet mailer. `mailer dev` runs everything locally.")(prog_name="mailer")
 
 

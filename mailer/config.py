@@ -280,6 +280,9 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
     }
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # a trial on one machine: its links reach nobody else anyway
+
+
 def _base_url(env: dict, production: bool) -> str:
     base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
@@ -288,8 +291,9 @@ def _base_url(env: dict, production: bool) -> str:
         # Every list mail's List-Unsubscribe header carries it in angle brackets, on one line (RFC 2369).
         raise ConfigError("BASE_URL must be an ASCII URL of at most 500 characters without spaces, quotes, commas "
                           "or angle brackets (write an international domain name in its xn-- form)")
-    if production and not base_url.startswith("https://"):
-        raise ConfigError("BASE_URL must be https in production: mail clients need https unsubscribe links")
+    if production and not base_url.startswith("https://") and urlsplit(base_url).hostname not in LOCAL_HOSTS:
+        raise ConfigError("BASE_URL must be https in production: mail clients need https unsubscribe links "
+                          "(http only for a trial on this machine, at http://127.0.0.1:PORT or http://localhost:PORT)")
     return base_url
 
 

@@ -183,6 +183,7 @@ class Delivery(db.Model):
 
 
 class DigestStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"  # waits for its send_at: its posts are chosen, no mail is owed yet
     SENDING = "sending"
     PAUSED = "paused"
     CANCELLED = "cancelled"
@@ -228,8 +229,13 @@ class Digest(db.Model):
     # Why the reputation guard paused it (posts/reputation); cleared on resume, from when the guard counts anew.
     paused_reason: Mapped[str | None] = mapped_column(String(500))
     guard_since: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When a scheduled digest falls due (UTC); beat starts it then, owing its mails to the readers of that moment.
+    send_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
+
+    __table_args__ = (Index("ix_digest_scheduled", "send_at", postgresql_where=text("status = 'scheduled'"),
+                            sqlite_where=text("status = 'scheduled'")),)
 
 
 class Click(db.Model):

@@ -10,13 +10,15 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep and welcome steps always; clicks, the purge, the feed and digests when configured."""
+    """What beat runs: the outbox sweep, welcome steps and digests scheduled for a time always; clicks, the purge, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
                            "kwargs": {"sweep": True}, "options": {"expires": sweep * 2}},
         "welcome-steps": {"task": "worker.tasks.advance_welcome", "schedule": timedelta(seconds=sweep),
                           "options": {"expires": sweep * 2}},
+        "digests-due": {"task": "worker.tasks.start_due_digests", "schedule": timedelta(seconds=sweep),
+                        "options": {"expires": sweep * 2}},
     }
     if config.get("REDIS_URL"):  # clicks wait there (click_buffer); reading results stores them too
         schedule["store-clicks"] = {"task": "worker.tasks.store_clicks", "schedule": timedelta(seconds=sweep * 5),

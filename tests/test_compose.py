@@ -12,6 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+TRIAL_OVERRIDE = ROOT / "docker-compose.override.example.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SERVICES = ("web", "worker", "beat", "postgres", "redis", "mailpit")
 APP_SERVICES = ("web", "worker", "beat")
@@ -41,6 +42,27 @@ def test_compose_file_validates() -> None:
     result = subprocess.run([*command, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(command)} config -q failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_the_local_trial_override_validates_merged_and_starts_the_app(tmp_path) -> None:
+    """Merged over the production file, the override gives every app service an http://127.0.0.1 BASE_URL that
+    the app accepts in production."""
+    from mailer import config
+
+    command = compose_command()
+    merged = subprocess.run([*command, "-f", str(COMPOSE_FILE), "-f", str(TRIAL_OVERRIDE), "config"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert merged.returncode == 0, f"{' '.join(command)} config failed:\n{merged.stdout}\n{merged.stderr}"
+    services = yaml.safe_load(merged.stdout)["services"]
+    for name in ("migrate", *APP_SERVICES):
+        env = services[name]["environment"]
+        assert env["BASE_URL"] == "http://127.0.0.1:8000" and env["MAILER_ENV"] == "production", name
+        assert env["DATABASE_URL"].startswith("postgresql://"), f"{name}: the override must keep the rest"
+        settings = config.load({k: str(v) for k, v in env.items()}, tmp_path)
+        assert settings["BASE_URL"] == "http://127.0.0.1:8000"
+    with pytest.raises(config.ConfigError, match="https in production"):
+        config.load({**{k: str(v) for k, v in services["web"]["environment"].items()},
+                     "BASE_URL": "http://newsletter.example.com"}, tmp_path)
 
 
 def test_every_service_exists_with_a_health_check(compose: dict) -> None:
@@ -96,7 +118,7 @@ def test_dockerfile_serves_the_app_factory() -> None:
     assert "EXPOSE 8000" in lines
 
 
-@pytest.mark.parametrize("script", ["scripts/run", "scripts/test", ".ci/run"])
+@pytest.mark.parametrize("script", ["scripts/run", "scripts/test", "scripts/mailer", ".ci/run"])
 def test_scripts_are_executable_bash(script: str) -> None:
     path = ROOT / script
     assert os.access(path, os.X_OK), f"{script} is not executable"

@@ -62,6 +62,9 @@ def test_mailer_dev_runs_the_whole_journey_and_stops_on_ctrl_c(tmp_path):
                 return False
 
         wait_until(healthy, 60, f"{base}/healthz (log: {tmp_path / 'dev.log'})")
+        embed = subprocess.run([sys.executable, "-m", "mailer", "embed"], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=60)
+        assert f'src="{base}/embed.js"' in embed.stdout, embed.stdout + embed.stderr  # where dev serves, not :5000
         started = time.monotonic()
         post("/subscribe", {"email": "dev-reader@example.com"})
         outbox = tmp_path / "instance" / "outbox"
@@ -80,3 +83,8 @@ def test_mailer_dev_runs_the_whole_journey_and_stops_on_ctrl_c(tmp_path):
             log.close()
     leftover = subprocess.run(["pgrep", "-s", str(dev.pid)], capture_output=True, text=True).stdout.split()
     assert leftover == [], f"processes still running after Ctrl-C: {leftover}"
+    printed = (tmp_path / "dev.log").read_text(errors="replace")
+    assert f"console:       {base}/admin/" in printed and "scripts/mailer admin create" in printed
+    assert re.search(r"concurrency:\s+1 \(solo\)", printed), "the worker's banner must say it runs one task at a time"
+    assert "Sending due task" not in printed and "succeeded in" not in printed  # quiet: no line per sweep or task
+    assert not (tmp_path / "instance" / "dev-address").exists()

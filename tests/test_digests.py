@@ -50,7 +50,7 @@ def test_a_digest_reaches_every_confirmed_subscriber_once(pg_app, worker, smtp, 
     assert state["status"] == "sent"
     assert (state["recipients"], state["sent"], state["failed"], state["pending"]) == (150, 150, 0, 0)
 
-    received = copies(smtp, "and 1 more new post")
+    received = copies(smtp, "Turned Down?, and 1 more")
     assert set(received) == set(confirmed) and set(received.values()) == {1}
     assert not any(address in received for address in pending + gone)
 

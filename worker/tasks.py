@@ -69,6 +69,19 @@ def send_scheduled_digest(audience: str = "every") -> None:
 
 
 @shared_task(ignore_result=True)
+def start_due_digests() -> None:
+    """Owe the mails of the scheduled digests that fell due (each started once, whoever else tries), then wake."""
+    from mailer.posts.digest_schedule import start_due_digests as start_due
+
+    started = start_due(db.session)
+    db.session.commit()
+    for digest in started:
+        log.info("scheduled digest %s started: owed to %s subscribers", digest.id, digest.recipients)
+    if started:
+        ledger.wake()
+
+
+@shared_task(ignore_result=True)
 def purge_unconfirmed() -> None:
     """Forget signups never confirmed within UNCONFIRMED_PURGE_DAYS (commits batch by batch)."""
     from mailer.models import utcnow

@@ -72,6 +72,19 @@ def bar_chart(values: list[float | None], labels: list[str], shares: bool = Fals
     return Chart(bars, ticks, _marks(labels, marks_every) if marks_every else [])
 
 
+@dataclass
+class LabelledBar:
+    """One row of a chart read across: its label and value written out, its bar a share of the longest."""
+    label: str
+    value: int
+    width: float  # percent of the row
+
+
+def labelled_bars(values: list[int], labels: list[str]) -> list[LabelledBar]:
+    peak = max(values + [1])
+    return [LabelledBar(label, value, round(100 * value / peak, 2)) for value, label in zip(values, labels)]
+
+
 def nice_scale(peak: float, whole: bool = True) -> tuple[float, float]:
     """A top at or above `peak` and a step of 1, 2, 2.5 or 5 times a power of ten, at most GRID_LINES steps to it."""
     rough = peak / GRID_LINES

@@ -23,7 +23,7 @@ def _result(digest_id: int) -> tuple[Digest, results.Result]:
 def digest(digest_id: int):
     digest, result = _result(digest_id)
     clicks = engagement.digest_clicks(db.session, digest)
-    chart = charts.bar_chart([p.clicks for p in clicks.posts], [p.title[:60] for p in clicks.posts])
+    chart = charts.labelled_bars([p.clicks for p in clicks.posts], [p.title for p in clicks.posts])
     rates = reputation.digest_rates(db.session, [digest.id])[digest.id]
     return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm(), clicks=clicks,
                            click_chart=chart, rates=rates)
@@ -35,19 +35,28 @@ def digest_progress(digest_id: int):
     return jsonify(_result(digest_id)[1].as_json())
 
 
-@bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel):action>")
+DONE = {"pause": "Paused: mails not yet handed to a worker wait until you resume.",
+        "resume": "Resumed: sending carries on where it stopped.",
+        "cancel": "Cancelled: the mails not yet sent will not be sent.",
+        "unschedule": "Schedule cancelled: nothing was or will be sent; its posts go back to the next digest.",
+        "start": "Started: the digest is on its way."}
+
+
+@bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel, start):action>")
 def digest_steer(digest_id: int, action: str):
     digest = db.session.get(Digest, digest_id) or abort(404)
     try:
-        getattr(digests, action)(db.session, digest)
+        if action == "start" and not digests.start_digest(db.session, digest):
+            raise digests.DigestError(f"digest {digest.id} is {digest.status}: only a scheduled digest can be started")
+        called_off = action == "cancel" and digests.cancel(db.session, digest)
+        if action in ("pause", "resume"):
+            getattr(digests, action)(db.session, digest)
     except digests.DigestError as exc:
         db.session.rollback()
         flash(str(exc), "error")
     else:
         db.session.commit()
-        if action == "resume":
+        if action in ("resume", "start"):
             ledger.wake()
-        flash({"pause": "Paused: mails not yet handed to a worker wait until you resume.",
-               "resume": "Resumed: sending carries on where it stopped.",
-               "cancel": "Cancelled: the mails not yet sent will not be sent."}[action], "ok")
+        flash(DONE["unschedule" if called_off else action], "ok")
     return redirect(url_for("admin.digest", digest_id=digest_id))

@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..addresses import InvalidSignup
 from ..extensions import db
 from ..models import utcnow
 from ..outbox import digest_mail, ledger
 from ..posts import digest_results as results
-from ..posts import digests
+from ..posts import digest_schedule, digests, engagement
 from ..web.ids import row_id, row_ids
 from . import bp, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
@@ -35,9 +36,11 @@ def digests_page():
     before = request.args.get("before", type=row_id)
     history = results.latest(db.session, 21, before)
     shown = results.results(db.session, history[:20])
+    engaged = engagement.digest_totals(db.session, [r.id for r in shown])
     db.session.commit()
-    return render_template("admin/digests.html", posts=digests.unsent_posts(db.session, back_catalogue=True),
-                           form=DigestForm(formdata=None), history=shown,
+    newest_first = digests.unsent_posts(db.session, back_catalogue=True)[::-1]
+    return render_template("admin/digests.html", posts=newest_first, action_form=ActionForm(),
+                           form=DigestForm(formdata=None), history=shown, engaged=engaged,
                            next_before=history[19].id if len(history) > 20 else None)
 
 
@@ -50,9 +53,10 @@ def digest_preview():
         flash(str(exc), "error")
         return redirect(url_for("admin.digests_page"))
     recipients = db.session.scalar(digests.confirmed_count())
+    test_form = TestSendForm(formdata=None, to=current_user.admin.email)
     return render_template("admin/digest_preview.html", posts=posts, parts=parts, subject=subject, intro=intro,
-                           post_ids=post_ids, recipients=recipients, test_form=TestSendForm(formdata=None),
-                           confirm=request.args.get("confirm") == "1", form=ActionForm())
+                           post_ids=post_ids, recipients=recipients, test_form=test_form,
+                           confirm=request.args.get("confirm") == "1", form=ActionForm(), now=utcnow())
 
 
 @bp.get("/digests/preview.html")
@@ -86,11 +90,20 @@ def digest_test():
 
 @bp.post("/digests")
 def digest_send():
+    """Send now, or (with send_at, a datetime-local value the page labels UTC) keep it for beat to start then."""
     post_ids, subject, intro = _choice()
+    send_at = request.form.get("send_at")
     try:
-        digest = digests.create_digest(db.session, subject, intro, post_ids)
+        if send_at is None:
+            digest = digests.create_digest(db.session, subject, intro, post_ids)
+        else:
+            digest = digest_schedule.schedule_digest(
+                db.session, digest_schedule.read_send_at(send_at, naive_is_utc=True), subject, intro, post_ids)
     except (digests.NothingNew, digests.DigestError) as exc:
         db.session.rollback()
+        if getattr(exc, "field", None) == "send_at":
+            flash(f"Nothing was scheduled: {exc}", "error")
+            return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro))
         earlier = digests.digest_carrying(db.session, post_ids, utcnow() - SENT_TWICE_WITHIN)
         if earlier is not None:
             flash("This digest is already on its way (the form was sent twice): here is how it is going.", "ok")
@@ -98,5 +111,6 @@ def digest_send():
         flash(f"Nothing was sent: {exc}", "error")
         return redirect(url_for("admin.digests_page"))
     db.session.commit()
-    ledger.wake()
+    if send_at is None:
+        ledger.wake()
     return redirect(url_for("admin.digest", digest_id=digest.id))

@@ -35,7 +35,7 @@ def fetch_now():
             flash(f"Feed {fetch_feed(db.session, url).describe().removeprefix('fetched ')}.", "ok")
         except FeedError as exc:
             flash(str(exc), "error")
-    return redirect(url_for("admin.posts"))
+    return redirect(url_for("admin.digests_page" if request.form.get("back") == "digests" else "admin.posts"))
 
 
 @bp.route("/posts/new", methods=["GET", "POST"])

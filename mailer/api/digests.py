@@ -9,7 +9,7 @@ from ..extensions import db
 from ..links import unsubscribe_url
 from ..models import Digest, Subscriber
 from ..outbox import digest_mail, ledger
-from ..posts import digests, engagement, reputation
+from ..posts import digest_schedule, digests, engagement, reputation
 from . import bp, error, read_json_object
 
 
@@ -20,29 +20,40 @@ def create_digest():
     audience = body.get("audience", "every")
     if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
         return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
-                     '"dry_run": bool, "test_to": str}, all optional.', 400)
+                     '"dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time with offset}, all optional.', 400)
     if body.get("test_to") is not None and not isinstance(body["test_to"], str):
         return error('"test_to" must be one email address, as a string: "editor@example.com".', 400, field="test_to")
     try:
-        if body.get("dry_run"):
-            posts = digests.choose_posts(db.session, post_ids, audience)
-            sample = digest_mail.preview(digests.subject_for(subject, posts), intro or "", posts)
-            return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
-                           recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
-        if body.get("test_to"):
-            count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
-            db.session.commit()
-            ledger.wake()
-            return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
-        digest = digests.create_digest(db.session, subject, intro, post_ids, audience)
+        return _compose(body, subject, intro, post_ids, audience)
     except digests.NothingNew as exc:
         return error(str(exc), 409)
     except digests.DigestError as exc:
-        return error(str(exc), 422, **({"field": exc.field} if exc.field else {}))
+        # A time that cannot be read or has passed is a bad request, like a field of the wrong type.
+        return error(str(exc), 400 if exc.field == "send_at" else 422, **({"field": exc.field} if exc.field else {}))
     except InvalidSignup as exc:
         return error(str(exc), 422, field="test_to")
+
+
+def _compose(body: dict, subject, intro, post_ids, audience):
+    """A dry run, a test copy, a digest scheduled for send_at, or one sent now."""
+    send_at = None if body.get("send_at") is None else digest_schedule.read_send_at(body["send_at"])
+    if body.get("dry_run"):
+        posts = digests.choose_posts(db.session, post_ids, audience)
+        sample = digest_mail.preview(digests.subject_for(subject, posts), intro or "", posts)
+        return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
+                       recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
+    if body.get("test_to"):
+        count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
+        db.session.commit()
+        ledger.wake()
+        return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
+    if send_at is not None:
+        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience)
+    else:
+        digest = digests.create_digest(db.session, subject, intro, post_ids, audience)
     db.session.commit()
-    ledger.wake()
+    if send_at is None:
+        ledger.wake()
     return jsonify(digests.progress(db.session, digest)), 202
 
 

@@ -55,9 +55,12 @@ SCHEMAS = {
         "summary": {"type": ["string", "null"], "description": "Markdown (HTML among it allowed), sanitised"}, "published_at": {"type": ["string", "null"], "format": "date-time"}}},
     "Digest": {"type": "object", "required": ["id", "subject", "status", "recipients", "sent", "failed", "pending"],
                "properties": {"id": {"type": "integer"}, "subject": {"type": "string"},
-                              "status": {"enum": ["sending", "paused", "cancelled", "sent"]},
+                              "status": {"enum": ["scheduled", "sending", "paused", "cancelled", "sent"]},
                               **{n: {"type": "integer"} for n in ("recipients", "sent", "failed", "skipped", "pending")},
                               "created_at": {"type": "string"}, "posts": {"type": "array"},
+                              "send_at": {**NULLABLE_TIME, "description": "when a scheduled digest starts (UTC)"},
+                              "finished_at": {**NULLABLE_TIME, "description": "when its last mail was sent, failed "
+                                                                             "or skipped"},
                               "audience": {"enum": ["every", "monthly"]},
                               "clicks": {"type": "array", "description": "per post (GET /digests/{id} only)", "items": {
                                   "type": "object", "properties": {
@@ -80,7 +83,12 @@ SCHEMAS = {
         "post_ids": {"type": "array", "items": {"type": "integer"}},
         "audience": {"enum": ["every", "monthly"], "description": "monthly: the summary of the last month's posts for monthly readers"},
         "dry_run": {"type": "boolean", "description": "render the digest, send nothing"},
-        "test_to": {"type": "string", "description": "send one test copy to this address, nothing else"}}},
+        "test_to": {"type": "string", "description": "send one test copy to this address, nothing else"},
+        "send_at": {"type": "string", "format": "date-time",
+                    "description": "ISO 8601 with an offset (2026-12-24T09:00:00+01:00): keep the digest, owing "
+                                   "nothing, until then; beat starts it for the readers confirmed at that time. "
+                                   "Cancel it before with POST /digests/{id}/cancel. A time without an offset, "
+                                   "unreadable or not in the future gets 400 naming the field"}}},
 }
 
 PATHS = {
@@ -126,10 +134,12 @@ PATHS = {
     "/digests": {
         "get": {"summary": "The 50 latest digests", "responses": {"200": _json({"type": "object", "properties": {
             "digests": {"type": "array", "items": _ref("Digest")}}}, "Digests")}},
-        "post": {"summary": "Send a digest of the posts not yet sent (or a dry run, or one test copy)",
+        "post": {"summary": "Send a digest of the posts not yet sent, or schedule it (send_at), or a dry run, "
+                            "or one test copy",
                  "requestBody": {"content": {JSON: {"schema": _ref("NewDigest")}}},
                  "responses": {"200": _json({"type": "object"}, "Dry run: the rendered digest"),
-                               "202": _json({"type": "object"}, "Sending (the digest's progress), or a test copy owed"),
+                               "202": _json({"type": "object"}, "Sending or scheduled (the digest's progress), or a test "
+                                                                "copy owed"),
                                **_errors(400, 409, 422)}}},
     "/digests/{digest_id}": {"get": {"summary": "A digest's status and counts", "parameters": [DIGEST_PATH],
                                      "responses": {"200": _json(_ref("Digest"), "Progress"), **_errors(404)}}},

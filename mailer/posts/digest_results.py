@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, utcnow
+from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, aware, utcnow
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.HELD.value)
 
@@ -16,13 +16,15 @@ PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliverySt
 class Result:
     id: int
     subject: str
-    status: str  # sending, paused, cancelled, sent
+    status: str  # scheduled, sending, paused, cancelled, sent
     recipients: int
     sent: int
     failed: int
     skipped: int
     pending: int
     created_at: datetime
+    send_at: datetime | None = None  # when a scheduled digest falls due
+    finished_at: datetime | None = None  # when its last mail was sent, failed or skipped
 
     @property
     def done(self) -> int:
@@ -33,13 +35,14 @@ class Result:
         return 100 if not self.recipients else min(100, round(100 * self.done / self.recipients))
 
     def as_json(self) -> dict:
-        return {**asdict(self), "created_at": self.created_at.isoformat(), "percent": self.percent,
-                "done": self.done}
+        moments = {name: _iso(getattr(self, name)) for name in ("created_at", "send_at", "finished_at")}
+        return {**asdict(self), **moments, "percent": self.percent, "done": self.done}
 
 
 def results(session: Session, digests: list[Digest]) -> list[Result]:
     """Results in the order given; one grouped query for the digests still in progress. Caller commits."""
-    live = [d.id for d in digests if d.finished_at is None]
+    # A scheduled digest owes nothing yet: no rows is not "finished".
+    live = [d.id for d in digests if d.finished_at is None and d.status != DigestStatus.SCHEDULED.value]
     counts: dict[int, dict[str, int]] = {i: {} for i in live}
     if live:
         rows = session.execute(select(Delivery.digest_id, Delivery.status, func.count())
@@ -62,8 +65,13 @@ def _result(digest: Digest, counts: dict[str, int] | None) -> Result:
     status = digest.status
     if status in (DigestStatus.SENDING.value, DigestStatus.PAUSED.value) and pending == 0:
         status = "sent"  # paused while its last mails were in a worker's hands: nothing is held, all went
-    return Result(digest.id, digest.subject, status, digest.recipients, sent, failed, skipped, pending,
-                  digest.created_at)
+    return Result(digest.id, digest.subject, status, digest.recipients, sent or 0, failed or 0, skipped or 0, pending,
+                  aware(digest.created_at), digest.send_at and aware(digest.send_at),
+                  digest.finished_at and aware(digest.finished_at))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def latest(session: Session, limit: int, before_id: int | None = None) -> list[Digest]:

@@ -82,26 +82,43 @@ def subject_for(subject: str | None, posts: list[Post]) -> str:
 
 
 def default_subject(posts: list[Post]) -> str:
+    """The newest post's title, and how many others come with it: "Title", "Title, and 2 more"."""
     # Cleaned again: a title stored before the cleaning opened encoded words may hide a line break in one.
-    last = clean_title(posts[-1].title)
+    newest = clean_title(posts[-1].title)
     if len(posts) == 1:
-        return last[:200]
-    return f"{last[:150]} and {len(posts) - 1} more new post{'s' if len(posts) > 2 else ''}"
+        return newest[:200]
+    return f"{newest[:150]}, and {len(posts) - 1} more"
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
                   post_ids: list[int] | None = None, audience: str = "every") -> Digest:
     """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement."""
+    digest = compose_digest(session, subject, intro, post_ids, audience)
+    digest.recipients = owe_digest(session, digest.id, audience)
+    _tell_the_planner(session)
+    return digest
+
+
+def compose_digest(session: Session, subject: str | None, intro: str | None, post_ids: list[int] | None,
+                   audience: str, **values) -> Digest:
+    """The digest row and its posts, owing nothing yet; `values` are more of its columns."""
     posts = choose_posts(session, post_ids, audience)
-    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(),
-                    audience=audience)
+    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(), audience=audience, **values)
     session.add(digest)
     session.flush()
     session.execute(digest_post.insert(), [{"digest_id": digest.id, "post_id": p.id, "position": n}
                                            for n, p in enumerate(posts)])
-    digest.recipients = owe_digest(session, digest.id, audience)
-    _tell_the_planner(session)
     return digest
+
+
+def start_digest(session: Session, digest: Digest) -> bool:
+    """Owe a scheduled digest's mails now, once: a conditional UPDATE lets one of two racing callers (two beats, a
+    click and the beat) in; the other gets False and owes nothing."""
+    if not _turn(session, digest, DigestStatus.SCHEDULED.value, DigestStatus.SENDING.value):
+        return False
+    digest.recipients = owe_digest(session, digest.id, digest.audience)
+    _tell_the_planner(session)
+    return True
 
 
 def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every") -> Digest | None:
@@ -111,6 +128,15 @@ def digest_carrying(session: Session, post_ids: list[int], since: datetime, audi
                                                   Digest.status != DigestStatus.CANCELLED.value)
                              .order_by(Digest.id.desc()).limit(20))
     return next((d for d in recent if {p.id for p in d.posts} == set(post_ids)), None) if post_ids else None
+
+
+def _turn(session: Session, digest: Digest, source: str, target: str) -> bool:
+    """Move the digest from `source` to `target` if it still is `source` in the database (reloaded either way)."""
+    moved = session.execute(update(Digest).where(Digest.id == digest.id, Digest.status == source)
+                            .values(status=target).execution_options(synchronize_session=False),
+                            execution_options={"preserve_rowcount": True}).rowcount
+    session.refresh(digest)
+    return moved == 1
 
 
 def _tell_the_planner(session: Session) -> None:
@@ -180,14 +206,19 @@ def resume(session: Session, digest: Digest) -> None:
     _move(session, digest.id, HELD, QUEUED)
 
 
-def cancel(session: Session, digest: Digest) -> None:
+def cancel(session: Session, digest: Digest) -> bool:
     """Skip every mail not yet sent (a worker skips the claimed ones it has not made yet); its posts are then new
-    again for the next digest."""
+    again for the next digest. A scheduled digest is called off before it owes anything (True), unless beat started
+    it that very moment: then its mails are skipped like any other's."""
+    if digest.status == DigestStatus.SCHEDULED.value and _turn(session, digest, DigestStatus.SCHEDULED.value,
+                                                                 DigestStatus.CANCELLED.value):
+        return True
     _require(digest, {DigestStatus.SENDING.value, DigestStatus.PAUSED.value}, "cancel")
     _require_mail_left(session, digest, "cancel")
     digest.status = DigestStatus.CANCELLED.value
     session.execute(update(Delivery).where(Delivery.digest_id == digest.id, Delivery.status.in_([QUEUED, HELD]))
                     .values(status=DeliveryStatus.SKIPPED.value, last_error="digest cancelled"))
+    return False
 
 
 def _require_mail_left(session: Session, digest: Digest, action: str) -> None:

@@ -104,3 +104,24 @@ def subscriber_clicks(session: Session, subscriber_id: int, limit: int = 100) ->
     rows = session.execute(select(Click.at, Click.digest_id, Post.title, Post.url).join(Post, Post.id == Click.post_id)
                            .where(Click.subscriber_id == subscriber_id).order_by(Click.id.desc()).limit(limit))
     return [SubscriberClick(*row) for row in rows]
+
+
+@dataclass
+class DigestTotals:
+    unique_openers: int = 0
+    clicks: int = 0
+
+
+def digest_totals(session: Session, digest_ids: list[int]) -> dict[int, DigestTotals]:
+    """Readers who opened and clicks made, per digest, for a list of digests: two grouped queries."""
+    click_buffer.drain(session, current_app.config)
+    totals = {digest_id: DigestTotals() for digest_id in digest_ids}
+    if not digest_ids:
+        return totals
+    for digest_id, openers in session.execute(select(Open.digest_id, func.count(distinct(Open.subscriber_id)))
+                                              .where(Open.digest_id.in_(digest_ids)).group_by(Open.digest_id)):
+        totals[digest_id].unique_openers = openers
+    for digest_id, clicks in session.execute(select(Click.digest_id, func.count())
+                                             .where(Click.digest_id.in_(digest_ids)).group_by(Click.digest_id)):
+        totals[digest_id].clicks = clicks
+    return totals
