@@ -379,3 +379,15 @@ def feed_server():
     server = FeedServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def admin(client, monkeypatch):
+    """A test client signed in to the console; mail owed is not announced (no broker in these tests)."""
+    from mailer.outbox import ledger
+    from tests.admin_helpers import create_admin, log_in
+
+    monkeypatch.setattr(ledger, "wake", lambda: None)
+    create_admin()
+    log_in(client)
+    return client

@@ -4,22 +4,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import func, select
 
 from mailer.extensions import db
 from mailer.models import Click, Delivery, Digest, Open
-from mailer.outbox import ledger
 from tests import factories
 from tests.admin_helpers import EMAIL, create_admin, fresh_g_per_request, log_in, token  # noqa: F401
-
-
-@pytest.fixture
-def admin(client, monkeypatch):
-    monkeypatch.setattr(ledger, "wake", lambda: None)  # no broker in these tests
-    create_admin()
-    log_in(client)
-    return client
 
 
 def posts() -> dict:

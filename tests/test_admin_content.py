@@ -13,18 +13,9 @@ from sqlalchemy import func, select
 from mailer.admin import stats
 from mailer.extensions import db
 from mailer.models import Delivery, Digest, LeadMagnet, Post, Subscriber, WelcomeStep
-from mailer.outbox import ledger
 from mailer.people import privacy
 from tests import factories
 from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
-
-
-@pytest.fixture
-def admin(client, monkeypatch):
-    monkeypatch.setattr(ledger, "wake", lambda: None)  # no broker in these tests
-    create_admin()
-    log_in(client)
-    return client
 
 
 def test_dashboard_shows_statuses_charts_and_latest_digests(admin):

@@ -3,22 +3,12 @@ from __future__ import annotations
 
 import html
 
-import pytest
 from sqlalchemy import select
 
 from mailer.extensions import db
 from mailer.models import Delivery, LeadMagnet, WelcomeStep
-from mailer.outbox import ledger
 from mailer.outbox.compose import built_in_words, compose
-from tests.admin_helpers import EMAIL, create_admin, log_in, token
-
-
-@pytest.fixture
-def admin(client, monkeypatch):
-    monkeypatch.setattr(ledger, "wake", lambda: None)  # no broker in these tests
-    create_admin()
-    log_in(client)
-    return client
+from tests.admin_helpers import EMAIL, token
 
 
 def order() -> list[int]:

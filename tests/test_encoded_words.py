@@ -7,7 +7,6 @@ from sqlalchemy import func, select
 from mailer.api_tokens import create_token
 from mailer.extensions import db
 from mailer.models import LeadMagnet, Post, WelcomeStep
-from mailer.outbox import ledger
 from tests import factories
 from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
 
@@ -26,14 +25,6 @@ def auth(app) -> dict[str, str]:
     key = create_token(db.session, "t")
     db.session.commit()
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def admin(client, monkeypatch):
-    monkeypatch.setattr(ledger, "wake", lambda: None)
-    create_admin()
-    log_in(client)
-    return client
 
 
 def post_count() -> int:
@@ -95,7 +86,7 @@ def test_the_console_refuses_a_welcome_subject_or_magnet_title_hiding_a_line_bre
     step = db.session.scalar(select(WelcomeStep).order_by(WelcomeStep.position).limit(1))
     path = f"/admin/welcome/{step.id}"
     response = admin.post(path, data={"csrf_token": token(admin, path), "subject": HIDDEN[0], "body": "",
-                                      "delay_hours": 0, "enabled": "y"})
+                                      "delay": "0", "enabled": "y"})
     assert response.status_code == 400 and "one line" in response.text
     db.session.expire_all()
     assert db.session.get(WelcomeStep, step.id).subject is None

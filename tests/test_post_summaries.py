@@ -3,26 +3,16 @@ from __future__ import annotations
 
 import html
 
-import pytest
 from sqlalchemy import select
 
 from mailer.api_tokens import create_token
 from mailer.extensions import db
 from mailer.models import Post
-from mailer.outbox import ledger
 from mailer.posts.store import clean_summary
-from tests.admin_helpers import create_admin, log_in, token
+from tests.admin_helpers import token
 
 MARKDOWN = ("Q: I had **two offers**. Read [the answer](https://blog.example.com/a/).\n\n"
             "- keep in touch\n- say thanks\n\n[bad](javascript:alert(1)) <script>x()</script>")
-
-
-@pytest.fixture
-def admin(client, monkeypatch):
-    monkeypatch.setattr(ledger, "wake", lambda: None)
-    create_admin()
-    log_in(client)
-    return client
 
 
 def check_markdown_post(post: Post) -> None:
