@@ -212,7 +212,7 @@ def test_the_console_charts_a_digest_s_clicks_and_lists_a_subscriber_s(app, clie
 
     page = client.get(f"/admin/digests/{delivery.digest_id}").get_data(as_text=True)
     title = str(escape(post.title))
-    assert '<svg class="chart clicks"' in page and "1 reader clicked" in page and title in page
+    assert '<ol class="hbars clicks"' in page and "1 reader clicked" in page and title in page
     assert "<script>" not in page.split('id="clicks"')[1].split("</section>")[0]
     person = client.get(f"/admin/subscribers/{delivery.subscriber_id}").get_data(as_text=True)
     assert title in person.split('id="clicks"')[1] and f"#{delivery.digest_id}" in person

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 
 from flask import current_app, g
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.local import LocalProxy
 
@@ -90,10 +91,18 @@ def stored(session) -> NewsletterSettings | None:
 
 
 def read(session, config) -> Identity:
+    # On a connection of its own, given back at once: reading the settings leaves no transaction open in the
+    # caller's session (a signup's own statement runs on a connection of its own too).
+    table = NewsletterSettings.__table__
     try:
-        row = stored(session)
+        with session.get_bind().connect() as connection:
+            row = connection.execute(select(table).where(table.c.id == SETTINGS_ID)).first()
     except SQLAlchemyError:  # the database is down: the error page still gets a name (the defaults), not a 500
         row = None
+    return _identity(row, config)
+
+
+def _identity(row: NewsletterSettings | None, config) -> Identity:
     values = defaults(config)
     if row is not None:
         values.update({k: getattr(row, k) for k in values if getattr(row, k) not in (None, "")})
@@ -111,6 +120,12 @@ def current() -> Identity:
     if "newsletter_identity" not in g:
         g.newsletter_identity = read(db.session, current_app.config)
     return g.newsletter_identity
+
+
+def without_database() -> None:
+    """What answers while the database may be down (an error page) takes the defaults, unless already read."""
+    if "newsletter_identity" not in g:
+        g.newsletter_identity = _identity(None, current_app.config)
 
 
 def forget() -> None:

@@ -75,11 +75,12 @@ def _store_in_one_statement(engine: Engine, session: Session, email: str, name: 
 
 def _store_in_one_statement_on(engine: Engine, session: Session, email: str, name: str | None,
                           request: SignupRequest) -> bool:
+    words = consent_text()  # first: reading the settings holds no connection while the signup's is out
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         mail = confirmation_cap.allows_confirmation(connection, ip=request.ip)
         stored = new_signup.store(
             connection, email=email, mailbox=mailbox_of(email), name=name, magnet=request.magnet or HANDBOOK_SLUG,
-            form=request.form, ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=consent_text(),
+            form=request.form, ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=words,
             **_consent_details(request))
     if mail and stored.confirmation_id is None:
         confirmation_cap.give_back(request.ip)

@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, jsonify, make_response, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,10 @@ def way_on() -> tuple[str, str] | None:
 def _answer(status: int, title: str, message: str, **extra):
     from .. import extensions
 
-    extensions.db.session.rollback()
+    try:
+        extensions.db.session.rollback()
+    except SQLAlchemyError:  # its connection died with the database: let the pool throw it away
+        extensions.db.session.remove()
     if (request.is_json or request.path.startswith(("/api/", "/webhooks/"))
             or request.accept_mimetypes.best == "application/json"):
         return jsonify(error=message, **extra), status

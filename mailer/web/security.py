@@ -49,8 +49,20 @@ def logo_origin() -> list[str]:
     return [origin] if origin and origin.startswith("https://") else []
 
 
+# What is no page of ours (a redirect, JSON, a file) loads nothing: its policy needs no settings from the database,
+# so a click's redirect or an API answer makes no query for them.
+NOT_A_PAGE_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
 def _headers(response):
-    response.headers.setdefault("Content-Security-Policy", content_security_policy())
+    if response.mimetype != "text/html" or 300 <= response.status_code < 400:
+        response.headers.setdefault("Content-Security-Policy", NOT_A_PAGE_POLICY)
+    else:
+        if response.status_code >= 500:
+            from ..mail import identity
+
+            identity.without_database()  # the database may be why it failed
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     if current_app.config["BASE_URL"].startswith("https://"):
