@@ -564,8 +564,19 @@ def directives(response) -> dict[str, list[str]]:
     return {p[0]: p[1:] for p in parts if p}
 
 
-@pytest.mark.parametrize("path", ["/", "/embed", "/confirm/bad", "/no-such-page", "/healthz", "/embed/token"])
-def test_every_response_has_the_strict_policy(client, path):
+@pytest.mark.parametrize("path", ["/healthz", "/embed/token"])
+def test_what_is_no_page_loads_nothing(client, path):
+    response = client.get(path)
+    policy = directives(response)
+
+    assert response.mimetype == "application/json"
+    assert policy["default-src"] == ["'none'"] and policy["frame-ancestors"] == ["'none'"]
+    assert policy["form-action"] == ["'none'"] and policy["base-uri"] == ["'none'"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/", "/embed", "/confirm/bad", "/no-such-page"])
+def test_every_page_has_the_strict_policy(client, path):
     response = client.get(path)
     policy = directives(response)
 
