@@ -247,6 +247,8 @@ class Click(db.Model):
     digest_id: Mapped[int] = mapped_column()
     post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # A person's click, or a link scanner's: only people's clicks make a reader engaged.
+    human: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     __table_args__ = (Index("ix_click_digest_post", "digest_id", "post_id"),)
 
@@ -259,6 +261,8 @@ class Open(db.Model):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
     digest_id: Mapped[int] = mapped_column(index=True)
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # A person's open, or an image proxy's (Apple Mail Privacy Protection, Gmail's proxy, a scanner).
+    human: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class WelcomeStep(db.Model):
