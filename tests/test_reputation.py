@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from mailer.api_tokens import create_token
 from mailer.bounces import verp
 from mailer.extensions import db
-from mailer.models import Delivery, Digest
+from mailer.models import Delivery, Digest, MailEvent, Subscriber
 from mailer.outbox import sender
-from mailer.posts import digests
+from mailer.posts import digests, reputation
 from tests import factories
 from tests.admin_helpers import create_admin, log_in
 from tests.bounce_formats import sample
@@ -160,3 +160,52 @@ def test_hard_bounces_through_the_dsn_webhook_pause_a_digest_with_the_rest_unsen
     with smtp.handler.lock:
         received = sum(1 for r in smtp.handler.messages if "Career Q&A" in r.message["Subject"])
     assert received == settled["sent"]
+
+
+@pytest.fixture
+def refusing(guarded, smtp):
+    """The guarded app's mail goes to a real SMTP server that tests can make refuse recipients (5xx)."""
+    smtp.clear()
+    guarded.config["SMTP_URL"] = smtp.url
+    yield smtp
+    smtp.clear()
+
+
+def test_refusals_at_the_smtp_reply_are_hard_bounces_the_rates_and_the_guard_count(refusing, caplog):
+    emails = factories.subscribers(30)
+    factories.post()
+    dead = emails[14:16]  # refused once more than DIGEST_RATE_MIN_SENT mails have gone
+    for address in dead:
+        refusing.handler.refuse[address] = f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+    digest = digests.create_digest(db.session)
+    db.session.commit()
+
+    with caplog.at_level(logging.WARNING, "mailer.posts.reputation"):
+        sender.deliver_due(limit=20)
+
+    db.session.expire_all()
+    events = db.session.execute(select(MailEvent.provider, MailEvent.kind, MailEvent.email, MailEvent.detail)
+                                .order_by(MailEvent.id)).all()
+    assert [(p, k, e) for p, k, e, _ in events] == [("smtp", "hard_bounce", a) for a in dead]
+    assert all("5.1.1" in detail and "User unknown" in detail for *_, detail in events)
+    assert {db.session.scalar(select(Subscriber.status).where(Subscriber.email == a)) for a in dead} == {"bounced"}
+    rates = reputation.digest_rates(db.session, [digest.id])[digest.id]
+    assert (rates.sent, rates.hard_bounces) == (20, 2)  # 18 accepted and 2 refused: the servers answered 20
+    digest = db.session.get(Digest, digest.id)
+    assert digest.status == "paused" and "hard bounce" in digest.paused_reason and "DIGEST_MAX_HARD_BOUNCE_RATE" in digest.paused_reason
+    assert any(f"digest {digest.id} paused" in r.message for r in caplog.records)
+    assert statuses(digest.id) == {"sent": 18, "failed": 2, "held": 10}
+    assert refusing.to(dead[0]) == [] and len(refusing.to(emails[5])) == 1
+
+
+def test_a_refused_test_copy_records_no_bounce(refusing):
+    factories.post()
+    digests.send_test(db.session, "editor@example.com")
+    db.session.commit()
+    refusing.handler.refuse["editor@example.com"] = "550 5.1.1 <editor@example.com>: User unknown"
+
+    sender.deliver_due()
+
+    row = db.session.scalar(select(Delivery).where(Delivery.kind == "test"))
+    assert row.status == "failed" and "5.1.1" in row.last_error
+    assert db.session.scalar(select(func.count()).select_from(MailEvent)) == 0  # nobody's address to suppress

@@ -26,7 +26,7 @@ class CannotLift(Exception):
 @dataclass
 class Suppressed:
     subscriber: Subscriber
-    event: MailEvent | None  # None: refused by the receiving server while sending, so no report is stored
+    event: MailEvent | None  # None: refused while sending before such refusals were stored as `smtp` events
 
 
 @dataclass

@@ -13,14 +13,14 @@ from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select,
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ..bounces import verp
+from ..bounces import events, verp
 from ..dialect import on_postgresql
 from ..extensions import db
 from ..mail import identity
 from ..mail.messages import Outgoing
 from ..mail.pacing import Pacer
 from ..mail.transport import PermanentFailure, SenderRejected, TemporaryFailure, open_transport
-from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Status, Subscriber, aware, utcnow
+from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber, aware, utcnow
 from ..ops import logs, metrics
 from .compose import compose, may_send
 from .receipts import Receipts
@@ -28,6 +28,7 @@ from .receipts import Receipts
 log = logging.getLogger(__name__)
 
 QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+SMTP_REPLY = "smtp"  # the provider of the bounce events our own sends record: the receiving server's 5xx
 
 
 def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: datetime | None = None) -> list[int]:
@@ -486,18 +487,17 @@ def _envelope_sender(delivery: Delivery) -> str:
 
 
 def _fail(record, delivery: Delivery, subscriber: Subscriber | None, error: str) -> None:
-    """Refused for good: a subscriber's address is bounced first, so a crash in between still stops the mail.
-
-    A complaint recorded meanwhile stays: it says more than the bounce.
+    """Refused for good at the SMTP reply: a hard bounce, recorded as an event like any bounce report, so the
+    suppression, the bounce rates and the reputation guard count it. The address is bounced before the row is
+    written, so a crash in between still stops the mail; a complaint recorded meanwhile stays.
     """
     if subscriber is not None:
-        db.session.execute(update(Subscriber)
-                           .where(Subscriber.id == subscriber.id, Subscriber.status != Status.COMPLAINED.value)
-                           .values(status=Status.BOUNCED.value, welcome_next_at=None, suppressed_at=utcnow())
-                           .execution_options(synchronize_session=False))
+        events.record_event(db.session, SMTP_REPLY, str(delivery.id), events.HARD, delivery_id=delivery.id,
+                            detail=error, match_email=False)
         db.session.commit()
-        subscriber.status = Status.BOUNCED.value
-    record(status=DeliveryStatus.FAILED.value, last_error=error[:500], attempts=delivery.attempts + 1)
+        subscriber.status = db.session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber.id))
+    # Answered for good, as an accepted mail is: the rates count it among the mails their servers answered.
+    record(status=DeliveryStatus.FAILED.value, last_error=error[:500], attempts=delivery.attempts + 1, sent_at=utcnow())
     log.warning("delivery %s refused for good (%s); subscriber %s marked bounced",
                 delivery.id, error, delivery.subscriber_id)
 

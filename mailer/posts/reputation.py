@@ -17,6 +17,9 @@ from . import digests
 log = logging.getLogger(__name__)
 HARD, COMPLAINT = "hard_bounce", "complaint"  # MailEvent.kind, as bounces/events names them
 SENT = DeliveryStatus.SENT.value
+# Mails a receiving server answered for good: accepted (sent), or refused at the reply (failed, with the time of the
+# refusal in sent_at); a mail that gave up after temporary failures has no sent_at and counts in neither.
+ANSWERED = (Delivery.status.in_([SENT, DeliveryStatus.FAILED.value]), Delivery.sent_at.is_not(None))
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,13 @@ class Rates:
 
 
 def digest_rates(session: Session, digest_ids: list[int], since: datetime | None = None) -> dict[int, Rates]:
-    """Each digest's mails sent, and how many of them came back as a hard bounce or a complaint (one each at most,
+    """Each digest's mails sent (accepted or refused by the server), and how many of them came back as a hard bounce or a complaint (one each at most,
     however many reports say so); with `since`, only mails sent from then on. Two grouped queries."""
     if not digest_ids:
         return {}
     window = (Delivery.sent_at >= since,) if since is not None else ()
     sent = dict(session.execute(select(Delivery.digest_id, func.count())
-                                .where(Delivery.digest_id.in_(digest_ids), Delivery.status == SENT, *window)
+                                .where(Delivery.digest_id.in_(digest_ids), *ANSWERED, *window)
                                 .group_by(Delivery.digest_id)).all())
     events: dict[tuple[int, str], int] = {}
     rows = session.execute(select(Delivery.digest_id, MailEvent.kind, func.count(distinct(MailEvent.delivery_id)))
@@ -61,7 +64,7 @@ def recent_rates(session: Session, days: int = 30) -> Rates:
     """All mail sent in the last `days` days, and the hard bounces and complaints received in them."""
     since = utcnow() - timedelta(days=days)
     sent = session.scalar(select(func.count()).select_from(Delivery)
-                          .where(Delivery.status == SENT, Delivery.sent_at >= since)) or 0
+                          .where(*ANSWERED, Delivery.sent_at >= since)) or 0
     counts = dict(session.execute(select(MailEvent.kind, func.count(distinct(MailEvent.delivery_id)))
                                   .where(MailEvent.kind.in_([HARD, COMPLAINT]), MailEvent.received_at >= since,
                                          MailEvent.delivery_id.is_not(None))
