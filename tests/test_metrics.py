@@ -220,3 +220,25 @@ def signups_by_worker(metrics_dir) -> dict[int, float]:
         values = MmapedDict.read_all_values_from_file(str(path))
         counts[int(path.stem.split("_")[-1])] = sum(v[1] for v in values if '"mailer_signups_total"' in v[0])
     return counts
+
+
+def test_a_process_file_being_created_does_not_fail_the_scrape(tmp_path, monkeypatch):
+    """prometheus-client creates a process's file before sizing it: a scrape in between read an empty file and
+    failed whole (a 500 from the worker's endpoint while a pool child sent its first mail)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    from mailer.ops import metrics
+
+    counts = MmapedDict(str(tmp_path / "counter_101.db"))
+    counts.write_value(mmap_key("mailer_mails_total", "mailer_mails_total", ["kind", "result"], ["digest", "sent"],
+                                "outbox rows handled"), 7.0, 0.0)
+    counts.close()
+    (tmp_path / "counter_102.db").touch()  # another child's, this instant
+    monkeypatch.setattr(metrics, "MULTIPROC_DIR", str(tmp_path))
+    registry = CollectorRegistry()
+
+    metrics._process_files(registry)
+
+    found = samples(generate_latest(registry).decode())
+    assert found[("mailer_mails_total", frozenset({"kind": "digest", "result": "sent"}.items()))] == 7.0

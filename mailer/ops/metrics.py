@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from functools import cache
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -140,13 +141,34 @@ class DatabaseCollector:
         yield family
 
 
+def _process_files(registry: CollectorRegistry) -> None:
+    """Every process's counts, read from MULTIPROC_DIR, leaving out a file a process is creating this instant.
+
+    prometheus-client creates a process's file before it sizes it: read in between, the empty file fails the whole
+    scrape with a 500 (client_python#1199), as a child's first mail under load showed. An empty file holds nothing yet.
+    """
+    from prometheus_client import multiprocess
+
+    class Settled(multiprocess.MultiProcessCollector):
+        def collect(self):
+            return self.merge([path for path in Path(MULTIPROC_DIR).glob("*.db") if _has_content(path)],
+                              accumulate=True)
+
+    Settled(registry, path=MULTIPROC_DIR)
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:  # its process exited and the file was removed since the listing
+        return False
+
+
 def registry_for(app) -> CollectorRegistry:
     """This process's metrics (or every process's, in multiprocess mode) plus the database's gauges."""
     registry = CollectorRegistry()
     if MULTIPROC_DIR:
-        from prometheus_client import multiprocess
-
-        multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+        _process_files(registry)
     else:
         registry.register(_Default())
     registry.register(DatabaseCollector(app))
@@ -195,16 +217,14 @@ def init_app(app) -> None:
 
 def serve_worker_metrics(port: int, addr: str) -> None:
     """Start the worker's metrics endpoint in its main process; pool children count into MULTIPROC_DIR."""
-    from pathlib import Path
-
-    from prometheus_client import multiprocess, start_http_server
+    from prometheus_client import start_http_server
 
     if not MULTIPROC_DIR:
         raise RuntimeError("WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR in the environment before the worker starts")
     for stale in Path(MULTIPROC_DIR).glob("*.db"):  # counts of an earlier run of this worker
         stale.unlink()
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+    _process_files(registry)
     start_http_server(port, addr=addr, registry=registry)
     log.info("worker metrics on http://%s:%s/metrics", addr, port)
 
