@@ -253,3 +253,20 @@ def test_beat_decides_subject_tests(app):
     entry = beat_schedule(app.config)["subject-tests-due"]
     assert entry["task"] == "worker.tasks.decide_subject_tests"
     assert entry["schedule"] == timedelta(seconds=app.config["SWEEP_SECONDS"])
+
+
+@pytest.mark.integration
+def test_beat_decides_and_the_worker_sends_every_reader_one_copy(pg_app, worker, smtp, api):
+    from tests.test_digests import copies, wait_for_digest
+
+    readers = factories.subscribers(30)
+    factories.post(n=1)
+    made = api.post("/digests", {"subjects": ["Alpha subject", "Beta subject"], "test_share": 0.4,
+                                 "decide_after_hours": 0})
+    assert made.status_code == 202, made.json
+    state = wait_for_digest(api, made.json["id"], done=lambda s: s["subject_test"]["state"] == "decided"
+                            and s["pending"] == 0 and s["recipients"] == 30)
+    assert state["status"] == "sent" and state["sent"] == 30
+    alpha, beta = copies(smtp, "Alpha subject"), copies(smtp, "Beta subject")
+    assert sum(beta.values()) == 6 and sum(alpha.values()) == 24  # no clicks: the first goes to the rest
+    assert Counter(alpha) + Counter(beta) == {r: 1 for r in readers}
