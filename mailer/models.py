@@ -231,11 +231,28 @@ class Digest(db.Model):
     guard_since: Mapped[datetime | None] = mapped_column(Timestamp)
     # When a scheduled digest falls due (UTC); beat starts it then, owing its mails to the readers of that moment.
     send_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # A resend (posts/resends): the digest it follows up, once each (unique), to whom the original did not
+    # engage ("clicked": no human click; "opened": no human open nor click).
+    follows_id: Mapped[int | None] = mapped_column(index=True, unique=True)
+    resend_unless: Mapped[str | None] = mapped_column(String(10))
+    # A subject test (posts/subject_tests): 2-4 subjects, each sent to an equal part of `test_share` of the
+    # readers; at decide_at the winner's index is set, once, and the digest's subject becomes it for the rest.
+    subjects: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    test_share: Mapped[float | None] = mapped_column()
+    decide_after_hours: Mapped[float | None] = mapped_column()
+    decide_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    winner: Mapped[int | None] = mapped_column()
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 
     __table_args__ = (Index("ix_digest_scheduled", "send_at", postgresql_where=text("status = 'scheduled'"),
                             sqlite_where=text("status = 'scheduled'")),)
+
+    @property
+    def testing(self) -> bool:
+        """A subject test whose winner is not chosen yet: the rest of its readers are still owed their mail."""
+        return (self.decide_at is not None and self.winner is None
+                and self.status in (DigestStatus.SENDING.value, DigestStatus.PAUSED.value))
 
 
 class Click(db.Model):

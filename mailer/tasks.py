@@ -10,7 +10,8 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep, welcome steps and digests scheduled for a time always; clicks, the purge, the feed and digests when configured."""
+    """What beat runs: the outbox sweep, welcome steps, digests scheduled for a time (resends too) and subject tests
+    due always; clicks, the purge, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -19,6 +20,8 @@ def beat_schedule(config: dict) -> dict:
                           "options": {"expires": sweep * 2}},
         "digests-due": {"task": "worker.tasks.start_due_digests", "schedule": timedelta(seconds=sweep),
                         "options": {"expires": sweep * 2}},
+        "subject-tests-due": {"task": "worker.tasks.decide_subject_tests", "schedule": timedelta(seconds=sweep),
+                              "options": {"expires": sweep * 2}},
     }
     if config.get("REDIS_URL"):  # clicks wait there (click_buffer); reading results stores them too
         schedule["store-clicks"] = {"task": "worker.tasks.store_clicks", "schedule": timedelta(seconds=sweep * 5),

@@ -82,6 +82,20 @@ def start_due_digests() -> None:
 
 
 @shared_task(ignore_result=True)
+def decide_subject_tests() -> None:
+    """Choose the winners of the subject tests that fell due and owe each to its rest (once), then wake."""
+    from mailer.posts.subject_tests import decide_due_tests
+
+    decided = decide_due_tests(db.session)
+    db.session.commit()
+    for digest in decided:
+        log.info("subject test of digest %s decided: %r goes to the rest, %s subscribers in all", digest.id,
+                 digest.subject, digest.recipients)
+    if decided:
+        ledger.wake()
+
+
+@shared_task(ignore_result=True)
 def purge_unconfirmed() -> None:
     """Forget signups never confirmed within UNCONFIRMED_PURGE_DAYS (commits batch by batch)."""
     from mailer.models import utcnow

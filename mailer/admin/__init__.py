@@ -85,6 +85,7 @@ from . import (  # noqa: E402,F401
     digest_runs,
     digests,
     embed,
+    follow_ups,
     magnets,
     outbox,
     posts,

@@ -8,7 +8,7 @@ from ..models import Digest
 from ..outbox import ledger
 from ..posts import digest_results as results
 from ..posts import digests, engagement, reputation
-from . import bp, charts
+from . import bp, charts, follow_ups
 from .forms import ActionForm
 
 
@@ -26,7 +26,7 @@ def digest(digest_id: int):
     chart = charts.labelled_bars([p.clicks for p in clicks.posts], [p.title for p in clicks.posts])
     rates = reputation.digest_rates(db.session, [digest.id])[digest.id]
     return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm(), clicks=clicks,
-                           click_chart=chart, rates=rates)
+                           click_chart=chart, rates=rates, **follow_ups.shown(digest))
 
 
 @bp.get("/digests/<int:digest_id>/progress")

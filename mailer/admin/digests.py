@@ -13,7 +13,7 @@ from ..outbox import digest_mail, ledger
 from ..posts import digest_results as results
 from ..posts import digest_schedule, digests, engagement
 from ..web.ids import row_id, row_ids
-from . import bp, mail_html
+from . import bp, follow_ups, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
 
 SENT_TWICE_WITHIN = timedelta(minutes=10)  # a second "send" of the same posts this soon is the same click again
@@ -56,7 +56,8 @@ def digest_preview():
     test_form = TestSendForm(formdata=None, to=current_user.admin.email)
     return render_template("admin/digest_preview.html", posts=posts, parts=parts, subject=subject, intro=intro,
                            post_ids=post_ids, recipients=recipients, test_form=test_form,
-                           confirm=request.args.get("confirm") == "1", form=ActionForm(), now=utcnow())
+                           confirm=request.args.get("confirm") == "1", form=ActionForm(), now=utcnow(),
+                           test=follow_ups.carried())
 
 
 @bp.get("/digests/preview.html")
@@ -94,16 +95,19 @@ def digest_send():
     post_ids, subject, intro = _choice()
     send_at = request.form.get("send_at")
     try:
+        subject, test = follow_ups.subject_test(subject, post_ids)
         if send_at is None:
-            digest = digests.create_digest(db.session, subject, intro, post_ids)
+            digest = digests.create_digest(db.session, subject, intro, post_ids, **test)
         else:
             digest = digest_schedule.schedule_digest(
-                db.session, digest_schedule.read_send_at(send_at, naive_is_utc=True), subject, intro, post_ids)
+                db.session, digest_schedule.read_send_at(send_at, naive_is_utc=True), subject, intro, post_ids,
+                **test)
     except (digests.NothingNew, digests.DigestError) as exc:
         db.session.rollback()
-        if getattr(exc, "field", None) == "send_at":
-            flash(f"Nothing was scheduled: {exc}", "error")
-            return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro))
+        if getattr(exc, "field", None) in ("send_at", "subjects", "test_share", "decide_after_hours"):
+            flash(f"Nothing was {'scheduled' if send_at else 'sent'}: {exc}", "error")
+            return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro,
+                                    **follow_ups.carried()))
         earlier = digests.digest_carrying(db.session, post_ids, utcnow() - SENT_TWICE_WITHIN)
         if earlier is not None:
             flash("This digest is already on its way (the form was sent twice): here is how it is going.", "ok")

@@ -9,7 +9,7 @@ from ..extensions import db
 from ..links import unsubscribe_url
 from ..models import Digest, Subscriber
 from ..outbox import digest_mail, ledger
-from ..posts import digest_schedule, digests, engagement, reputation
+from ..posts import digest_schedule, digests, engagement, reputation, resends, subject_tests
 from . import bp, error, read_json_object
 
 
@@ -20,11 +20,15 @@ def create_digest():
     audience = body.get("audience", "every")
     if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
         return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
-                     '"dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time with offset}, all optional.', 400)
+                     '"dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time with offset, "subjects": [str], '
+                     '"test_share": number, "decide_after_hours": number}, all optional.', 400)
     if body.get("test_to") is not None and not isinstance(body["test_to"], str):
         return error('"test_to" must be one email address, as a string: "editor@example.com".', 400, field="test_to")
     try:
-        return _compose(body, subject, intro, post_ids, audience)
+        test = subject_tests.read_test(body.get("subjects"), body.get("test_share"), body.get("decide_after_hours"))
+        if test and subject is not None:
+            raise digests.DigestError('give "subject" or "subjects" (a subject test), not both', field="subjects")
+        return _compose(body, test["subjects"][0] if test else subject, intro, post_ids, audience, test)
     except digests.NothingNew as exc:
         return error(str(exc), 409)
     except digests.DigestError as exc:
@@ -34,8 +38,9 @@ def create_digest():
         return error(str(exc), 422, field="test_to")
 
 
-def _compose(body: dict, subject, intro, post_ids, audience):
-    """A dry run, a test copy, a digest scheduled for send_at, or one sent now."""
+def _compose(body: dict, subject, intro, post_ids, audience, test: dict):
+    """A dry run, a test copy, a digest scheduled for send_at, or one sent now; `test`: its subject test's columns
+    (the dry run and the test copy show the first subject)."""
     send_at = None if body.get("send_at") is None else digest_schedule.read_send_at(body["send_at"])
     if body.get("dry_run"):
         posts = digests.choose_posts(db.session, post_ids, audience)
@@ -48,9 +53,9 @@ def _compose(body: dict, subject, intro, post_ids, audience):
         ledger.wake()
         return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
     if send_at is not None:
-        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience)
+        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience, **test)
     else:
-        digest = digests.create_digest(db.session, subject, intro, post_ids, audience)
+        digest = digests.create_digest(db.session, subject, intro, post_ids, audience, **test)
     db.session.commit()
     if send_at is None:
         ledger.wake()
@@ -78,9 +83,35 @@ def digest_status(digest_id: int):
     state = {**digests.progress(db.session, digest), "audience": digest.audience,
              **engagement.digest_clicks(db.session, digest).as_json(),
              **reputation.digest_rates(db.session, [digest.id])[digest.id].as_json(),
-             "paused_reason": digest.paused_reason}
+             "paused_reason": digest.paused_reason, "subject_test": subject_tests.variants(db.session, digest),
+             **resends.summary(db.session, digest)}
     db.session.commit()
     return jsonify(state)
+
+
+@bp.post("/digests/<int:digest_id>/resend")
+def resend_digest(digest_id: int):
+    """The digest again, under a new subject, to its readers who did not engage: now or after_hours later."""
+    digest = _digest(digest_id)
+    if digest is None:
+        return error(f"There is no digest {digest_id}.", 404)
+    body = read_json_object() if request.content_length else {}
+    try:
+        subject, after_hours, unless = resends.read_resend(body.get("subject"), body.get("after_hours"),
+                                                           body.get("unless"))
+        resend = resends.schedule_resend(db.session, digest, subject, after_hours, unless)
+        if not after_hours:
+            digests.start_digest(db.session, resend)
+    except resends.AlreadyResent as exc:
+        db.session.rollback()
+        return error(str(exc), 409)
+    except digests.DigestError as exc:
+        db.session.rollback()
+        return error(str(exc), 422, field=exc.field)
+    db.session.commit()
+    if not after_hours:
+        ledger.wake()
+    return jsonify({**digests.progress(db.session, resend), **resends.summary(db.session, resend)}), 202
 
 
 @bp.post("/digests/<int:digest_id>/<any(pause, resume, cancel):action>")

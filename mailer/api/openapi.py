@@ -77,7 +77,32 @@ SCHEMAS = {
                                  for n in ("hard_bounce_rate", "complaint_rate")},
                               "paused_reason": {"type": ["string", "null"], "description":
                                                 "why the reputation guard paused it, with the figures; null when "
-                                                "it did not (GET /digests/{id} only)"}}},
+                                                "it did not (GET /digests/{id} only)"},
+                              "subject_test": {"oneOf": [{"type": "null"}, _ref("SubjectTest")],
+                                               "description": "its subject test (GET /digests/{id} only)"},
+                              "resend": {"oneOf": [{"type": "null"}, _ref("ResendSummary")],
+                                         "description": "its resend, if it has one"},
+                              "follows": {"type": "integer", "description": "a resend: the digest it follows up"},
+                              "unless": {"enum": ["clicked", "opened"],
+                                         "description": "a resend: what made a reader of the digest engaged"}}},
+    "SubjectTest": {"type": "object", "required": ["subjects", "state", "winner", "variants"], "properties": {
+        "subjects": {"type": "array", "items": {"type": "string"}}, "test_share": {"type": "number"},
+        "decide_at": NULLABLE_TIME, "state": {"enum": ["testing", "decided"]},
+        "winner": {"type": ["integer", "null"], "description": "the index of the winning subject"},
+        "winning_subject": {"type": ["string", "null"]},
+        "variants": {"type": "array", "items": {"type": "object", "properties": {
+            "subject": {"type": "string"},
+            **{n: {"type": "integer"} for n in ("recipients", "sent", "human_clickers", "human_openers")}}}}}},
+    "ResendSummary": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "subject": {"type": "string"},
+        "status": {"enum": ["scheduled", "sending", "paused", "cancelled"]}, "unless": {"enum": ["clicked", "opened"]},
+        "send_at": NULLABLE_TIME, "recipients": {"type": "integer"}}},
+    "Resend": {"type": "object", "required": ["subject"], "properties": {
+        "subject": {"type": "string", "description": "the new subject (one line, at most 200 characters)"},
+        "after_hours": {"type": "number", "minimum": 0, "maximum": 720,
+                        "description": "when, from now (default 0: now); who has not engaged is decided then"},
+        "unless": {"enum": ["clicked", "opened"], "description": "skip readers with a human click (default), or "
+                                                                  "with a human open or click (OPEN_TRACKING on)"}}},
     "NewDigest": {"type": "object", "properties": {
         "subject": {"type": "string"}, "intro": {"type": "string"},
         "post_ids": {"type": "array", "items": {"type": "integer"}},
@@ -88,7 +113,14 @@ SCHEMAS = {
                     "description": "ISO 8601 with an offset (2026-12-24T09:00:00+01:00): keep the digest, owing "
                                    "nothing, until then; beat starts it for the readers confirmed at that time. "
                                    "Cancel it before with POST /digests/{id}/cancel. A time without an offset, "
-                                   "unreadable or not in the future gets 400 naming the field"}}},
+                                   "unreadable or not in the future gets 400 naming the field"},
+        "subjects": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4,
+                     "description": "a subject test, instead of subject: each subject goes to an equal part of "
+                                    "test_share of the readers; after decide_after_hours the one with the most "
+                                    "human clickers (ties: the first) goes to the rest"},
+        "test_share": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                       "description": "the fraction of the readers in the test (default 0.2)"},
+        "decide_after_hours": {"type": "number", "minimum": 0, "maximum": 720, "description": "default 4"}}},
 }
 
 PATHS = {
@@ -148,6 +180,12 @@ PATHS = {
         "parameters": [DIGEST_PATH, {"name": "action", "in": "path", "required": True,
                                      "schema": {"enum": ["pause", "resume", "cancel"]}}],
         "responses": {"200": _json(_ref("Digest"), "Progress"), **_errors(404, 409)}}},
+    "/digests/{digest_id}/resend": {"post": {
+        "summary": "Resend the digest under a new subject to its readers with no human click (or open), now or "
+                   "later; at most once per digest (409 after)",
+        "parameters": [DIGEST_PATH], "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Resend")}}},
+        "responses": {"202": _json(_ref("Digest"), "The resend: sending, or scheduled for after_hours"),
+                      **_errors(404, 409, 422)}}},
     "/digests/preview": {"get": {
         "summary": "The next digest as a subscriber (or anyone) would see it",
         "parameters": [{"name": "email", "in": "query", "schema": {"type": "string"}},

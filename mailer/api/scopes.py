@@ -12,6 +12,7 @@ NEEDS = {
     ("POST", "/feed/fetch"): "send",
     ("POST", "/digests"): "send",
     ("POST", "/digests/{digest_id}/{action}"): "send",
+    ("POST", "/digests/{digest_id}/resend"): "send",
 }
 PUBLIC = {("GET", "/openapi.json")}
 READING = {"GET", "HEAD", "OPTIONS"}

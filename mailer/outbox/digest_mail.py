@@ -41,22 +41,28 @@ class DigestFrame(NamedTuple):
 
 
 @lru_cache(maxsize=16)
-def _cached_frame(digest_id: int, owed_at: datetime, app_key: int, settings_version: str) -> DigestFrame:
+def _cached_frame(digest_id: int, owed_at: datetime, app_key: int, settings_version: str,
+                  variant: int | None) -> DigestFrame:
     digest = db.session.get(Digest, digest_id)
-    parts = render_digest(digest.subject, digest.intro, digest.posts, for_recipients=True, digest_id=digest_id)
+    # A subject test's reader gets their variant's subject; a resend links to its digest's archive page.
+    subject = digest.subject if variant is None else digest.subjects[variant]
+    parts = render_digest(subject, digest.intro, digest.posts, for_recipients=True,
+                          digest_id=digest.follows_id or digest_id)
     studio = identity.current()
     return DigestFrame(ListMailFrame(parts, studio.mail_from, studio.list_id(), studio.reply_to),
                        tuple((p.id, p.url) for p in digest.posts))
 
 
-def digest_frame(digest_id: int, owed_at: datetime) -> DigestFrame:
+def digest_frame(digest_id: int, owed_at: datetime, variant: int | None = None) -> DigestFrame:
     """The frame and its post ids, rendered once per digest per worker process; only the per-recipient values vary.
 
     `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a
     database restored or reset under a running worker, where an id comes round again, never gets an old frame;
     so is the settings' version, so the mail after a change in the console has the new name, logo and footer.
+    `variant`: the subject of a subject test the row is for (its payload's), None for the digest's own.
     """
-    return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()), identity.current().version)
+    return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()), identity.current().version,
+                         variant)
 
 
 def test_frame(payload: dict) -> Parts:

@@ -7,7 +7,7 @@ import threading
 import time
 
 from flask import current_app
-from sqlalchemy import JSON, ColumnElement, cast, func, literal, select
+from sqlalchemy import JSON, ColumnElement, Text, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..dialect import insert_for
@@ -32,8 +32,12 @@ def as_select(row: dict) -> list:
     """An owed_row as the column list of an INSERT … SELECT: its SQL expressions as they are, its values as literals."""
     columns = Delivery.__table__.c
     return [value if isinstance(value, ColumnElement) or hasattr(value, "__clause_element__") else
-            cast(literal(json.dumps(value)), JSON) if isinstance(value, dict) else literal(value, columns[name].type)
+            cast(literal(json.dumps(value)), PAYLOAD) if isinstance(value, dict) else literal(value, columns[name].type)
             for name, value in row.items()]
+
+
+# PostgreSQL needs the JSON text cast to json; SQLite's CAST(… AS JSON) has numeric affinity and makes it 0.
+PAYLOAD = JSON().with_variant(Text(), "sqlite")
 
 
 def queue(session: Session, kind: str, subscriber_id: int | None, dedupe_key: str, *,

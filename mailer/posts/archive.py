@@ -11,8 +11,11 @@ PAGE_SIZE = 20
 
 def _public():
     # Sending or sent: a reader may follow "View in your browser" from the first mail of a digest on.
-    # Paused and cancelled digests are not (yet) the author's word to everyone; test copies are no digests.
-    return select(Digest).where(Digest.status == DigestStatus.SENDING.value, Digest.recipients > 0)
+    # Paused and cancelled digests are not (yet) the author's word to everyone; test copies are no digests; a
+    # resend is its digest again (its mail links to the digest's page). A subject test shows its digest's subject:
+    # the first until the winner is chosen, the winner after.
+    return select(Digest).where(Digest.status == DigestStatus.SENDING.value, Digest.recipients > 0,
+                                Digest.follows_id.is_(None))
 
 
 def page(session: Session, before_id: int | None = None, size: int = PAGE_SIZE) -> tuple[list[Digest], int | None]:

@@ -56,14 +56,15 @@ def _result(digest: Digest, counts: dict[str, int] | None) -> Result:
     if counts is not None:
         pending = sum(counts.get(s, 0) for s in PENDING)
         sent, failed, skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
-        if pending == 0:
-            # Sent, failed and skipped are final: these counts can no longer change.
+        if pending == 0 and not digest.testing:
+            # Sent, failed and skipped are final: these counts can no longer change (a subject test's rest is
+            # still to come).
             digest.sent_count, digest.failed_count, digest.skipped_count = sent, failed, skipped
             digest.finished_at = utcnow()
     else:
         pending, sent, failed, skipped = 0, digest.sent_count, digest.failed_count, digest.skipped_count
     status = digest.status
-    if status in (DigestStatus.SENDING.value, DigestStatus.PAUSED.value) and pending == 0:
+    if status in (DigestStatus.SENDING.value, DigestStatus.PAUSED.value) and pending == 0 and not digest.testing:
         status = "sent"  # paused while its last mails were in a worker's hands: nothing is held, all went
     return Result(digest.id, digest.subject, status, digest.recipients, sent or 0, failed or 0, skipped or 0, pending,
                   aware(digest.created_at), digest.send_at and aware(digest.send_at),

@@ -5,6 +5,7 @@ import uuid
 from calendar import monthrange
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import String, and_, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from ..dialect import on_postgresql
 from ..mail.messages import has_control_character
 from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post, utcnow
 from ..outbox import ledger
+from . import click_buffer
 from .digest_results import results
 from .store import clean_title
 
@@ -38,8 +40,10 @@ def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: 
 
     The monthly summary takes only the posts published in the month before `now`.
     """
+    # A resend carries its digest's posts again: only the digests themselves say which posts went.
     sent = (select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
-            .where(Digest.status != DigestStatus.CANCELLED.value, Digest.audience == audience))
+            .where(Digest.status != DigestStatus.CANCELLED.value, Digest.audience == audience,
+                   Digest.follows_id.is_(None)))
     now = now or utcnow()
     when = or_(Post.published_at.is_(None), Post.published_at <= now)
     if audience == "monthly":
@@ -91,10 +95,11 @@ def default_subject(posts: list[Post]) -> str:
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
-                  post_ids: list[int] | None = None, audience: str = "every") -> Digest:
-    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement."""
-    digest = compose_digest(session, subject, intro, post_ids, audience)
-    digest.recipients = owe_digest(session, digest.id, audience)
+                  post_ids: list[int] | None = None, audience: str = "every", **values) -> Digest:
+    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement; `values` are
+    more of its columns (a subject test's, posts/subject_tests.read_test)."""
+    digest = compose_digest(session, subject, intro, post_ids, audience, **values)
+    digest.recipients = owe_now(session, digest)
     _tell_the_planner(session)
     return digest
 
@@ -114,18 +119,34 @@ def compose_digest(session: Session, subject: str | None, intro: str | None, pos
 def start_digest(session: Session, digest: Digest) -> bool:
     """Owe a scheduled digest's mails now, once: a conditional UPDATE lets one of two racing callers (two beats, a
     click and the beat) in; the other gets False and owes nothing."""
+    if digest.follows_id is not None:
+        # Who engaged decides who gets a resend: the clicks waiting in Redis first (this commits).
+        click_buffer.drain(session, current_app.config)
     if not _turn(session, digest, DigestStatus.SCHEDULED.value, DigestStatus.SENDING.value):
         return False
-    digest.recipients = owe_digest(session, digest.id, digest.audience)
+    digest.recipients = owe_now(session, digest)
     _tell_the_planner(session)
     return True
+
+
+def owe_now(session: Session, digest: Digest) -> int:
+    """Owe the mails a digest owes when it starts: a resend's to the readers who did not engage, a subject test's
+    to its test share, any other's to every reader of its audience."""
+    from . import resends, subject_tests  # both build on this module
+
+    if digest.follows_id is not None:
+        return resends.owe_resend(session, digest)
+    if digest.subjects:
+        return subject_tests.owe_test(session, digest)
+    return owe_digest(session, digest.id, digest.audience)
 
 
 def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every") -> Digest | None:
     """The newest digest for `audience` made since `since` with exactly these posts: where a form sent twice went
     the first time. (Another choice of posts is another digest, whatever they share.)"""
     recent = session.scalars(select(Digest).where(Digest.created_at >= since, Digest.audience == audience,
-                                                  Digest.status != DigestStatus.CANCELLED.value)
+                                                  Digest.status != DigestStatus.CANCELLED.value,
+                                                  Digest.follows_id.is_(None))
                              .order_by(Digest.id.desc()).limit(20))
     return next((d for d in recent if {p.id for p in d.posts} == set(post_ids)), None) if post_ids else None
 
@@ -156,14 +177,20 @@ def readers(audience: str = "every", now: datetime | None = None):
             or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now))
 
 
-def owe_digest(session: Session, digest_id: int, audience: str = "every") -> int:
-    """INSERT … SELECT one delivery per reader of `audience`: no Python loop, whatever the list size."""
-    now = utcnow()
-    row = ledger.owed_row("digest", Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String), now,
-                          digest_id=digest_id)
-    rows = select(*ledger.as_select(row)).where(*readers(audience, now))
+def owe_digest(session: Session, digest_id: int, audience: str = "every", *where, payload: dict | None = None,
+               now: datetime | None = None) -> int:
+    """INSERT … SELECT one delivery per reader of `audience` (and of `where`): no Python loop, whatever the list
+    size. Every mail of a digest, whatever its part (a test's, the rest's, a resend's), has the key digest_key."""
+    now = now or utcnow()
+    row = ledger.owed_row("digest", Subscriber.id, digest_key(digest_id), now, digest_id=digest_id, payload=payload)
+    rows = select(*ledger.as_select(row)).where(*readers(audience, now), *where)
     insert = Delivery.__table__.insert().from_select(list(row), rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
+
+
+def digest_key(digest_id: int):
+    """The dedupe key of a reader's copy of a digest, as SQL over Subscriber.id: one copy each, never two."""
+    return literal(f"digest:{digest_id}:") + cast(Subscriber.id, String)
 
 
 def confirmed_count(audience: str = "every"):
@@ -226,7 +253,7 @@ def _require_mail_left(session: Session, digest: Digest, action: str) -> None:
     same readers again."""
     left = session.scalar(select(Delivery.id).where(Delivery.digest_id == digest.id,
                                                     Delivery.status.in_([QUEUED, SENDING, HELD])).limit(1))
-    if left is None:
+    if left is None and not digest.testing:  # a subject test's rest is still to be owed
         raise DigestError(f"digest {digest.id} has finished sending: there is no mail left to {action}")
 
 
