@@ -97,7 +97,8 @@ def main() -> None:
         wait_for_gunicorn(port)
         base = f"http://127.0.0.1:{port}"
         print(c.machine_line())
-        print(f"gunicorn worker peak RSS before any download: {c.memory_kb(c.children(gunicorn.pid)[0])[1] / 1024:.0f} MB")
+        before = c.memory_kb(c.children(gunicorn.pid)[0])[1]
+        print(f"gunicorn worker peak RSS before any download: {before / 1024:.0f} MB")
         print(f"gunicorn 1 sync worker; {args.mb} MB file; {args.downloads} downloads per line; curl on loopback")
         fetch(base + in_db)  # warm up: the worker's first requests import and connect
         fetch(base + on_disk)

@@ -168,3 +168,17 @@ def test_a_finished_import_keeps_its_report_and_lets_its_file_go(either_app):
     assert state["created"] == 5 and imports.load(db.session, token)["created"] == 5
     assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
     assert db.session.scalar(select(SubscriberImport.upload_id)) is None
+
+
+def test_the_page_is_told_busy_while_a_worker_holds_the_import(admin):
+    from tests.admin_helpers import token
+
+    data = {"csrf_token": token(admin, "/admin/subscribers/import"), "file": (io.BytesIO(b"email\na@example.com\n"),
+                                                                              "list.csv")}
+    started = admin.post("/admin/subscribers/import", data=data, content_type="multipart/form-data")
+    db.session.execute(update(SubscriberImport).values(busy_until=utcnow() + timedelta(minutes=1)))
+    db.session.commit()
+    headers = {"Accept": "application/json", "X-CSRFToken": token(admin)}
+    busy = admin.post(started.headers["Location"] + "/step", headers=headers).get_json()
+    assert busy["busy"] and not busy["done"] and busy["rows"] == 0
+    assert "Importing…" in admin.get(started.headers["Location"]).text
