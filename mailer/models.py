@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -117,11 +118,42 @@ class LeadMagnet(db.Model):
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    # Absolute path, or relative to mailer/magnets/ for the files shipped with the package.
+    # Relative to mailer/magnets/ for the files shipped with the package; empty when the file is an Upload (one
+    # uploaded in the console); an absolute path for one uploaded before uploads were kept in the database.
     file: Mapped[str] = mapped_column(String(500))
     filename: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(100), default="application/pdf")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Upload(db.Model):
+    """A file uploaded in the console (a magnet's, or a CSV being imported), kept in parts so every host reads it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A magnet's file: its newest upload is the one served; the older ones are deleted when it is replaced.
+    magnet_id: Mapped[int | None] = mapped_column(ForeignKey("lead_magnet.id", ondelete="CASCADE"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    part_size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class UploadPart(db.Model):
+    upload_id: Mapped[int] = mapped_column(ForeignKey("upload.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SubscriberImport(db.Model):
+    """A CSV uploaded in the console, imported a part at a time by whichever web host or worker holds its lease."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    upload_id: Mapped[int | None] = mapped_column(ForeignKey("upload.id", ondelete="SET NULL"))  # gone once done
+    state: Mapped[dict] = mapped_column(JSON)  # the counts, offset and report the progress page shows
+    busy_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 
 
 class Download(db.Model):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from mailer.admin import stats
 from mailer.extensions import db
-from mailer.models import Delivery, Digest, LeadMagnet, Post, Subscriber, WelcomeStep
+from mailer.models import Delivery, Digest, LeadMagnet, Post, Subscriber, Upload, WelcomeStep
 from mailer.people import privacy
 from tests import factories
 from tests.admin_helpers import create_admin, fresh_g_per_request, log_in, token  # noqa: F401
@@ -250,14 +250,21 @@ def test_post_ids_that_are_no_row_ids_are_left_out(admin):
     assert preview.status_code == 200 and "First post" in preview.text
 
 
+def stored_bytes(magnet_id: int) -> bytes:
+    from mailer.uploads import store
+
+    with store.open_upload(db.engine, store.newest_for_magnet(db.session, magnet_id)) as f:
+        return f.read()
+
+
 def test_magnets_list_new_upload_and_edit(admin, app, tmp_path):
     assert "Manager&#39;s Handbook" in admin.get("/admin/magnets").text
     form = {"csrf_token": token(admin, "/admin/magnets/new"), "slug": "checklist", "title": "Interview checklist",
             "description": "One page.", "file": (io.BytesIO(b"%PDF-1.4 test"), "Check list.pdf")}
     assert admin.post("/admin/magnets/new", data=form, content_type="multipart/form-data").status_code == 302
     magnet = db.session.scalar(select(LeadMagnet).where(LeadMagnet.slug == "checklist"))
-    path = Path(magnet.file)
-    assert path.is_absolute() and path.parent == tmp_path / "magnets" and path.read_bytes().startswith(b"%PDF")
+    assert magnet.file == "" and not (tmp_path / "magnets").exists()  # in the database, on no host's disk
+    assert stored_bytes(magnet.id) == b"%PDF-1.4 test"
     assert magnet.filename == "Check_list.pdf" and magnet.content_type == "application/pdf"
     dup = {**form, "file": (io.BytesIO(b"x"), "x.pdf"), "csrf_token": token(admin, "/admin/magnets/new")}
     assert "already a magnet" in admin.post("/admin/magnets/new", data=dup, content_type="multipart/form-data").text
@@ -266,7 +273,8 @@ def test_magnets_list_new_upload_and_edit(admin, app, tmp_path):
     assert admin.post(f"/admin/magnets/{magnet.id}", data=edit, content_type="multipart/form-data").status_code == 302
     db.session.expire_all()
     magnet = db.session.get(LeadMagnet, magnet.id)
-    assert magnet.title == "The interview checklist" and Path(magnet.file).read_bytes() == b"%PDF-1.5 new"
+    assert magnet.title == "The interview checklist" and stored_bytes(magnet.id) == b"%PDF-1.5 new"
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 1  # the file it replaced is gone
     from mailer.links import download_url
 
     factories.subscribers(1)

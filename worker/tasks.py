@@ -102,3 +102,18 @@ def purge_unconfirmed() -> None:
     from mailer.people.housekeeping import purge_unconfirmed as purge
 
     purge(db.session, utcnow())
+
+
+@shared_task(ignore_result=True)
+def import_file(token: str) -> None:
+    """Import the next part of a CSV uploaded in the console, then ask for the part after it (any worker takes it)."""
+    from mailer.admin import imports
+
+    state = imports.step(db.session, token)
+    if state is None:
+        return
+    if state["mails_owed"]:
+        ledger.wake()
+    if not state["done"]:
+        # Busy: the console's page is stepping it itself just now; look again in a second.
+        import_file.apply_async((token,), countdown=1 if state.get("busy") else 0)

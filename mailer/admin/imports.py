@@ -1,38 +1,35 @@
-"""A CSV upload imported a chunk per request, so the page can show progress; resumable, state kept beside the file."""
+"""A CSV upload imported a part per step, so the page can show progress; resumable. The file and its state live in
+the database, so the page on any web host shows it and any worker (or the page itself) carries it on, one at a time
+under a lease."""
 from __future__ import annotations
 
-import fcntl
-import json
+import logging
 import re
 import secrets
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
+from flask import current_app
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..models import SubscriberImport, Upload, utcnow
 from ..people.importing import ImportFileError, ImportReport, ImportStopped, guess_delimiter, import_subscribers
+from ..uploads import store
 
+log = logging.getLogger(__name__)
 CHUNK = 2000  # records per step: a second or two of work
 # The rows read are the sum of the six after "rows", each row counted once; mails_owed is counted beside them.
 COUNTS = ("rows", "created", "updated", "duplicates", "suppressed", "erased", "skipped", "mails_owed")
 KEEP_BAD_LINES = 1000
+LEASE = timedelta(minutes=5)  # far longer than a step: only a host that died mid-step is waited for
 
 
-def folder(instance: str) -> Path:
-    path = Path(instance) / "imports"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def start(session: Session, upload: BinaryIO, filename: str, confirmed: bool) -> str:
+    """Check the upload's header and store it; returns the import's id. ImportFileError if it cannot be imported.
 
-
-def start(session: Session, instance: str, upload: BinaryIO, filename: str, confirmed: bool) -> str:
-    """Store the upload and check its header; returns the import's id. ImportFileError if it cannot be imported."""
-    token = secrets.token_hex(8)
-    csv_path = folder(instance) / f"{token}.csv"
-    with csv_path.open("wb") as out:
-        while block := upload.read(1 << 20):
-            out.write(block)
-    with csv_path.open("rb") as f:
-        header, first = f.readline(), f.readline()
+    The caller commits, then hands the import to a worker (hand_to_worker)."""
+    header, first = upload.readline(), upload.readline()
     try:
         text = header.decode()
         # One delimiter for the whole file, guessed as the CLI does from the header and the first record: a part
@@ -40,41 +37,68 @@ def start(session: Session, instance: str, upload: BinaryIO, filename: str, conf
         delimiter = guess_delimiter([text, first.decode(errors="replace")])
         import_subscribers(session, [text], confirmed, filename, delimiter=delimiter)  # checked, nothing added
     except (ImportFileError, UnicodeDecodeError) as exc:
-        csv_path.unlink()
         raise ImportFileError(str(exc) if isinstance(exc, ImportFileError) else
                               "The first line is not UTF-8 text; save the file as 'CSV UTF-8' and upload it again.")
-    state = {"name": filename[:200], "confirmed": confirmed, "size": csv_path.stat().st_size, "offset": len(header),
-             "line": 2, "done": False, "error": None, "bad_lines": [], "delimiter": delimiter, **{k: 0 for k in COUNTS}}
-    _save(instance, token, state)
+    upload.seek(0)
+    stored = store.save(session, upload)
+    token = secrets.token_hex(8)
+    session.add(SubscriberImport(token=token, upload_id=stored.id, state={
+        "name": filename[:200], "confirmed": confirmed, "size": stored.size, "offset": len(header), "line": 2,
+        "done": False, "error": None, "bad_lines": [], "delimiter": delimiter, **{k: 0 for k in COUNTS}}))
     return token
 
 
-def load(instance: str, token: str) -> dict | None:
-    path = folder(instance) / f"{token}.json"
-    return json.loads(path.read_text()) if token.isalnum() and path.is_file() else None
+def hand_to_worker(token: str) -> None:
+    """Ask a worker to carry the import on; call after commit. Without one, the progress page's steps do it."""
+    try:
+        current_app.extensions["celery"].send_task("worker.tasks.import_file", args=[token], ignore_result=True)
+    except Exception as exc:  # any broker failure: the import waits in the database for the page's steps
+        log.warning("could not reach the task broker (%s); the import goes on while its page is open", exc)
 
 
-def step(session: Session, instance: str, token: str, records: int | None = None) -> dict | None:
-    """Import the next `records` records and return the state; another request already at work is left to it."""
-    state = load(instance, token)
-    if state is None or state["done"]:
-        return state
-    with (folder(instance) / f"{token}.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return state
-        state = load(instance, token)
-        if not state["done"]:
-            _run(session, instance, token, state, records or CHUNK)
-            _save(instance, token, state)
+def load(session: Session, token: str) -> dict | None:
+    return session.scalar(select(SubscriberImport.state).where(SubscriberImport.token == token))
+
+
+def step(session: Session, token: str, records: int | None = None) -> dict | None:
+    """Import the next `records` records and return the state; one already at work elsewhere is left to it (busy)."""
+    row = session.scalar(select(SubscriberImport).where(SubscriberImport.token == token))
+    if row is None or row.state["done"]:
+        return row and row.state
+    import_id, upload_id, lease = row.id, row.upload_id, _claim(session, row.id)
+    if lease is None:
+        return {**row.state, "busy": True}
+    state = dict(session.scalar(select(SubscriberImport.state).where(SubscriberImport.id == import_id)))
+    if not state["done"]:
+        upload = session.get(Upload, upload_id) if upload_id else None
+        if upload is None:
+            state.update(done=True, error="The uploaded file is gone; upload it again (importing again is safe).")
+        else:
+            _run(session, upload, state, records or CHUNK)
+    # Written only while the lease is ours: a step that outlived it leaves the state to the one that took over.
+    saved = session.execute(update(SubscriberImport).where(
+        SubscriberImport.id == import_id, SubscriberImport.busy_until == lease).values(
+        state=state, busy_until=None, updated_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if saved and state["done"] and upload_id:
+        session.execute(delete(Upload).where(Upload.id == upload_id))  # the import's row keeps the report
+    session.commit()
     return state
 
 
-def _run(session: Session, instance: str, token: str, state: dict, records: int) -> None:
-    csv_path = folder(instance) / f"{token}.csv"
+def _claim(session: Session, import_id: int) -> datetime | None:
+    now = utcnow()
+    lease = now + LEASE
+    claimed = session.execute(update(SubscriberImport).where(
+        SubscriberImport.id == import_id,
+        or_(SubscriberImport.busy_until.is_(None), SubscriberImport.busy_until < now)).values(
+        busy_until=lease).execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    return lease if claimed else None
+
+
+def _run(session: Session, upload: Upload, state: dict, records: int) -> None:
     line, error = state["line"], None
-    with csv_path.open("rb") as f:
+    with store.open_upload(session.get_bind(), upload) as f:
         header = f.readline().decode()
         f.seek(state["offset"])
         lines, used = [], 0
@@ -91,20 +115,19 @@ def _run(session: Session, instance: str, token: str, state: dict, records: int)
     if lines:
         try:
             report = import_subscribers(session, [header, *lines], state["confirmed"], state["name"],
-                                        delimiter=state.get("delimiter"))  # get: a state saved before it was kept
+                                        delimiter=state["delimiter"])
         except ImportStopped as exc:
             report, error = exc.report, re.sub(r"^Line (\d+)", lambda m: f"Line {line + int(m[1]) - 2}", str(exc))
         except ImportFileError as exc:  # the file as a whole, which start() checked: end the import, saying why
             report, error = ImportReport(), str(exc)
         for key in COUNTS:
-            state[key] = state.get(key, 0) + getattr(report, key)  # get: a state saved before "erased" was counted
+            state[key] += getattr(report, key)
         room = KEEP_BAD_LINES - len(state["bad_lines"])
         state["bad_lines"] += [[line + n - 2, reason] for n, reason in report.bad_lines[:max(room, 0)]]
     state["offset"] += used
     state["line"] += len(lines)
     if error or not lines or state["offset"] >= state["size"]:
         state.update(done=True, error=error)
-        csv_path.unlink()
 
 
 def _record(f: BinaryIO) -> tuple[list[str], int] | None:
@@ -117,10 +140,3 @@ def _record(f: BinaryIO) -> tuple[list[str], int] | None:
         if quotes % 2 == 0:
             return lines, used
     return (lines, used) if lines else None
-
-
-def _save(instance: str, token: str, state: dict) -> None:
-    path = folder(instance) / f"{token}.json"
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps(state))
-    temp.replace(path)

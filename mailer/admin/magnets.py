@@ -3,29 +3,25 @@ from __future__ import annotations
 
 import mimetypes
 import re
-import secrets
-from pathlib import Path
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from sqlalchemy import func, select
 from werkzeug.utils import secure_filename
 
 from ..extensions import db
 from ..models import Download, LeadMagnet, WelcomeStep
+from ..uploads import store
 from . import bp
 from .forms import MagnetForm, NewMagnetForm
 
 
-def store_file(upload, slug: str) -> tuple[str, str, str]:
-    """Save an upload under the instance folder; returns (absolute path, download name, content type)."""
-    name = secure_filename(upload.filename or "") or f"{slug}.pdf"
-    folder = Path(current_app.config["INSTANCE_PATH"]) / "magnets"
-    folder.mkdir(parents=True, exist_ok=True)
-    # A new name each time: links already mailed keep working, and a half-written file is never served.
-    path = folder / f"{slug}-{secrets.token_hex(4)}{Path(name).suffix.lower()}"
-    upload.save(str(path))
-    kind = mimetypes.guess_type(name)[0] or upload.mimetype or "application/octet-stream"
-    return str(path), name, kind
+def store_file(magnet: LeadMagnet, upload) -> None:
+    """Keep an upload in the database as the magnet's file, in the caller's transaction (every host serves it)."""
+    name = secure_filename(upload.filename or "") or f"{magnet.slug}.pdf"
+    # The file it replaces is deleted in the same transaction: the magnet always has exactly one.
+    store.forget_older(db.session, store.save(db.session, upload.stream, magnet_id=magnet.id))
+    magnet.file, magnet.filename = "", name
+    magnet.content_type = mimetypes.guess_type(name)[0] or upload.mimetype or "application/octet-stream"
 
 
 @bp.get("/magnets")
@@ -47,9 +43,11 @@ def magnet_new():
         elif db.session.scalar(select(LeadMagnet.id).where(LeadMagnet.slug == slug)):
             form.slug.errors.append(f"There is already a magnet called {slug!r}.")
         else:
-            path, name, kind = store_file(form.file.data, slug)
-            db.session.add(LeadMagnet(slug=slug, title=form.title.data.strip(), file=path, filename=name,
-                                      description=(form.description.data or "").strip(), content_type=kind))
+            magnet = LeadMagnet(slug=slug, title=form.title.data.strip(), file="", filename="",
+                                description=(form.description.data or "").strip())
+            db.session.add(magnet)
+            db.session.flush()
+            store_file(magnet, form.file.data)
             db.session.commit()
             flash(f"Added “{form.title.data.strip()}”. Use magnet={slug} in a signup form to offer it.", "ok")
             return redirect(url_for("admin.magnets"))
@@ -64,7 +62,7 @@ def magnet_edit(magnet_id: int):
         magnet.title = form.title.data.strip()
         magnet.description = (form.description.data or "").strip()
         if form.file.data:
-            magnet.file, magnet.filename, magnet.content_type = store_file(form.file.data, magnet.slug)
+            store_file(magnet, form.file.data)
         db.session.commit()
         flash(f"Saved “{magnet.title}”{' with its new file' if form.file.data else ''}.", "ok")
         return redirect(url_for("admin.magnets"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from . import admin, api_tokens, bounces, dev, digests, dns_records, embed, feeds, subscribers
+from . import admin, api_tokens, bounces, dev, digests, dns_records, embed, feeds, magnets, subscribers
 
 COMMANDS = (dev.dev, digests.digest_cli, embed.embed, api_tokens.api_token, feeds.feed, subscribers.subscribers,
-            admin.admin_cli, bounces.bounces_cli, dns_records.dns_records)
+            admin.admin_cli, bounces.bounces_cli, dns_records.dns_records, magnets.magnets_cli)
 DB_FIRST = ("upgrade", "current", "history")  # what someone running the app needs; the rest is for developers
 
 

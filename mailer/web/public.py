@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from .. import tokens
 from ..addresses import InvalidSignup
 from ..extensions import csrf, db, limiter
 from ..links import download_url
-from ..magnets import HANDBOOK_SLUG, button_text, file_path, find_magnet
+from ..magnets import HANDBOOK_SLUG, button_text, find_magnet
 from ..models import Consent, Delivery, Download, LeadMagnet, Subscriber
 from ..ops import metrics
 from ..outbox import ledger
 from ..people import networks, subscriptions
 from ..people.subscriptions import SignupRequest
 from . import captcha, form_guard, promises, thanks
+from .magnet_files import FileMissing, magnet_file
 from .origins import back_to_blog, safe_return_url, signup_source
 from .signup_input import BadRequestBody, read_signup
 
@@ -156,9 +157,14 @@ def download(token: str):
     subscriber, magnet = db.session.get(Subscriber, ids["s"]), db.session.get(LeadMagnet, ids["m"])
     if subscriber is None or magnet is None or subscriber.status not in ("confirmed", "unsubscribed"):
         raise BadLink("This download is no longer available for this address. Sign up again to get a fresh link.", 404)
+    try:
+        response = magnet_file(magnet)
+    except FileMissing:
+        return render_template("site/message.html", title="This file is not available right now",
+                               message="We could not find this file just now. Try the link again later."), 503
     db.session.add(Download(subscriber_id=subscriber.id, magnet_id=magnet.id))
     db.session.commit()
-    return send_file(file_path(magnet), mimetype=magnet.content_type, download_name=magnet.filename)
+    return response
 
 
 @bp.post("/download/<token>/renew")

@@ -46,6 +46,7 @@
   }
 
   // An uploaded CSV: import it a chunk per request, showing the counts as they grow, then show the report.
+  // While a worker (or another tab) is at it, the answer says busy: look again in a second.
   var importer = document.querySelector("[data-import-step]");
   if (importer) {
     var step = function () {
@@ -53,7 +54,7 @@
         fill(importer, { percent: s.percent, rows: s.rows, rows_noun: s.rows === 1 ? "row" : "rows",
                          created: s.created, updated: s.updated, suppressed: s.suppressed, erased: s.erased,
                          duplicates: s.duplicates, skipped: s.skipped, mails_owed: s.mails_owed });
-        if (s.done) { window.location.reload(); } else { step(); }
+        if (s.done) { window.location.reload(); } else if (s.busy) { setTimeout(step, 1000); } else { step(); }
       }).catch(function () {
         fill(importer, { status: "Interrupted: reload the page to carry on (nothing is imported twice)." });
       });
