@@ -44,7 +44,7 @@ def prepare(env: dict, readers: int, work: Path, signed: bool) -> Path:
             " created_at) SELECT 'digest', id, %s, 'digest:' || %s || ':' || id, '{}', 'sent', 1, now(), now()"
             " FROM subscriber RETURNING id, subscriber_id", (digest_id, digest_id)).fetchall()
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "SECRET_KEY": env["SECRET_KEY"],
-                      "BASE_URL": env["BASE_URL"], "CELERY_BROKER_URL": "memory://"})
+                      "ERASURE_KEY": env["ERASURE_KEY"], "BASE_URL": env["BASE_URL"], "CELERY_BROKER_URL": "memory://"})
     with app.app_context():
         def path(delivery: int, subscriber: int, post: int) -> str:
             if signed:
@@ -120,7 +120,7 @@ def _store_waiting_clicks(env: dict) -> int:
     from mailer.posts import click_buffer
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "SECRET_KEY": env["SECRET_KEY"],
-                      "REDIS_URL": env["REDIS_URL"], "CELERY_BROKER_URL": "memory://"})
+                      "ERASURE_KEY": env["ERASURE_KEY"], "REDIS_URL": env["REDIS_URL"], "CELERY_BROKER_URL": "memory://"})
     with app.app_context():
         click_buffer.drain(db.session, app.config)
         db.session.remove()
