@@ -10,7 +10,8 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep, welcome steps and digests scheduled for a time always; clicks, the purge, the feed and digests when configured."""
+    """What beat runs: the outbox sweep, welcome steps and digests scheduled for a time always; clicks, the purge, the
+    sunset rule, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -26,6 +27,9 @@ def beat_schedule(config: dict) -> dict:
     if config.get("UNCONFIRMED_PURGE_DAYS"):
         schedule["purge-unconfirmed"] = {"task": "worker.tasks.purge_unconfirmed", "schedule": timedelta(hours=1),
                                          "options": {"expires": 3600}}
+    if config.get("SUNSET_MONTHS"):  # the sunset rule, off by default (people/sunset)
+        schedule["sunset-rule"] = {"task": "worker.tasks.apply_sunset_rule", "schedule": timedelta(days=1),
+                                   "options": {"expires": 3600}}
     if config.get("FEED_URL"):
         poll = config["FEED_POLL_SECONDS"]
         schedule["poll-feed"] = {"task": "worker.tasks.fetch_feed", "schedule": timedelta(seconds=poll),

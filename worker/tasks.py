@@ -88,3 +88,19 @@ def purge_unconfirmed() -> None:
     from mailer.people.housekeeping import purge_unconfirmed as purge
 
     purge(db.session, utcnow())
+
+
+@shared_task(ignore_result=True)
+def apply_sunset_rule() -> None:
+    """Daily: stop the digests of readers who left the sunset mail unanswered, ask the newly quiet ones, wake."""
+    from mailer.people.sunset import Rule
+    from mailer.people.sunset import apply_sunset_rule as apply
+
+    rule = Rule.from_config(current_app.config)
+    if rule is None:
+        return
+    applied = apply(db.session, rule)
+    db.session.commit()
+    log.info("sunset rule: %s readers asked, digests stopped for %s", applied.asked, applied.stopped)
+    if applied.asked:
+        ledger.wake()

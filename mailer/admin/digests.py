@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..addresses import InvalidSignup
@@ -11,7 +11,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..outbox import digest_mail, ledger
 from ..posts import digest_results as results
-from ..posts import digest_schedule, digests, engagement
+from ..posts import digest_schedule, digests, engagement, local_time
 from ..web.ids import row_id, row_ids
 from . import bp, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
@@ -56,7 +56,8 @@ def digest_preview():
     test_form = TestSendForm(formdata=None, to=current_user.admin.email)
     return render_template("admin/digest_preview.html", posts=posts, parts=parts, subject=subject, intro=intro,
                            post_ids=post_ids, recipients=recipients, test_form=test_form,
-                           confirm=request.args.get("confirm") == "1", form=ActionForm(), now=utcnow())
+                           confirm=request.args.get("confirm") == "1", form=ActionForm(), now=utcnow(),
+                           author_zone=current_app.config["AUTHOR_TIME_ZONE"])
 
 
 @bp.get("/digests/preview.html")
@@ -92,16 +93,18 @@ def digest_test():
 def digest_send():
     """Send now, or (with send_at, a datetime-local value the page labels UTC) keep it for beat to start then."""
     post_ids, subject, intro = _choice()
-    send_at = request.form.get("send_at")
+    send_at, at = request.form.get("send_at"), (request.form.get("local_time") or "").strip()
     try:
+        at = local_time.read_local_time(at) if at else None  # empty: every mail at once
         if send_at is None:
-            digest = digests.create_digest(db.session, subject, intro, post_ids)
+            digest = digests.create_digest(db.session, subject, intro, post_ids, local_time=at)
         else:
             digest = digest_schedule.schedule_digest(
-                db.session, digest_schedule.read_send_at(send_at, naive_is_utc=True), subject, intro, post_ids)
+                db.session, digest_schedule.read_send_at(send_at, naive_is_utc=True), subject, intro, post_ids,
+                local_time=at)
     except (digests.NothingNew, digests.DigestError) as exc:
         db.session.rollback()
-        if getattr(exc, "field", None) == "send_at":
+        if getattr(exc, "field", None) in ("send_at", "local_time"):
             flash(f"Nothing was scheduled: {exc}", "error")
             return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro))
         earlier = digests.digest_carrying(db.session, post_ids, utcnow() - SENT_TWICE_WITHIN)

@@ -42,7 +42,13 @@ SCHEMAS = {
     "Subscriber": {"type": "object", "required": ["id", "email", "status"], "properties": {
         "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": ["string", "null"]},
         "status": {"enum": STATUSES}, "created_at": NULLABLE_TIME, "confirmed_at": NULLABLE_TIME,
-        "unsubscribed_at": NULLABLE_TIME}},
+        "unsubscribed_at": NULLABLE_TIME,
+        "time_zone": {"type": ["string", "null"], "description": "the IANA zone their browser told at signup "
+                                                                 "(Europe/Berlin); null: unknown, the author's"},
+        "sunset_at": {**NULLABLE_TIME, "description": "when digests stopped under the sunset rule (no answer to "
+                                                      "the question whether they still want them)"},
+        "status_reason": {"type": ["string", "null"], "description": "why a confirmed reader gets no digests, "
+                                                                     "when the sunset rule stopped them"}}},
     "NewSubscriber": {"type": "object", "required": ["email"], "properties": {
         "email": {"type": "string"}, "name": {"type": ["string", "null"]},
         "confirmed": {"type": "boolean", "description": "true: consent was given elsewhere, send nothing; "
@@ -77,7 +83,15 @@ SCHEMAS = {
                                  for n in ("hard_bounce_rate", "complaint_rate")},
                               "paused_reason": {"type": ["string", "null"], "description":
                                                 "why the reputation guard paused it, with the figures; null when "
-                                                "it did not (GET /digests/{id} only)"}}},
+                                                "it did not (GET /digests/{id} only)"},
+                              "local_time": {"type": ["string", "null"], "description": "HH:MM: each reader's "
+                                             "mail falls due at that time on their clock; null: all at once"},
+                              "waiting": {"type": "integer", "description": "mails waiting for their reader's "
+                                          "local time (GET /digests/{id} only)"},
+                              "waiting_by_hour": {"type": "array", "description": "those mails by the hour "
+                                                  "(UTC) they fall due (GET /digests/{id} only)", "items": {
+                                  "type": "object", "properties": {"hour": {"type": "string", "format": "date-time"},
+                                                                   "mails": {"type": "integer"}}}}}},
     "NewDigest": {"type": "object", "properties": {
         "subject": {"type": "string"}, "intro": {"type": "string"},
         "post_ids": {"type": "array", "items": {"type": "integer"}},
@@ -88,7 +102,12 @@ SCHEMAS = {
                     "description": "ISO 8601 with an offset (2026-12-24T09:00:00+01:00): keep the digest, owing "
                                    "nothing, until then; beat starts it for the readers confirmed at that time. "
                                    "Cancel it before with POST /digests/{id}/cancel. A time without an offset, "
-                                   "unreadable or not in the future gets 400 naming the field"}}},
+                                   "unreadable or not in the future gets 400 naming the field"},
+        "local_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                       "description": "HH:MM on a 24-hour clock: each reader's mail falls due at their first such "
+                                      "time from the start (now, or send_at) in their time zone (readers without "
+                                      "one: AUTHOR_TIME_ZONE's); a time the clocks skip is read with the offset "
+                                      "before the jump, one that comes twice is the first. Anything else: 400"}}},
 }
 
 PATHS = {

@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 from ..addresses import normalise_email
 from ..dialect import on_postgresql
 from ..mail.messages import has_control_character
-from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post, utcnow
+from ..models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, aware, digest_post,
+                      utcnow)
 from ..outbox import ledger
 from .digest_results import results
+from .local_time import reader_due
 from .store import clean_title
 
 QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
@@ -91,10 +93,11 @@ def default_subject(posts: list[Post]) -> str:
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
-                  post_ids: list[int] | None = None, audience: str = "every") -> Digest:
-    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement."""
-    digest = compose_digest(session, subject, intro, post_ids, audience)
-    digest.recipients = owe_digest(session, digest.id, audience)
+                  post_ids: list[int] | None = None, audience: str = "every", local_time: str | None = None) -> Digest:
+    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement; with
+    `local_time` ("09:00"), each reader's mail falls due at their next 09:00 (posts/local_time)."""
+    digest = compose_digest(session, subject, intro, post_ids, audience, local_time=local_time)
+    digest.recipients = owe_digest(session, digest.id, audience, local_time)
     _tell_the_planner(session)
     return digest
 
@@ -116,7 +119,10 @@ def start_digest(session: Session, digest: Digest) -> bool:
     click and the beat) in; the other gets False and owes nothing."""
     if not _turn(session, digest, DigestStatus.SCHEDULED.value, DigestStatus.SENDING.value):
         return False
-    digest.recipients = owe_digest(session, digest.id, digest.audience)
+    # Beat starts it a few seconds after send_at: its readers' time is counted from send_at, so a digest scheduled
+    # for 09:00 UTC "at 09:00 local" reaches the readers in UTC today, not tomorrow.
+    since = min(utcnow(), aware(digest.send_at)) if digest.send_at else None
+    digest.recipients = owe_digest(session, digest.id, digest.audience, digest.local_time, since)
     _tell_the_planner(session)
     return True
 
@@ -150,18 +156,23 @@ def _tell_the_planner(session: Session) -> None:
 
 
 def readers(audience: str = "every", now: datetime | None = None):
-    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused."""
+    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused, not sunset (they did not
+    answer the sunset rule's question, people/sunset)."""
     now = now or utcnow()
     return (Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
-            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now))
+            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now), Subscriber.sunset_at.is_(None))
 
 
-def owe_digest(session: Session, digest_id: int, audience: str = "every") -> int:
-    """INSERT … SELECT one delivery per reader of `audience`: no Python loop, whatever the list size."""
+def owe_digest(session: Session, digest_id: int, audience: str = "every", at: str | None = None,
+               since: datetime | None = None) -> int:
+    """INSERT … SELECT one delivery per reader of `audience`: no Python loop, whatever the list size; with `at`,
+    each row falls due at its reader's first `at` on their clock from `since` (default: now)."""
     now = utcnow()
+    who = readers(audience, now)
+    due = {"next_attempt_at": reader_due(session, at, since or now, who)} if at else {}
     row = ledger.owed_row("digest", Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String), now,
-                          digest_id=digest_id)
-    rows = select(*ledger.as_select(row)).where(*readers(audience, now))
+                          digest_id=digest_id, **due)
+    rows = select(*ledger.as_select(row)).where(*who)
     insert = Delivery.__table__.insert().from_select(list(row), rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
@@ -183,7 +194,7 @@ def _clean_subject(subject: str | None) -> str | None:
 
 def progress(session: Session, digest: Digest) -> dict:
     """Status and counts (from the ledger while it sends, kept on the digest once done), with its posts."""
-    return {**results(session, [digest])[0].as_json(),
+    return {**results(session, [digest])[0].as_json(), "local_time": digest.local_time,
             "posts": [{"id": p.id, "title": p.title, "url": p.url} for p in digest.posts]}
 
 
