@@ -79,7 +79,7 @@ def register_blueprints(app: Flask) -> None:
     from . import admin, api
     from .mail import identity
     from .mail.messages import paragraphs
-    from .web import (archive, brand, devmail, engagement, errors, ids, preferences, public, security, thanks,
+    from .web import (archive, brand, devmail, engagement, errors, ids, keep, preferences, public, security, thanks,
                       unsubscribe, webhooks)
 
     app.url_map.converters["int"] = ids.RowId  # before any rule is added: every <int:…> is bounded
@@ -90,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(engagement.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(keep.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(brand.bp)
     app.register_blueprint(api.bp)

@@ -222,6 +222,26 @@ def _reputation(env: dict) -> dict:
     }
 
 
+def _readers_clock_and_sunset(env: dict) -> dict:
+    """The zone of readers whose browser told none, and the sunset rule (the README, Keeping the list healthy)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    zone = env.get("AUTHOR_TIME_ZONE", "").strip() or "UTC"
+    try:
+        ok = zone in available_timezones() and ZoneInfo(zone) is not None
+    except (ZoneInfoNotFoundError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"AUTHOR_TIME_ZONE: {zone[:100]!r} is not a time zone name like Europe/London or "
+                          "America/New_York (the IANA names; empty: UTC)")
+    months, answer_days = _int(env, "SUNSET_MONTHS", 0), _int(env, "SUNSET_ANSWER_DAYS", 14)
+    if months < 0 or months > 120:
+        raise ConfigError(f"SUNSET_MONTHS: {months} must be 0 (the sunset rule off) or a number of months up to 120")
+    if answer_days < 1:
+        raise ConfigError(f"SUNSET_ANSWER_DAYS: {answer_days} must be 1 or more (days a reader has to answer)")
+    return {"AUTHOR_TIME_ZONE": zone, "SUNSET_MONTHS": months, "SUNSET_ANSWER_DAYS": answer_days}
+
+
 def _operations(env: dict) -> dict:
     """Logs and metrics (the README, Operations)."""
     log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
@@ -276,6 +296,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         **_abuse_guards(env),
         **_deliverability(env),
         **_reputation(env),
+        **_readers_clock_and_sunset(env),
         **_operations(env),
     }
 

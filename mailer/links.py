@@ -26,6 +26,10 @@ def preferences_url(subscriber_id: int) -> str:
     return _absolute(f"/preferences/{tokens.make(tokens.PREFERENCES, {'s': subscriber_id})}")
 
 
+def keep_url(subscriber_id: int) -> str:
+    return _absolute(f"/keep/{tokens.make(tokens.KEEP, {'s': subscriber_id})}")
+
+
 def click_url(delivery_id: int, subscriber_id: int, digest_id: int, post_id: int, post_url: str) -> str:
     # Everything the click records, and where it goes, is in the signed token: the redirect looks nothing up.
     return _absolute(f"/c/{tokens.make(tokens.CLICK, [delivery_id, subscriber_id, digest_id, post_id, post_url])}")

@@ -79,6 +79,14 @@ class Subscriber(db.Model):
     paused_until: Mapped[datetime | None] = mapped_column(Timestamp)
     # Brought in by an import, not a signup: the dashboard counts them apart, so one file does not drown the forms.
     imported: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # An IANA zone name ("Europe/Berlin") as the signup's browser told it (people/time_zones): a digest sent at a
+    # local time reaches them at that time on their clock. NULL: unknown, the author's zone (AUTHOR_TIME_ZONE).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    # The sunset rule (people/sunset): when they were asked whether they still want digests, when they last said
+    # yes ("keep me", or coming back), and when digests stopped because the question went unanswered.
+    sunset_asked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    sunset_kept_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    sunset_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
     consents: WriteOnlyMapped[Consent] = relationship(back_populates="subscriber", passive_deletes=True)
     deliveries: WriteOnlyMapped[Delivery] = relationship(back_populates="subscriber", passive_deletes=True)
@@ -174,11 +182,16 @@ def confirmation_key(consent_id: int) -> str:
     return f"{CONFIRMATION_KEY}{consent_id}"
 
 
+# Mail owed to many readers at once, claimed after the mail a person waits for (the sender's NOT_BULK).
+BULK_KINDS = ("digest", "sunset")
+NOT_BULK = f"kind NOT IN ({', '.join(repr(kind) for kind in BULK_KINDS)})"
+
+
 class Delivery(db.Model):
     """One email the system owes: written before any task is queued, sent at most once."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # confirmation, magnet, welcome, digest, test
+    kind: Mapped[str] = mapped_column(String(20))  # confirmation, magnet, welcome, digest, sunset, test
     # NULL only for a test send to an address that need not be a subscriber (`recipient`).
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"), index=True)
     recipient: Mapped[str | None] = mapped_column(String(254))
@@ -204,9 +217,10 @@ class Delivery(db.Model):
         Index("ix_delivery_due", "next_attempt_at", "id", postgresql_where=text("status IN ('queued', 'sending')"),
               sqlite_where=text("status IN ('queued', 'sending')")),
         # The same for what a person is waiting for (confirmations, download links, welcomes): claimed first.
+        # Not the mail owed to many at once (BULK_KINDS): a day's sunset questions must not hold up a signup.
         Index("ix_delivery_due_for_people", "next_attempt_at", "id",
-              postgresql_where=text("status IN ('queued', 'sending') AND kind <> 'digest'"),
-              sqlite_where=text("status IN ('queued', 'sending') AND kind <> 'digest'")),
+              postgresql_where=text(f"status IN ('queued', 'sending') AND {NOT_BULK}"),
+              sqlite_where=text(f"status IN ('queued', 'sending') AND {NOT_BULK}")),
         Index("ix_delivery_digest_status", "digest_id", "status"),
         # The hourly cap on signup confirmations counts these, whatever the size of the ledger.
         Index("ix_delivery_signup_confirmations", "created_at", postgresql_where=text(SIGNUP_CONFIRMATIONS),
@@ -274,6 +288,8 @@ class Digest(db.Model):
     decide_after_hours: Mapped[float | None] = mapped_column()
     decide_at: Mapped[datetime | None] = mapped_column(Timestamp)
     winner: Mapped[int | None] = mapped_column()
+    # "09:00": each reader's mail falls due at that time on their own clock (posts/local_time); NULL: all at once.
+    local_time: Mapped[str | None] = mapped_column(String(5))
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 

@@ -11,7 +11,7 @@ from .config import digest_crontab
 
 def beat_schedule(config: dict) -> dict:
     """What beat runs: the outbox sweep, welcome steps, digests scheduled for a time (resends too) and subject tests
-    due always; clicks, the purge, the feed and digests when configured."""
+    due always; clicks, the purge, the sunset rule, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -29,6 +29,9 @@ def beat_schedule(config: dict) -> dict:
     if config.get("UNCONFIRMED_PURGE_DAYS"):
         schedule["purge-unconfirmed"] = {"task": "worker.tasks.purge_unconfirmed", "schedule": timedelta(hours=1),
                                          "options": {"expires": 3600}}
+    if config.get("SUNSET_MONTHS"):  # the sunset rule, off by default (people/sunset)
+        schedule["sunset-rule"] = {"task": "worker.tasks.apply_sunset_rule", "schedule": timedelta(days=1),
+                                   "options": {"expires": 3600}}
     if config.get("FEED_URL"):
         poll = config["FEED_POLL_SECONDS"]
         schedule["poll-feed"] = {"task": "worker.tasks.fetch_feed", "schedule": timedelta(seconds=poll),

@@ -21,6 +21,7 @@ OPEN = "open"  # the tracking pixel of one recipient's digest
 FORM = "form"  # a signup form, signed when rendered: how long it was open tells people from bots
 RESEND = "resend"  # the thanks page's "send the link again": the address typed, kept out of the URL
 RESEND_NOTHING = "resend-nothing"  # the same form after a submission taken for a bot: answered alike, never acted on
+KEEP = "keep"  # the sunset mail's "keep me": opens a page with one button, which a person presses
 UNSUBSCRIBE_MAIL = "unsubscribe-mail"  # the local part of List-Unsubscribe's mailto: address (a tag, see make_tag)
 
 

@@ -47,3 +47,33 @@ def test_the_author_schedules_a_digest_then_sends_it_now(browser, console):  # n
     expect(laptop.locator("#finished")).to_contain_text("finished")
     shoot(pages, "digest-finished", laptop.url)
     shoot(pages, "digests-list", f"{base}/admin/digests")
+
+
+def test_the_author_sends_at_nine_on_each_readers_clock_and_sees_what_waits(browser, console):  # noqa: F811
+    from playwright.sync_api import expect
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base = console
+    pages = {size: browser.new_context(viewport=viewport).new_page() for size, viewport in SIZES.items()}
+    for page in pages.values():
+        log_in(page, base)
+    laptop = pages["laptop"]
+    laptop.goto(f"{base}/admin/digests")
+    laptop.click("#compose button[type=submit]")
+    laptop.wait_for_url(f"{base}/admin/digests/preview*")
+    laptop.goto(laptop.url + "&confirm=1#confirm")
+    pages["phone"].goto(laptop.url)
+    shoot(pages, "compose-confirm-local-time")
+    for page in pages.values():
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    # An hour from now on the author's clock (UTC here, as no reader told a zone): every mail waits for it.
+    nine = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%H:%M")
+    laptop.fill("#local_time_now", nine)
+    laptop.get_by_role("button", name="Yes, send it now").click()
+    laptop.wait_for_url(f"{base}/admin/digests/*")
+    expect(laptop.locator("#waiting")).to_contain_text(f"At {nine} on each reader")
+    expect(laptop.locator("#waiting [data-field=waiting]")).to_have_text("40")
+    assert laptop.locator("#waiting svg.chart rect").count() == 1  # one hour, one bar
+    shoot(pages, "digest-waiting", laptop.url)
+    for page in pages.values():
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]

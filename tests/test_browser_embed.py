@@ -130,3 +130,28 @@ def test_the_script_embed_recovers_from_a_form_left_open_too_long(browser, blog_
     [mail] = smtp.wait_for("late-reader@example.com", "Confirm your")
     assert "/confirm/" in mail.get_body(("plain",)).get_content()
     page.close()
+
+
+def test_the_iframe_and_the_script_tell_the_readers_time_zone_and_the_plain_form_cannot(
+        browser, blog_and_mailer, smtp, stack_env):
+    import psycopg
+
+    context = browser.new_context(timezone_id="Asia/Tokyo")  # the reader's browser, on Tokyo time
+    page = context.new_page()
+    page.goto(f"{blog_and_mailer}/post.html")
+    frame = page.frame_locator("#iframe iframe")
+    frame.locator("input[name=email]").fill("tokyo-iframe@example.com")
+    page.wait_for_timeout(2100)
+    frame.get_by_role("button").click()
+    frame.get_by_text("Almost there").wait_for()
+    page.locator("form.mailer-signup input[name=email]").fill("tokyo-script@example.com")
+    page.locator("form.mailer-signup button").click()
+    page.get_by_text("Check your inbox").wait_for()
+    page.locator("#snippet input[name=email]").fill("tokyo-snippet@example.com")
+    with page.expect_navigation():
+        page.locator("#snippet button").click()
+    context.close()
+    with psycopg.connect(stack_env["DATABASE_URL"].replace("+psycopg", "")) as conn:
+        zones = dict(conn.execute("SELECT email, time_zone FROM subscriber WHERE email LIKE 'tokyo-%'").fetchall())
+    assert zones == {"tokyo-iframe@example.com": "Asia/Tokyo", "tokyo-script@example.com": "Asia/Tokyo",
+                     "tokyo-snippet@example.com": None}

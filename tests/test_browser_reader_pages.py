@@ -158,3 +158,33 @@ def test_the_consoles_outbox_fits_a_phone(site, page):
     page.locator("main a[href*='/admin/outbox/']").first.click()
     page.wait_for_load_state("networkidle")
     look(page, "console-outbox-mail", 390)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_sunset_keep_page_and_the_way_back_fit_and_work(site, page, width):
+    from datetime import datetime, timedelta, timezone
+
+    page.set_viewport_size({"width": width, "height": 900})
+    _sign_up(page, site, "quiet@example.com")
+    quiet = _reader("quiet@example.com")
+    asked = datetime.now(timezone.utc) - timedelta(days=20)
+    quiet.status, quiet.sunset_asked_at = Status.CONFIRMED.value, asked
+    db.session.commit()
+
+    page.goto(links.keep_url(quiet.id))
+    look(page, "keep", width)
+    page.get_by_role("button", name="Yes, keep me on the list").click()
+    page.get_by_text("you stay on the list").wait_for()
+    look(page, "kept", width)
+    db.session.refresh(quiet)
+    assert quiet.sunset_kept_at is not None and quiet.sunset_at is None
+
+    quiet.sunset_at = datetime.now(timezone.utc)  # a later round went unanswered
+    db.session.commit()
+    page.goto(links.preferences_url(quiet.id))
+    page.get_by_text("Your digests have stopped").wait_for()
+    look(page, "preferences-stopped", width)
+    page.get_by_role("button", name="Send me the digests again").click()
+    page.get_by_text("Welcome back").wait_for()
+    db.session.refresh(quiet)
+    assert quiet.sunset_at is None

@@ -133,6 +133,12 @@ def test_mailer_instance_variable_moves_the_instance(tmp_path):
     ("BASE_URL", "news.example.com"),
     ("BASE_URL", "ftp://news.example.com"),
     ("MAIL_FROM", "Career Q&A <newsletter@example.com>\r\nBcc: everyone@example.com"),
+    ("AUTHOR_TIME_ZONE", "Europe/Atlantis"),
+    ("AUTHOR_TIME_ZONE", "+01:00"),
+    ("AUTHOR_TIME_ZONE", "../../etc/passwd"),
+    ("SUNSET_MONTHS", "six"),
+    ("SUNSET_MONTHS", "-1"),
+    ("SUNSET_ANSWER_DAYS", "0"),
 ])
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_a_malformed_setting_is_refused_by_name(tmp_path, name, value, env):
@@ -220,3 +226,10 @@ def test_cli_runs_with_a_good_configuration(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "db" in result.stdout and "Configuration error" not in result.stderr
+
+
+def test_the_readers_clock_and_the_sunset_rule_default_to_utc_and_off(tmp_path):
+    settings = load_in(tmp_path, {})
+    assert (settings["AUTHOR_TIME_ZONE"], settings["SUNSET_MONTHS"], settings["SUNSET_ANSWER_DAYS"]) == ("UTC", 0, 14)
+    settings = load_in(tmp_path, {"AUTHOR_TIME_ZONE": " Europe/London ", "SUNSET_MONTHS": "6"})
+    assert (settings["AUTHOR_TIME_ZONE"], settings["SUNSET_MONTHS"]) == ("Europe/London", 6)

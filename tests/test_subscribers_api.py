@@ -55,7 +55,8 @@ def test_keyset_pages_cover_every_row_once(client, auth):
             break
     assert pages == 3 and len(seen) == len(set(seen)) == 25
     record = client.get("/api/v1/subscribers?limit=1", headers=auth).json["subscribers"][0]
-    assert set(record) == {"id", "email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at"}
+    assert set(record) == {"id", "email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at",
+                           "time_zone", "sunset_at", "status_reason"}
     assert record["created_at"].endswith("Z") and record["unsubscribed_at"] is None
 
 

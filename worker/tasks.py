@@ -117,3 +117,19 @@ def import_file(token: str) -> None:
     if not state["done"]:
         # Busy: the console's page is stepping it itself just now; look again in a second.
         import_file.apply_async((token,), countdown=1 if state.get("busy") else 0)
+
+
+@shared_task(ignore_result=True)
+def apply_sunset_rule() -> None:
+    """Daily: stop the digests of readers who left the sunset mail unanswered, ask the newly quiet ones, wake."""
+    from mailer.people.sunset import Rule
+    from mailer.people.sunset import apply_sunset_rule as apply
+
+    rule = Rule.from_config(current_app.config)
+    if rule is None:
+        return
+    applied = apply(db.session, rule)
+    db.session.commit()
+    log.info("sunset rule: %s readers asked, digests stopped for %s", applied.asked, applied.stopped)
+    if applied.asked:
+        ledger.wake()

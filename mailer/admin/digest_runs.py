@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
 from ..extensions import db
-from ..models import Digest
+from ..models import Digest, utcnow
 from ..outbox import ledger
 from ..posts import digest_results as results
-from ..posts import digests, engagement, reputation
+from ..posts import digests, engagement, local_time, reputation
 from . import bp, charts, follow_ups
 from .forms import ActionForm
 
@@ -25,8 +25,19 @@ def digest(digest_id: int):
     clicks = engagement.digest_clicks(db.session, digest)
     chart = charts.labelled_bars([p.clicks for p in clicks.posts], [p.title for p in clicks.posts])
     rates = reputation.digest_rates(db.session, [digest.id])[digest.id]
+    waiting = local_time.waiting_for(db.session, digest, utcnow())
     return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm(), clicks=clicks,
-                           click_chart=chart, rates=rates, **follow_ups.shown(digest))
+                           click_chart=chart, rates=rates, waiting=waiting, waiting_chart=_by_hour(waiting),
+                           **follow_ups.shown(digest))
+
+
+def _by_hour(waiting) -> charts.Chart | None:
+    """The mails waiting for their readers' local time, a bar per hour (UTC) they fall due, a date every 6 hours."""
+    if not waiting or not waiting.total:
+        return None
+    hours = waiting.every_hour()
+    return charts.bar_chart([count for _, count in hours], [f"{hour:%-d %b %H:00}" for hour, _ in hours],
+                            marks_every=6)
 
 
 @bp.get("/digests/<int:digest_id>/progress")

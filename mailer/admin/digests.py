@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..addresses import InvalidSignup
@@ -11,7 +11,7 @@ from ..extensions import db
 from ..models import utcnow
 from ..outbox import digest_mail, ledger
 from ..posts import digest_results as results
-from ..posts import digest_schedule, digests, engagement
+from ..posts import digest_schedule, digests, engagement, local_time
 from ..web.ids import row_id, row_ids
 from . import bp, follow_ups, mail_html
 from .forms import ActionForm, DigestForm, TestSendForm
@@ -57,7 +57,7 @@ def digest_preview():
     return render_template("admin/digest_preview.html", posts=posts, parts=parts, subject=subject, intro=intro,
                            post_ids=post_ids, recipients=recipients, test_form=test_form,
                            confirm=request.args.get("confirm") == "1", form=ActionForm(), now=utcnow(),
-                           test=follow_ups.carried())
+                           test=follow_ups.carried(), author_zone=current_app.config["AUTHOR_TIME_ZONE"])
 
 
 @bp.get("/digests/preview.html")
@@ -93,18 +93,19 @@ def digest_test():
 def digest_send():
     """Send now, or (with send_at, a datetime-local value the page labels UTC) keep it for beat to start then."""
     post_ids, subject, intro = _choice()
-    send_at = request.form.get("send_at")
+    send_at, at = request.form.get("send_at"), (request.form.get("local_time") or "").strip()
     try:
         subject, test = follow_ups.subject_test(subject, post_ids)
+        at = local_time.read_local_time(at) if at else None  # empty: every mail at once
         if send_at is None:
-            digest = digests.create_digest(db.session, subject, intro, post_ids, **test)
+            digest = digests.create_digest(db.session, subject, intro, post_ids, local_time=at, **test)
         else:
             digest = digest_schedule.schedule_digest(
                 db.session, digest_schedule.read_send_at(send_at, naive_is_utc=True), subject, intro, post_ids,
-                **test)
+                local_time=at, **test)
     except (digests.NothingNew, digests.DigestError) as exc:
         db.session.rollback()
-        if getattr(exc, "field", None) in ("send_at", "subjects", "test_share", "decide_after_hours"):
+        if getattr(exc, "field", None) in ("send_at", "local_time", "subjects", "test_share", "decide_after_hours"):
             flash(f"Nothing was {'scheduled' if send_at else 'sent'}: {exc}", "error")
             return redirect(url_for("admin.digest_preview", post_ids=post_ids, subject=subject, intro=intro,
                                     **follow_ups.carried()))

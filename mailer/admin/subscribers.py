@@ -18,7 +18,7 @@ from flask import (
 from ..bounces import suppressions
 from ..extensions import db
 from ..models import Status, Subscriber
-from ..people import privacy
+from ..people import privacy, sunset
 from ..people.exporting import export_csv
 from ..people.subscriptions import unsubscribe as unsubscribe_subscriber
 from ..posts import engagement
@@ -47,6 +47,7 @@ def subscribers():
 def subscriber(subscriber_id: int):
     person = db.session.get(Subscriber, subscriber_id) or abort(404)
     return render_template("admin/subscriber.html", person=person, history=search.history(db.session, person.id),
+                           stopped_reason=sunset.stopped_reason(person),
                            clicks=engagement.subscriber_clicks(db.session, person.id), form=ActionForm(),
                            lifts=suppressions.lifts(db.session, person.id))
 

@@ -7,9 +7,9 @@ from sqlalchemy import select
 from ..addresses import InvalidSignup
 from ..extensions import db
 from ..links import unsubscribe_url
-from ..models import Digest, Subscriber
+from ..models import Digest, Subscriber, utcnow
 from ..outbox import digest_mail, ledger
-from ..posts import digest_schedule, digests, engagement, reputation, resends, subject_tests
+from ..posts import digest_schedule, digests, engagement, local_time, reputation, resends, subject_tests
 from . import bp, error, read_json_object
 
 
@@ -21,7 +21,7 @@ def create_digest():
     if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
         return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
                      '"dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time with offset, "subjects": [str], '
-                     '"test_share": number, "decide_after_hours": number}, all optional.', 400)
+                     '"test_share": number, "decide_after_hours": number, "local_time": "HH:MM"}, all optional.', 400)
     if body.get("test_to") is not None and not isinstance(body["test_to"], str):
         return error('"test_to" must be one email address, as a string: "editor@example.com".', 400, field="test_to")
     try:
@@ -33,7 +33,8 @@ def create_digest():
         return error(str(exc), 409)
     except digests.DigestError as exc:
         # A time that cannot be read or has passed is a bad request, like a field of the wrong type.
-        return error(str(exc), 400 if exc.field == "send_at" else 422, **({"field": exc.field} if exc.field else {}))
+        return error(str(exc), 400 if exc.field in ("send_at", "local_time") else 422,
+                     **({"field": exc.field} if exc.field else {}))
     except InvalidSignup as exc:
         return error(str(exc), 422, field="test_to")
 
@@ -42,6 +43,7 @@ def _compose(body: dict, subject, intro, post_ids, audience, test: dict):
     """A dry run, a test copy, a digest scheduled for send_at, or one sent now; `test`: its subject test's columns
     (the dry run and the test copy show the first subject)."""
     send_at = None if body.get("send_at") is None else digest_schedule.read_send_at(body["send_at"])
+    at = None if body.get("local_time") is None else local_time.read_local_time(body["local_time"])
     if body.get("dry_run"):
         posts = digests.choose_posts(db.session, post_ids, audience)
         sample = digest_mail.preview(digests.subject_for(subject, posts), intro or "", posts)
@@ -53,9 +55,10 @@ def _compose(body: dict, subject, intro, post_ids, audience, test: dict):
         ledger.wake()
         return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
     if send_at is not None:
-        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience, **test)
+        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience,
+                                                 local_time=at, **test)
     else:
-        digest = digests.create_digest(db.session, subject, intro, post_ids, audience, **test)
+        digest = digests.create_digest(db.session, subject, intro, post_ids, audience, local_time=at, **test)
     db.session.commit()
     if send_at is None:
         ledger.wake()
@@ -83,6 +86,7 @@ def digest_status(digest_id: int):
     state = {**digests.progress(db.session, digest), "audience": digest.audience,
              **engagement.digest_clicks(db.session, digest).as_json(),
              **reputation.digest_rates(db.session, [digest.id])[digest.id].as_json(),
+             **local_time.waiting_for(db.session, digest, utcnow()).as_json(),
              "paused_reason": digest.paused_reason, "subject_test": subject_tests.variants(db.session, digest),
              **resends.summary(db.session, digest)}
     db.session.commit()

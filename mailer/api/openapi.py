@@ -42,7 +42,13 @@ SCHEMAS = {
     "Subscriber": {"type": "object", "required": ["id", "email", "status"], "properties": {
         "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": ["string", "null"]},
         "status": {"enum": STATUSES}, "created_at": NULLABLE_TIME, "confirmed_at": NULLABLE_TIME,
-        "unsubscribed_at": NULLABLE_TIME}},
+        "unsubscribed_at": NULLABLE_TIME,
+        "time_zone": {"type": ["string", "null"], "description": "the IANA zone their browser told at signup "
+                                                                 "(Europe/Berlin); null: unknown, the author's"},
+        "sunset_at": {**NULLABLE_TIME, "description": "when digests stopped under the sunset rule (no answer to "
+                                                      "the question whether they still want them)"},
+        "status_reason": {"type": ["string", "null"], "description": "why a confirmed reader gets no digests, "
+                                                                     "when the sunset rule stopped them"}}},
     "NewSubscriber": {"type": "object", "required": ["email"], "properties": {
         "email": {"type": "string"}, "name": {"type": ["string", "null"]},
         "confirmed": {"type": "boolean", "description": "true: consent was given elsewhere, send nothing; "
@@ -84,7 +90,15 @@ SCHEMAS = {
                                          "description": "its resend, if it has one"},
                               "follows": {"type": "integer", "description": "a resend: the digest it follows up"},
                               "unless": {"enum": ["clicked", "opened"],
-                                         "description": "a resend: what made a reader of the digest engaged"}}},
+                                         "description": "a resend: what made a reader of the digest engaged"},
+                              "local_time": {"type": ["string", "null"], "description": "HH:MM: each reader's "
+                                             "mail falls due at that time on their clock; null: all at once"},
+                              "waiting": {"type": "integer", "description": "mails waiting for their reader's "
+                                          "local time (GET /digests/{id} only)"},
+                              "waiting_by_hour": {"type": "array", "description": "those mails by the hour "
+                                                  "(UTC) they fall due (GET /digests/{id} only)", "items": {
+                                  "type": "object", "properties": {"hour": {"type": "string", "format": "date-time"},
+                                                                   "mails": {"type": "integer"}}}}}},
     "SubjectTest": {"type": "object", "required": ["subjects", "state", "winner", "variants"], "properties": {
         "subjects": {"type": "array", "items": {"type": "string"}}, "test_share": {"type": "number"},
         "decide_at": NULLABLE_TIME, "state": {"enum": ["testing", "decided"]},
@@ -120,7 +134,12 @@ SCHEMAS = {
                                     "human clickers (ties: the first) goes to the rest"},
         "test_share": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
                        "description": "the fraction of the readers in the test (default 0.2)"},
-        "decide_after_hours": {"type": "number", "minimum": 0, "maximum": 720, "description": "default 4"}}},
+        "decide_after_hours": {"type": "number", "minimum": 0, "maximum": 720, "description": "default 4"},
+        "local_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                       "description": "HH:MM on a 24-hour clock: each reader's mail falls due at their first such "
+                                      "time from the start (now, or send_at) in their time zone (readers without "
+                                      "one: AUTHOR_TIME_ZONE's); a time the clocks skip is read with the offset "
+                                      "before the jump, one that comes twice is the first. Anything else: 400"}}},
 }
 
 PATHS = {

@@ -14,7 +14,7 @@ from ..mail.messages import Outgoing, Parts, build, message_id, render_parts, wi
 from ..models import Consent, Delivery, LeadMagnet, Status, Subscriber, WelcomeStep
 from .digest_mail import digest_frame, greeting, test_frame
 
-LIST_MAIL = {"welcome", "digest"}
+LIST_MAIL = {"welcome", "digest", "sunset"}
 
 
 def may_send(delivery: Delivery, subscriber: Subscriber | None) -> bool:
@@ -34,7 +34,7 @@ def may_send(delivery: Delivery, subscriber: Subscriber | None) -> bool:
 
 
 def wants_digests(subscriber: Subscriber) -> bool:
-    return subscriber.digest_frequency != "none" and not subscriber.paused
+    return subscriber.digest_frequency != "none" and not subscriber.paused and subscriber.sunset_at is None
 
 
 def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
@@ -129,4 +129,13 @@ def test_parts(payload: dict) -> Parts:
     return Parts(f"[Test] {parts.subject}", parts.text, parts.html)
 
 
-TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome}
+def _sunset(delivery: Delivery, subscriber: Subscriber) -> Parts:
+    """The sunset rule's question (people/sunset): its link opens a page whose button keeps them; no tracking."""
+    return render_parts("sunset", {"subscriber": subscriber, "keep_url": links.keep_url(subscriber.id),
+                                   "months": current_app.config.get("SUNSET_MONTHS"),
+                                   "answer_days": current_app.config.get("SUNSET_ANSWER_DAYS", 14),
+                                   "unsubscribe_url": links.unsubscribe_url(subscriber.id),
+                                   "preferences_url": links.preferences_url(subscriber.id)})
+
+
+TRANSACTIONAL = {"confirmation": _confirmation, "magnet": _magnet, "welcome": _welcome, "sunset": _sunset}

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 
 from flask import current_app
-from sqlalchemy import Connection, and_, bindparam, literal_column, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from ..mail import identity
 from ..mail.messages import Outgoing
 from ..mail.pacing import Pacer
 from ..mail.transport import PermanentFailure, SenderRejected, TemporaryFailure, open_transport
-from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber, aware, utcnow
+from ..models import NOT_BULK, Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber, aware, utcnow
 from ..ops import logs, metrics
 from .compose import compose, may_send
 from .receipts import Receipts
@@ -34,12 +34,12 @@ SMTP_REPLY = "smtp"  # the provider of the bounce events our own sends record: t
 def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: datetime | None = None) -> list[int]:
     """Mark up to `limit` due rows as ours for `lease_seconds` (or `until`); rows of a crashed worker come back when its lease ends.
 
-    Mail a person is waiting for (anything but a digest) is claimed first, then the rest in the order it fell
-    due: a confirmation does not wait behind a digest of 100,000.
+    Mail a person is waiting for (anything but models.BULK_KINDS) is claimed first, then the rest in the order it
+    fell due: a confirmation does not wait behind a digest of 100,000.
     """
     now = utcnow()
     until = until or now + timedelta(seconds=lease_seconds)
-    ids = _claim(session, _due(session, now, limit, NOT_DIGEST), until)
+    ids = _claim(session, _due(session, now, limit, NOT_BULK_MAIL), until)
     if len(ids) < limit:
         ids += _claim(session, _due(session, now, limit - len(ids)), until)
     return sorted(ids)
@@ -47,7 +47,7 @@ def claim_due(session: Session, limit: int, lease_seconds: int = 300, until: dat
 
 # Literal, not a bound parameter: PostgreSQL uses the partial index ix_delivery_due_for_people only when it can
 # see that the query implies the index's predicate.
-NOT_DIGEST = Delivery.kind != literal_column("'digest'")
+NOT_BULK_MAIL = text(NOT_BULK)
 
 
 def _due(session: Session, now: datetime, limit: int, *where):

@@ -30,8 +30,9 @@ WITH magnet AS (
 ), known AS (
     SELECT id, status FROM subscriber WHERE email = %(email)s FOR UPDATE
 ), new_subscriber AS (
-    INSERT INTO subscriber (email, mailbox, name, status, created_at, updated_at, welcome_step, digest_frequency)
-    SELECT %(email)s, %(mailbox)s, %(name)s, 'pending', %(now)s, %(now)s, 0, 'every' FROM magnet
+    INSERT INTO subscriber (email, mailbox, name, status, created_at, updated_at, welcome_step, digest_frequency,
+                            time_zone)
+    SELECT %(email)s, %(mailbox)s, %(name)s, 'pending', %(now)s, %(now)s, 0, 'every', %(time_zone)s FROM magnet
     WHERE NOT EXISTS (SELECT 1 FROM known)
     ON CONFLICT (email) DO NOTHING
     RETURNING id
@@ -40,8 +41,11 @@ WITH magnet AS (
     UNION ALL
     SELECT id, status FROM known WHERE status <> 'bounced'
 ), renamed AS (
-    UPDATE subscriber SET name = %(name)s FROM known, magnet
-    WHERE subscriber.id = known.id AND known.status = 'pending' AND %(name)s IS NOT NULL
+    -- The name and the browser's time zone, as typed again, only until they confirm.
+    UPDATE subscriber SET name = coalesce(%(name)s, subscriber.name),
+                          time_zone = coalesce(%(time_zone)s, subscriber.time_zone) FROM known, magnet
+    WHERE subscriber.id = known.id AND known.status = 'pending'
+      AND (%(name)s IS NOT NULL OR %(time_zone)s IS NOT NULL)
     RETURNING subscriber.id
 ), looked_again AS (
     -- A confirmed reader taking a magnet: beat works out their next step now (welcome.look_again), its follow-ups.
@@ -122,7 +126,7 @@ class Stored:
 
 def store(connection: Connection, *, email: str, mailbox: str, name: str | None, magnet: str, source_url: str | None,
           form: str, ip: str | None, user_agent: str | None, consent_text: str, now: datetime,
-          mail_confirmation: bool) -> Stored:
+          mail_confirmation: bool, time_zone: str | None = None) -> Stored:
     """Run the statement on `connection`, which must be in autocommit (the statement is its own transaction).
 
     Through the driver's cursor: SQLAlchemy's result machinery would cost as much again as the statement. A
@@ -131,7 +135,7 @@ def store(connection: Connection, *, email: str, mailbox: str, name: str | None,
     """
     values = {"magnet": magnet, "email": email, "mailbox": mailbox, "name": name, "source_url": source_url,
               "form": form, "ip": ip, "user_agent": user_agent, "consent_text": consent_text, "now": now,
-              "mail_confirmation": mail_confirmation, **CONSTANTS}
+              "mail_confirmation": mail_confirmation, "time_zone": time_zone, **CONSTANTS}
     dialect, cursor = connection.dialect, connection.connection.cursor()
     try:
         cursor.execute(STATEMENT, values)

@@ -12,11 +12,13 @@ from ..mail import identity
 from ..models import Consent, Delivery, Status, Subscriber, aware, utcnow
 from ..outbox import ledger
 from .mailboxes import mailbox_of
+from .sunset import stopped_reason
 
 PENDING, CONFIRMED = Status.PENDING.value, Status.CONFIRMED.value
 IMPORT = "import"  # the consent form of people added from a file
 ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # as the posts API writes times
-FIELDS = ("email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at")
+# time_zone: as the signup's browser told it; sunset_at: when digests stopped under the sunset rule (people/sunset).
+FIELDS = ("email", "name", "status", "created_at", "confirmed_at", "unsubscribed_at", "time_zone", "sunset_at")
 GIVEN_ELSEWHERE = ("Consent to the occasional email with new {newsletter} posts was given elsewhere, "
                    "before being added from {source}.")
 ASKED_BY_EMAIL = ("Added from {source}; asked by email to confirm before getting the occasional email "
@@ -123,11 +125,12 @@ def _record_consent(session: Session, subscriber_ids: list[int], confirmed: bool
 
 
 def public_record(subscriber) -> dict:
-    """What the API and the CSV export show of a Subscriber (or a row with its columns); ISO 8601 in UTC."""
+    """What the API and the CSV export show of a Subscriber (or a row with its columns); ISO 8601 in UTC.
+    `status_reason` says why a confirmed reader gets no digests, when the sunset rule stopped them."""
     record = {"id": subscriber.id}
     for name in FIELDS:
         value = getattr(subscriber, name)
         if isinstance(value, datetime):
             value = aware(value).astimezone(timezone.utc).strftime(ISO_UTC)
         record[name] = value
-    return record
+    return {**record, "status_reason": stopped_reason(subscriber)}

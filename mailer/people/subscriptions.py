@@ -16,6 +16,7 @@ from ..magnets import HANDBOOK_SLUG, find_magnet
 from ..mail import identity
 from ..models import Consent, Delivery, DeliveryStatus, LeadMagnet, Status, Subscriber, aware, confirmation_key, utcnow
 from ..outbox import ledger
+from ..posts.local_time import known_zone
 from . import confirmation_cap, new_signup
 from .mailboxes import mailbox_of
 from .welcome import look_again, start_welcome, stop_welcome
@@ -40,6 +41,7 @@ class SignupRequest:
     form: str = "snippet"
     ip: str | None = None
     user_agent: str | None = None
+    time_zone: str | None = None  # as the browser told it; kept only when zoneinfo knows the name
 
 
 def sign_up(session: Session, request: SignupRequest) -> None:
@@ -81,7 +83,7 @@ def _store_in_one_statement_on(engine: Engine, session: Session, email: str, nam
         stored = new_signup.store(
             connection, email=email, mailbox=mailbox_of(email), name=name, magnet=request.magnet or HANDBOOK_SLUG,
             form=request.form, ip=request.ip, now=utcnow(), mail_confirmation=mail, consent_text=words,
-            **_consent_details(request))
+            time_zone=known_zone(request.time_zone), **_consent_details(request))
     if mail and stored.confirmation_id is None:
         confirmation_cap.give_back(request.ip)
     for delivery_id in stored.owed:
@@ -120,6 +122,9 @@ def _record(session: Session, email: str, name: str | None, request: SignupReque
         return
     if name and subscriber.status == Status.PENDING.value:
         subscriber.name = name
+    if subscriber.status == Status.PENDING.value:
+        # As with the name: only until they confirm, so a stranger typing their address cannot move their clock.
+        subscriber.time_zone = known_zone(request.time_zone) or subscriber.time_zone
     # A new address too: it may be one more +tag of a mailbox that was sent a confirmation a minute ago.
     if _may_mail_again(session, subscriber, "confirmation") and confirmation_cap.allows_confirmation(
             session, ip=request.ip):

@@ -30,16 +30,17 @@ def read_send_at(value: object, naive_is_utc: bool = False) -> datetime:
 
 def schedule_digest(session: Session, send_at: datetime, subject: str | None = None, intro: str | None = None,
                     post_ids: list[int] | None = None, audience: str = "every",
-                    now: datetime | None = None, **values) -> Digest:
+                    now: datetime | None = None, local_time: str | None = None, **values) -> Digest:
     """Choose the posts now and keep them for a digest that beat starts at `send_at`; nothing is owed before.
-    `values` are more of its columns (a subject test's)."""
+    With `local_time`, each reader's mail then falls due at their next such time after `send_at`; `values` are more
+    of its columns (a subject test's)."""
     now = now or utcnow()
     if aware(send_at) <= now:
         raise DigestError(f"send_at {aware(send_at).isoformat()} is not in the future (it is now "
                           f"{now.isoformat(timespec='minutes')}): pick a later time, or send the digest now",
                           field="send_at")
     return compose_digest(session, subject, intro, post_ids, audience, status=DigestStatus.SCHEDULED.value,
-                          send_at=send_at, **values)
+                          send_at=send_at, local_time=local_time, **values)
 
 
 def start_due_digests(session: Session, now: datetime | None = None) -> list[Digest]:

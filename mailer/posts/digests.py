@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from ..addresses import normalise_email
 from ..dialect import on_postgresql
 from ..mail.messages import has_control_character
-from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post, utcnow
+from ..models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, aware, digest_post,
+                      utcnow)
 from ..outbox import ledger
 from . import click_buffer
 from .digest_results import results
+from .local_time import reader_due
 from .store import clean_title
 
 QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
@@ -95,10 +97,12 @@ def default_subject(posts: list[Post]) -> str:
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
-                  post_ids: list[int] | None = None, audience: str = "every", **values) -> Digest:
-    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement; `values` are
-    more of its columns (a subject test's, posts/subject_tests.read_test)."""
-    digest = compose_digest(session, subject, intro, post_ids, audience, **values)
+                  post_ids: list[int] | None = None, audience: str = "every", local_time: str | None = None,
+                  **values) -> Digest:
+    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement; with
+    `local_time` ("09:00"), each reader's mail falls due at their next 09:00 (posts/local_time); `values` are more
+    of its columns (a subject test's, posts/subject_tests.read_test)."""
+    digest = compose_digest(session, subject, intro, post_ids, audience, local_time=local_time, **values)
     digest.recipients = owe_now(session, digest)
     _tell_the_planner(session)
     return digest
@@ -107,6 +111,10 @@ def create_digest(session: Session, subject: str | None = None, intro: str | Non
 def compose_digest(session: Session, subject: str | None, intro: str | None, post_ids: list[int] | None,
                    audience: str, **values) -> Digest:
     """The digest row and its posts, owing nothing yet; `values` are more of its columns."""
+    if values.get("local_time") and values.get("subjects"):
+        # The test's winner is chosen on the clicks of its first hours: its readers cannot wait for their 09:00.
+        raise DigestError("a subject test goes to its test share at once: send it without a local time, or give "
+                          "one subject", field="local_time")
     posts = choose_posts(session, post_ids, audience)
     digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(), audience=audience, **values)
     session.add(digest)
@@ -124,21 +132,25 @@ def start_digest(session: Session, digest: Digest) -> bool:
         click_buffer.drain(session, current_app.config)
     if not _turn(session, digest, DigestStatus.SCHEDULED.value, DigestStatus.SENDING.value):
         return False
-    digest.recipients = owe_now(session, digest)
+    # Beat starts it a few seconds after send_at: its readers' time is counted from send_at, so a digest scheduled
+    # for 09:00 UTC "at 09:00 local" reaches the readers in UTC today, not tomorrow.
+    since = min(utcnow(), aware(digest.send_at)) if digest.send_at else None
+    digest.recipients = owe_now(session, digest, since)
     _tell_the_planner(session)
     return True
 
 
-def owe_now(session: Session, digest: Digest) -> int:
+def owe_now(session: Session, digest: Digest, since: datetime | None = None) -> int:
     """Owe the mails a digest owes when it starts: a resend's to the readers who did not engage, a subject test's
-    to its test share, any other's to every reader of its audience."""
+    to its test share, any other's to every reader of its audience (at their local time if it has one, counted
+    from `since`)."""
     from . import resends, subject_tests  # both build on this module
 
     if digest.follows_id is not None:
         return resends.owe_resend(session, digest)
     if digest.subjects:
         return subject_tests.owe_test(session, digest)
-    return owe_digest(session, digest.id, digest.audience)
+    return owe_digest(session, digest.id, digest.audience, at=digest.local_time, since=since)
 
 
 def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every") -> Digest | None:
@@ -171,19 +183,24 @@ def _tell_the_planner(session: Session) -> None:
 
 
 def readers(audience: str = "every", now: datetime | None = None):
-    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused."""
+    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused, not sunset (they did not
+    answer the sunset rule's question, people/sunset)."""
     now = now or utcnow()
     return (Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
-            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now))
+            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now), Subscriber.sunset_at.is_(None))
 
 
 def owe_digest(session: Session, digest_id: int, audience: str = "every", *where, payload: dict | None = None,
-               now: datetime | None = None) -> int:
+               now: datetime | None = None, at: str | None = None, since: datetime | None = None) -> int:
     """INSERT … SELECT one delivery per reader of `audience` (and of `where`): no Python loop, whatever the list
-    size. Every mail of a digest, whatever its part (a test's, the rest's, a resend's), has the key digest_key."""
+    size. Every mail of a digest, whatever its part (a test's, the rest's, a resend's), has the key digest_key.
+    With `at`, each row falls due at its reader's first `at` on their clock from `since` (default: now)."""
     now = now or utcnow()
-    row = ledger.owed_row("digest", Subscriber.id, digest_key(digest_id), now, digest_id=digest_id, payload=payload)
-    rows = select(*ledger.as_select(row)).where(*readers(audience, now), *where)
+    who = (*readers(audience, now), *where)
+    due = {"next_attempt_at": reader_due(session, at, since or now, who)} if at else {}
+    row = ledger.owed_row("digest", Subscriber.id, digest_key(digest_id), now, digest_id=digest_id, payload=payload,
+                          **due)
+    rows = select(*ledger.as_select(row)).where(*who)
     insert = Delivery.__table__.insert().from_select(list(row), rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
@@ -210,7 +227,7 @@ def _clean_subject(subject: str | None) -> str | None:
 
 def progress(session: Session, digest: Digest) -> dict:
     """Status and counts (from the ledger while it sends, kept on the digest once done), with its posts."""
-    return {**results(session, [digest])[0].as_json(),
+    return {**results(session, [digest])[0].as_json(), "local_time": digest.local_time,
             "posts": [{"id": p.id, "title": p.title, "url": p.url} for p in digest.posts]}
 
 

@@ -7,7 +7,7 @@ from .. import tokens
 from ..extensions import db
 from ..links import download_url
 from ..outbox import ledger
-from ..people import preferences, subscriptions
+from ..people import preferences, subscriptions, sunset
 from . import promises
 from .public import BadLink, bad_link
 
@@ -15,7 +15,9 @@ bp = Blueprint("preferences", __name__)
 bp.register_error_handler(BadLink, bad_link)
 
 DONE = {"frequency": "Saved: {choice}.", "pause": "Paused: no digests until {until}.",
-        "resume": "Welcome back: digests come again.", "name": "Saved: we will greet you as {name}.",
+        "resume": "Welcome back: digests come again.",
+        "come-back": "Welcome back: digests come again, starting with the next one.",
+        "name": "Saved: we will greet you as {name}.",
         "name-cleared": "Saved: our emails will greet you without a name.",
         "download": "Here is a fresh download link; a copy is on its way by email too.",
         "download-not-mailed": "Here is a fresh download link; no new email this time. {held}"}
@@ -58,6 +60,9 @@ def change(token: str):
             preferences.resume(subscriber)
         elif action == "name":
             preferences.rename(subscriber, request.form.get("name", ""))
+        elif action == "come-back":
+            sunset.keep(db.session, subscriber, form=sunset.CONSENT_FORM, ip=request.remote_addr,
+                        user_agent=request.user_agent.string)
         elif action == "download":
             magnet_id, mailed = preferences.fresh_download(db.session, subscriber)
             link = download_url(subscriber.id, magnet_id)
@@ -85,4 +90,5 @@ def _render(token: str, subscriber, message: str | None = None, error: str | Non
     paused = subscriber is not None and subscriber.paused
     return render_template("site/preferences.html", token=token, subscriber=subscriber, paused=paused,
                            frequencies=preferences.FREQUENCIES, message=message, error=error,
-                           download_link=download_link)
+                           download_link=download_link,
+                           stopped=subscriber is not None and sunset.stopped_reason(subscriber))

@@ -45,7 +45,7 @@ def subscribe():
         subscriptions.sign_up(db.session, SignupRequest(
             email=fields["email"], name=fields["name"], magnet=fields["magnet"],
             source_url=signup_source(fields["source"] or request.referrer), form=fields["form"],
-            ip=request.remote_addr, user_agent=request.user_agent.string,
+            ip=request.remote_addr, user_agent=request.user_agent.string, time_zone=fields["time_zone"],
         ))
     except (InvalidSignup, BadRequestBody, captcha.CaptchaRefused, form_guard.StaleForm) as exc:
         db.session.rollback()

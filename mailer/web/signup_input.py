@@ -40,4 +40,8 @@ def read_signup(request: Request) -> dict[str, str | None]:
         raise BadRequestBody("email", "The field 'email' is missing.")
     fields["form"] = fields["form"] if fields["form"] in FORMS else default_form
     fields["captcha"] = next((fields[n] for n in CAPTCHA_FIELDS if fields[n]), None)
+    # What the browser said its zone is (embed.js, the iframe's script): a hint, never a reason to refuse the
+    # signup; sign_up keeps it only if it is a zone name zoneinfo knows.
+    zone = data.get("time_zone")
+    fields["time_zone"] = zone if isinstance(zone, str) and len(zone) <= 64 else None
     return fields

@@ -39,6 +39,11 @@
   [button, status].forEach(function (n) { form.appendChild(n); });
   script.parentNode.insertBefore(form, script.nextSibling);
 
+  /* The reader's time zone ("Europe/Berlin"), so a digest can reach them at a time on their own clock. */
+  function timeZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; }
+  }
+
   /* The form token says when the form was shown; the button waits for it (or for the service's silence). */
   function fetchToken(delay) {
     return fetch(tokenUrl, {credentials: "omit", cache: "no-store"}).then(function (response) {
@@ -77,7 +82,8 @@
       method: "POST",
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify({email: email.value, name: name.value, website: trap.value, form_token: formToken,
-                            captcha: captchaResponse(), magnet: magnet, form: "script", source: location.href})
+                            captcha: captchaResponse(), magnet: magnet, form: "script", source: location.href,
+                            time_zone: timeZone()})
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (response.ok) {
