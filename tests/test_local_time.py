@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mailer.api_tokens import create_token
 from mailer.extensions import db
@@ -227,6 +227,9 @@ def test_the_api_sends_and_schedules_at_a_local_time_and_shows_what_waits(either
     for bad in ("9am", "25:00", 9, ["09:00"]):
         refused = post("/digests", {"local_time": bad})
         assert refused.status_code == 400 and refused.json["field"] == "local_time", refused.json
+    tested = post("/digests", {"local_time": "09:00", "subjects": ["One", "Two"]})
+    assert tested.status_code == 400 and tested.json["field"] == "local_time" and "subject test" in tested.json["error"]
+    assert db.session.scalar(select(func.count()).select_from(Digest)) == 0
     first, second = (p.id for p in digests.unsent_posts(db.session))
     created = post("/digests", {"local_time": "09:00", "post_ids": [first]})
     assert created.status_code == 202 and created.json["local_time"] == "09:00" and created.json["recipients"] == 4
