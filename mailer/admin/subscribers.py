@@ -47,7 +47,7 @@ def subscribers():
 def subscriber(subscriber_id: int):
     person = db.session.get(Subscriber, subscriber_id) or abort(404)
     return render_template("admin/subscriber.html", person=person, history=search.history(db.session, person.id),
-                           clicks=engagement.subscriber_clicks(db.session, person.id), form=ActionForm(),
+                           clicks=engagement.subscriber_events(db.session, person.id), form=ActionForm(),
                            lifts=suppressions.lifts(db.session, person.id))
 
 
