@@ -218,6 +218,8 @@ def test_results_count_people_and_machines_apart(either_app):
         (posts[0].url, 2, 2, 0), (posts[1].url, 2, 0, 2)]
     assert (result["human_clicks"], result["machine_clicks"], result["human_clickers"]) == (2, 2, 1)
     assert (result["opens"], result["human_opens"], result["machine_opens"]) == (3, 1, 2)
+    listed = engagement.digest_totals(db.session, [delivery.digest_id])[delivery.digest_id]  # the digests page
+    assert (listed.clicks, listed.unique_openers) == (2, 1)
     opens = db.session.scalars(select(Open).order_by(Open.id)).all()
     assert [(o.human, o.machine_reason, o.user_agent) for o in opens] == [
         (False, "agent", GMAIL_PROXY), (True, None, APPLE_MAIL), (False, "agent", APPLE_MPP)]

@@ -150,15 +150,18 @@ class DigestTotals:
 
 
 def digest_totals(session: Session, digest_ids: list[int]) -> dict[int, DigestTotals]:
-    """Readers who opened and clicks made, per digest, for a list of digests: two grouped queries."""
+    """Readers who opened and clicks made, per digest, for a list of digests: two grouped queries. People's only:
+    machines' (posts/scanners) are on each digest's own page."""
     click_buffer.drain(session, current_app.config)
     totals = {digest_id: DigestTotals() for digest_id in digest_ids}
     if not digest_ids:
         return totals
     for digest_id, openers in session.execute(select(Open.digest_id, func.count(distinct(Open.subscriber_id)))
-                                              .where(Open.digest_id.in_(digest_ids)).group_by(Open.digest_id)):
+                                              .where(Open.digest_id.in_(digest_ids), Open.human.is_(True))
+                                              .group_by(Open.digest_id)):
         totals[digest_id].unique_openers = openers
     for digest_id, clicks in session.execute(select(Click.digest_id, func.count())
-                                             .where(Click.digest_id.in_(digest_ids)).group_by(Click.digest_id)):
+                                             .where(Click.digest_id.in_(digest_ids), Click.human.is_(True))
+                                             .group_by(Click.digest_id)):
         totals[digest_id].clicks = clicks
     return totals
