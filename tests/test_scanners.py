@@ -304,7 +304,8 @@ def test_the_hidden_link_is_not_seen_in_a_real_browser(app, browser):
     anchors = page.locator("a[href*='/c/']")
     visible = [anchors.nth(n).get_attribute("href") for n in range(anchors.count()) if anchors.nth(n).is_visible()]
     assert visible and not any(hidden in href for href in visible)
-    assert page.locator(f"a[href$='{hidden}']").count() == 1 and page.locator(f"a[href$='{hidden}']").bounding_box() is None
+    trap = page.locator(f"a[href$='{hidden}']")
+    assert trap.count() == 1 and trap.bounding_box() is None
 
 
 def test_the_console_shows_people_and_machines_apart(app, admin):

@@ -66,7 +66,7 @@ def store(session: Session, config: Mapping, hits: Sequence[Hit]) -> int:
         at_once = scanners.links_at_once(h.when, seen[h.delivery_id])
         after = scanners.seconds_after(h.when, sent and aware(sent))
         reason = scanners.verdict(config, h.method, h.user_agent, h.network, after, at_once,
-                                  hidden=_near(h.when, traps[h.delivery_id]))
+                                  hidden=scanners.near(h.when, traps[h.delivery_id]))
         rows.append({"delivery_id": h.delivery_id, "subscriber_id": h.subscriber_id, "digest_id": h.digest_id,
                      "post_id": h.post_id, "at": h.when, "human": reason is None, "method": h.method,
                      "user_agent": h.user_agent, "seconds_after_delivery": after, "links_at_once": at_once,
@@ -109,13 +109,10 @@ def _mark_stored(session: Session, stored: list, seen: dict, traps: dict) -> Non
     for row in stored:
         at = aware(row.at)
         at_once = scanners.links_at_once(at, seen[row.delivery_id])
-        hidden = _near(at, traps[row.delivery_id])
+        hidden = scanners.near(at, traps[row.delivery_id])
         if row.human and (hidden or at_once > 1):
             changes.append({"id": row.id, "human": False, "links_at_once": at_once,
                             "machine_reason": "hidden" if hidden else "burst"})
     if changes:
         session.execute(update(Click), changes)
 
-
-def _near(at: datetime, times: list[datetime]) -> bool:
-    return any(abs(at - t) <= _NEAR for t in times)

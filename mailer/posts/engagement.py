@@ -37,14 +37,16 @@ def record_click(session: Session, delivery_id: int, subscriber_id: int, digest_
 
 def record_open(session: Session, delivery_id: int, subscriber_id: int, digest_id: int,
                 evidence: scanners.Evidence) -> None:
+    """Record a load of the pixel with its verdict (posts/scanners), unless the subscriber was erased since."""
     known = session.execute(select(Subscriber.id, Delivery.sent_at, Delivery.hidden_link_at).select_from(Subscriber)
-                            .outerjoin(Delivery, Delivery.id == delivery_id).where(Subscriber.id == subscriber_id)).first()
+                            .outerjoin(Delivery, Delivery.id == delivery_id)
+                            .where(Subscriber.id == subscriber_id)).first()
     if known is None:
         return
     at, (_, sent, hidden) = utcnow(), known
     after = scanners.seconds_after(at, sent and aware(sent))
     reason = scanners.verdict(current_app.config, *evidence, after,
-                              hidden=hidden is not None and abs(at - aware(hidden)).total_seconds() <= scanners.BURST_SECONDS)
+                              hidden=scanners.near(at, [aware(hidden)] if hidden else []))
     session.add(Open(delivery_id=delivery_id, subscriber_id=subscriber_id, digest_id=digest_id, at=at,
                      human=reason is None, method=evidence.method, user_agent=evidence.user_agent,
                      seconds_after_delivery=after, machine_reason=reason))
@@ -86,11 +88,12 @@ def digest_clicks(session: Session, digest: Digest) -> DigestClicks:
     people's and machines' apart."""
     click_buffer.drain(session, current_app.config)
     human = func.count().filter(Click.human.is_(True))
-    counted = (select(Click.post_id, func.count().label("clicks"), func.count(distinct(Click.subscriber_id)).label("people"),
-                      human.label("human"))
+    counted = (select(Click.post_id, func.count().label("clicks"),
+                      func.count(distinct(Click.subscriber_id)).label("people"), human.label("human"))
                .where(Click.digest_id == digest.id).group_by(Click.post_id).subquery())
+    figures = (func.coalesce(c, 0) for c in (counted.c.clicks, counted.c.people, counted.c.human))
     rows = session.execute(
-        select(Post.url, Post.title, *(func.coalesce(c, 0) for c in (counted.c.clicks, counted.c.people, counted.c.human)))
+        select(Post.url, Post.title, *figures)
         .join(digest_post, digest_post.c.post_id == Post.id)
         .outerjoin(counted, counted.c.post_id == Post.id)
         .where(digest_post.c.digest_id == digest.id).order_by(digest_post.c.position))

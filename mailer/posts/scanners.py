@@ -109,6 +109,11 @@ def verdict(config: Mapping, method: str | None, user_agent: str | None, network
     return None
 
 
+def near(at: datetime, times: Sequence[datetime]) -> bool:
+    """Whether `at` is within BURST_SECONDS of one of `times` (a hit of the mail's hidden link)."""
+    return any(abs((at - t).total_seconds()) <= BURST_SECONDS for t in times)
+
+
 def links_at_once(at: datetime, hits: Sequence[tuple[int, datetime]]) -> int:
     """How many distinct links of one mail (`hits`: post id and time) were hit within BURST_SECONDS of `at`."""
     return len({post for post, when in hits if abs((when - at).total_seconds()) <= BURST_SECONDS})
