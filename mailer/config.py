@@ -1,6 +1,7 @@
 """Settings from the environment (and `.env`), checked once at start-up."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -92,6 +93,21 @@ def _abuse_guards(env: dict) -> dict:
         "UNCONFIRMED_PURGE_DAYS": whole("UNCONFIRMED_PURGE_DAYS", 7),  # 0: keep unconfirmed signups
         **_networks(env),
     }
+
+
+def _scanners(env: dict) -> dict:
+    """What makes a click or an open a machine's besides its own evidence (posts/scanners)."""
+    seconds = _int(env, "SCANNER_SECONDS", 5)
+    if seconds < 0:
+        raise ConfigError(f"SCANNER_SECONDS: {seconds} must be 0 or more (0: no rule on the time after delivery)")
+    networks = [n.strip() for n in env.get("SCANNER_NETWORKS", "").split(",") if n.strip()]
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"SCANNER_NETWORKS: {network!r} is not a network like 40.94.0.0/16 or "
+                              "2a01:111::/32") from None
+    return {"SCANNER_SECONDS": seconds, "SCANNER_NETWORKS": networks}
 
 
 def _networks(env: dict) -> dict:
@@ -293,6 +309,7 @@ def load(env: dict | None = None, instance: Path | None = None) -> dict:
         # Post links in digests go through /c/<token> unless CLICK_TRACKING=0; the open pixel only with OPEN_TRACKING=1.
         "CLICK_TRACKING": env.get("CLICK_TRACKING", "1").strip().lower() not in ("0", "false", "no", "off"),
         "OPEN_TRACKING": env.get("OPEN_TRACKING", "0").strip().lower() in ("1", "true", "yes", "on"),
+        **_scanners(env),
         **_abuse_guards(env),
         **_deliverability(env),
         **_reputation(env),

@@ -35,5 +35,13 @@ def click_url(delivery_id: int, subscriber_id: int, digest_id: int, post_id: int
     return _absolute(f"/c/{tokens.make(tokens.CLICK, [delivery_id, subscriber_id, digest_id, post_id, post_url])}")
 
 
+HIDDEN_LINK = 0  # the "post" of a digest's hidden link, which no person sees: only machines follow it
+
+
+def hidden_link_url(delivery_id: int, subscriber_id: int, digest_id: int, target: str) -> str:
+    """A click link like the posts' own, to `target`, for an anchor no person sees (posts/scanners)."""
+    return click_url(delivery_id, subscriber_id, digest_id, HIDDEN_LINK, target)
+
+
 def open_url(delivery_id: int, subscriber_id: int, digest_id: int) -> str:
     return _absolute(f"/o/{tokens.make(tokens.OPEN, [delivery_id, subscriber_id, digest_id])}.gif")

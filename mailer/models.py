@@ -208,6 +208,8 @@ class Delivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # When a machine last followed the digest's hidden link (posts/scanners): its clicks then are no person's.
+    hidden_link_at: Mapped[datetime | None] = deferred(mapped_column(Timestamp))
 
     subscriber: Mapped[Subscriber | None] = relationship(back_populates="deliveries")
 
@@ -314,8 +316,16 @@ class Click(db.Model):
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # A person's click, or a link scanner's: only people's clicks make a reader engaged.
     human: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # The evidence for the verdict (posts/scanners; NULL for clicks recorded before it was kept).
+    method: Mapped[str | None] = mapped_column(String(8))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    seconds_after_delivery: Mapped[int | None] = mapped_column()
+    links_at_once: Mapped[int | None] = mapped_column()  # distinct links of the mail hit within a second of it
+    machine_reason: Mapped[str | None] = mapped_column(String(10))  # a key of scanners.REASONS when not human
 
-    __table_args__ = (Index("ix_click_digest_post", "digest_id", "post_id"),)
+    __table_args__ = (Index("ix_click_digest_post", "digest_id", "post_id"),
+                      # A new click's verdict reads the other clicks of its mail around the same time.
+                      Index("ix_click_delivery_at", "delivery_id", "at"))
 
 
 class Open(db.Model):
@@ -328,6 +338,10 @@ class Open(db.Model):
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # A person's open, or an image proxy's (Apple Mail Privacy Protection, Gmail's proxy, a scanner).
     human: Mapped[bool] = mapped_column(default=True, server_default=true())
+    method: Mapped[str | None] = mapped_column(String(8))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    seconds_after_delivery: Mapped[int | None] = mapped_column()
+    machine_reason: Mapped[str | None] = mapped_column(String(10))
 
 
 class WelcomeStep(db.Model):

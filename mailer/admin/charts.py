@@ -85,6 +85,22 @@ def labelled_bars(values: list[int], labels: list[str]) -> list[LabelledBar]:
     return [LabelledBar(label, value, round(100 * value / peak, 2)) for value, label in zip(values, labels)]
 
 
+@dataclass
+class SplitBar:
+    """A row read across in two parts, people's then machines' (a post's clicks), the whole a share of the longest."""
+    label: str
+    people: int
+    machines: int
+    people_width: float  # percent of the row
+    machines_width: float
+
+
+def split_bars(people: list[int], machines: list[int], labels: list[str]) -> list[SplitBar]:
+    peak = max([p + m for p, m in zip(people, machines)] + [1])
+    return [SplitBar(label, p, m, round(100 * p / peak, 2), round(100 * m / peak, 2))
+            for p, m, label in zip(people, machines, labels)]
+
+
 def nice_scale(peak: float, whole: bool = True) -> tuple[float, float]:
     """A top at or above `peak` and a step of 1, 2, 2.5 or 5 times a power of ten, at most GRID_LINES steps to it."""
     rough = peak / GRID_LINES

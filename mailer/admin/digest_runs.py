@@ -23,7 +23,8 @@ def _result(digest_id: int) -> tuple[Digest, results.Result]:
 def digest(digest_id: int):
     digest, result = _result(digest_id)
     clicks = engagement.digest_clicks(db.session, digest)
-    chart = charts.labelled_bars([p.clicks for p in clicks.posts], [p.title for p in clicks.posts])
+    chart = charts.split_bars([p.human_clicks for p in clicks.posts], [p.machine_clicks for p in clicks.posts],
+                              [p.title for p in clicks.posts])
     rates = reputation.digest_rates(db.session, [digest.id])[digest.id]
     waiting = local_time.waiting_for(db.session, digest, utcnow())
     return render_template("admin/digest.html", digest=digest, result=result, form=ActionForm(), clicks=clicks,

@@ -48,7 +48,7 @@ def subscriber(subscriber_id: int):
     person = db.session.get(Subscriber, subscriber_id) or abort(404)
     return render_template("admin/subscriber.html", person=person, history=search.history(db.session, person.id),
                            stopped_reason=sunset.stopped_reason(person),
-                           clicks=engagement.subscriber_clicks(db.session, person.id), form=ActionForm(),
+                           clicks=engagement.subscriber_events(db.session, person.id), form=ActionForm(),
                            lifts=suppressions.lifts(db.session, person.id))
 
 

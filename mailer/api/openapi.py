@@ -31,6 +31,18 @@ def _int_query(name: str, least: int, text: str) -> dict:
 
 
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+# Clicks and opens of people and of machines (link scanners, image proxies), told apart by posts/scanners.
+_MACHINE = ("link scanners' and image proxies' (a HEAD request, a scanner's user agent, seconds after delivery, "
+            "several links at once, or the mail's hidden link)")
+PEOPLE_AND_MACHINES = {
+    "per post": {"human_clicks": {"type": "integer", "description": "people's clicks"},
+                 "machine_clicks": {"type": "integer", "description": f"clicks that were {_MACHINE}"}},
+    "digest": {"human_clicks": {"type": "integer", "description": "people's clicks (GET /digests/{id} only)"},
+               "machine_clicks": {"type": "integer", "description": f"clicks that were {_MACHINE}"},
+               "human_clickers": {"type": "integer", "description": "readers with a click of their own"},
+               "human_opens": {"type": "integer", "description": "people's opens"},
+               "machine_opens": {"type": "integer", "description": f"opens that were {_MACHINE}"}},
+}
 EMAIL_PATH = {"name": "email", "in": "path", "required": True, "schema": {"type": "string"}}
 DIGEST_PATH = {"name": "digest_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 STATUSES = ["pending", "confirmed", "unsubscribed", "bounced", "complained"]
@@ -71,9 +83,10 @@ SCHEMAS = {
                               "clicks": {"type": "array", "description": "per post (GET /digests/{id} only)", "items": {
                                   "type": "object", "properties": {
                                       "url": {"type": "string"}, "title": {"type": "string"},
-                                      "clicks": {"type": "integer"}, "unique_clickers": {"type": "integer"}}}},
+                                      "clicks": {"type": "integer"}, "unique_clickers": {"type": "integer"},
+                                      **PEOPLE_AND_MACHINES["per post"]}}},
                               "unique_clickers": {"type": "integer"}, "opens": {"type": "integer"},
-                              "unique_openers": {"type": "integer"},
+                              "unique_openers": {"type": "integer"}, **PEOPLE_AND_MACHINES["digest"],
                               **{n: {"type": "integer", "description": "mails of it reported back so (GET /digests/"
                                                                         "{id} only)"}
                                  for n in ("hard_bounces", "complaints")},

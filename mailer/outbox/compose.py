@@ -9,7 +9,7 @@ from sqlalchemy import select
 from .. import links
 from ..bounces import mailto_unsubscribe
 from ..extensions import db
-from ..mail import markdown_text
+from ..mail import identity, markdown_text
 from ..mail.messages import Outgoing, Parts, build, message_id, render_parts, wire
 from ..models import Consent, Delivery, LeadMagnet, Status, Subscriber, WelcomeStep
 from .digest_mail import digest_frame, greeting, test_frame
@@ -69,6 +69,8 @@ def _digest_values(delivery: Delivery, subscriber: Subscriber, posts: tuple[tupl
     if config.get("CLICK_TRACKING", True):
         for post_id, url in posts:
             values[f"link:{post_id}"] = links.click_url(delivery.id, subscriber.id, delivery.digest_id, post_id, url)
+        values["hidden_link"] = links.hidden_link_url(delivery.id, subscriber.id, delivery.digest_id,
+                                                      identity.current().blog_url or config["BASE_URL"])
     return values
 
 

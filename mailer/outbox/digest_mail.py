@@ -19,7 +19,8 @@ def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: b
     """The digest with placeholders where each recipient's name and unsubscribe link go.
 
     `for_recipients` (the frame the workers send) adds placeholders for each recipient's own links: the
-    preference page, a tracked link per post (`link:<post id>`, unless CLICK_TRACKING is off) and the open pixel
+    preference page, a tracked link per post (`link:<post id>`, unless CLICK_TRACKING is off) with the hidden link
+    only machines follow (`hidden_link`, posts/scanners), and the open pixel
     (with OPEN_TRACKING). Previews and test copies get the posts' own links. With `digest_id`, the mail links to
     its archive page ("View in your browser"), unless the archive is off.
     """
@@ -30,6 +31,7 @@ def render_digest(subject: str, intro: str, posts: list[Post], for_recipients: b
                "archive_url": studio.archive_url(digest_id) if digest_id else None,
                "greeting": placeholder("greeting"), "unsubscribe_url": placeholder("unsubscribe_url"),
                "post_links": {p.id: placeholder(f"link:{p.id}") if tracked else p.url for p in posts},
+               "hidden_link": placeholder("hidden_link") if tracked else None,
                "preferences_url": placeholder("preferences_url") if for_recipients else "#preferences-link",
                "open_url": placeholder("open_url") if for_recipients and config.get("OPEN_TRACKING") else None}
     return render_parts("digest", context)

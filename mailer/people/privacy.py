@@ -7,7 +7,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from ..dialect import insert_for
 from ..models import (
@@ -62,24 +62,37 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict:
         "subscriber": {column.key: _plain(getattr(subscriber, column.key)) for column in Subscriber.__table__.columns},
         "consents": rows(select(Consent).where(Consent.subscriber_id == subscriber.id).order_by(Consent.id),
                          ("requested_at", "confirmed_at", "form", "source_url", "ip", "user_agent", "consent_text")),
-        "emails": rows(select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id),
+        "emails": rows(select(Delivery).options(undefer(Delivery.hidden_link_at))
+                       .where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id),
                        ("kind", "recipient", "status", "created_at", "sent_at", "message_id", "attempts",
-                        "last_error")),
+                        "last_error", "hidden_link_at")),
         "downloads": [{"magnet": title, "at": _plain(at)} for title, at in session.execute(
             select(LeadMagnet.title, Download.at).join(LeadMagnet, LeadMagnet.id == Download.magnet_id)
             .where(Download.subscriber_id == subscriber.id).order_by(Download.id))],
         "bounces_and_complaints": rows(select(MailEvent).where(MailEvent.subscriber_id == subscriber.id)
                                        .order_by(MailEvent.id), ("provider", "kind", "detail", "received_at")),
-        "clicks": [{"post": url, "digest_id": digest_id, "at": _plain(at)} for url, digest_id, at in session.execute(
-            select(Post.url, Click.digest_id, Click.at).join(Post, Post.id == Click.post_id)
+        # Each with the evidence that made it a person's or a machine's (posts/scanners).
+        "clicks": [{"post": url, **_event(click, CLICK_EVIDENCE)} for click, url in session.execute(
+            select(Click, Post.url).join(Post, Post.id == Click.post_id)
             .where(Click.subscriber_id == subscriber.id).order_by(Click.id))],
-        "opens": rows(select(Open).where(Open.subscriber_id == subscriber.id).order_by(Open.id), ("digest_id", "at")),
+        "opens": [_event(o, OPEN_EVIDENCE) for o in session.scalars(
+            select(Open).where(Open.subscriber_id == subscriber.id).order_by(Open.id))],
     }
+
+
+OPEN_EVIDENCE = ("digest_id", "at", "human", "machine_reason", "method", "user_agent", "seconds_after_delivery")
+CLICK_EVIDENCE = (*OPEN_EVIDENCE, "links_at_once")
+
+
+def _event(row, fields: tuple[str, ...]) -> dict:
+    return {f: _plain(getattr(row, f)) for f in fields}
 
 
 def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     """Remove the person and all their personal data; keep only their erasure record (a keyed hash of the address)
-    so an import does not add them back."""
+    so an import does not add them back. Their clicks still waiting in Redis, with their evidence, are stored first
+    and so erased too: an id that comes round again (SQLite) never inherits them."""
+    click_buffer.drain(session, current_app.config)
     insert = insert_for(session)
     session.execute(insert(ErasedAddress).values(email_hash=email_hash(subscriber.email))
                     .on_conflict_do_nothing(index_elements=["email_hash"]))
