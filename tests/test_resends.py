@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import email
-from email import policy
+import time
 from datetime import datetime, timedelta, timezone
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from mailer.extensions import db
 from mailer.models import Click, Delivery, Digest, Open, Subscriber
 from mailer.outbox import sender
 from mailer.posts import click_buffer, digests, resends
+from mailer.posts.click_store import Hit
 from mailer.posts.digest_schedule import start_due_digests
 from tests import factories
 from tests.test_digests import copies, wait_for_digest
@@ -139,7 +141,8 @@ def test_clicks_waiting_in_redis_count_before_the_resend_is_owed(app, redis_url,
     monkeypatch.setitem(app.config, "CELERY_QUEUE", "followups-resend-test")
     digest, ids = sent_digest(3)
     delivery = db.session.scalar(select(Delivery.id).where(Delivery.subscriber_id == ids[1]))
-    assert click_buffer.push(app.config, delivery, ids[1], digest.id, digest.posts[0].id)
+    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+    assert click_buffer.push(app.config, Hit(delivery, ids[1], digest.id, digest.posts[0].id, time.time(), "GET", browser))
     resend = resend_now(digest)
     assert owed_to(resend.id) == [ids[0], ids[2]]
 

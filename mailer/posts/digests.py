@@ -12,8 +12,18 @@ from sqlalchemy.orm import Session
 from ..addresses import normalise_email
 from ..dialect import on_postgresql
 from ..mail.messages import has_control_character
-from ..models import (Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, aware, digest_post,
-                      utcnow)
+from ..models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    DigestStatus,
+    Post,
+    Status,
+    Subscriber,
+    aware,
+    digest_post,
+    utcnow,
+)
 from ..outbox import ledger
 from . import click_buffer
 from .digest_results import results
