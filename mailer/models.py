@@ -231,11 +231,24 @@ class Digest(db.Model):
     guard_since: Mapped[datetime | None] = mapped_column(Timestamp)
     # When a scheduled digest falls due (UTC); beat starts it then, owing its mails to the readers of that moment.
     send_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Who it is for beyond `audience` (posts/audiences): a segment's rules as they were when the digest was made,
+    # NULL for everyone. No foreign key: the digest keeps its rules whatever becomes of the segment.
+    segment_id: Mapped[int | None] = mapped_column()
+    rules: Mapped[dict | None] = mapped_column(JSON)
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 
     __table_args__ = (Index("ix_digest_scheduled", "send_at", postgresql_where=text("status = 'scheduled'"),
                             sqlite_where=text("status = 'scheduled'")),)
+
+
+class Segment(db.Model):
+    """A saved choice of readers: what they took, where and when they signed up, how they read (posts/audiences)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    rules: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Click(db.Model):

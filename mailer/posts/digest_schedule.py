@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Digest, DigestStatus, aware, utcnow
 from .digests import DigestError, compose_digest, start_digest
+from .segments import EVERYONE, Recipients
 
 
 def read_send_at(value: object, naive_is_utc: bool = False) -> datetime:
@@ -30,14 +31,14 @@ def read_send_at(value: object, naive_is_utc: bool = False) -> datetime:
 
 def schedule_digest(session: Session, send_at: datetime, subject: str | None = None, intro: str | None = None,
                     post_ids: list[int] | None = None, audience: str = "every",
-                    now: datetime | None = None) -> Digest:
+                    now: datetime | None = None, to: Recipients = EVERYONE) -> Digest:
     """Choose the posts now and keep them for a digest that beat starts at `send_at`; nothing is owed before."""
     now = now or utcnow()
     if aware(send_at) <= now:
         raise DigestError(f"send_at {aware(send_at).isoformat()} is not in the future (it is now "
                           f"{now.isoformat(timespec='minutes')}): pick a later time, or send the digest now",
                           field="send_at")
-    return compose_digest(session, subject, intro, post_ids, audience, status=DigestStatus.SCHEDULED.value,
+    return compose_digest(session, subject, intro, post_ids, audience, to, status=DigestStatus.SCHEDULED.value,
                           send_at=send_at)
 
 

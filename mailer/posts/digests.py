@@ -13,7 +13,9 @@ from ..dialect import on_postgresql
 from ..mail.messages import has_control_character
 from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Post, Status, Subscriber, digest_post, utcnow
 from ..outbox import ledger
+from . import audiences, reader_posts
 from .digest_results import results
+from .segments import EVERYONE, Recipients
 from .store import clean_title
 
 QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
@@ -33,20 +35,23 @@ class DigestError(ValueError):
 
 
 def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False,
-                 audience: str = "every") -> list[Post]:
-    """Published posts that no digest for `audience` (but a cancelled one) has carried, oldest first.
+                 audience: str = "every", rules: dict | None = None) -> list[Post]:
+    """Published posts that no digest to everyone of `audience` (but a cancelled one) has carried, and that some
+    reader of `rules` has not had (reader_posts), oldest first.
 
     The monthly summary takes only the posts published in the month before `now`.
     """
-    sent = (select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
-            .where(Digest.status != DigestStatus.CANCELLED.value, Digest.audience == audience))
     now = now or utcnow()
+    carried = select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id).where(
+        Digest.audience == audience)
+    sent = carried.where(Digest.status != DigestStatus.CANCELLED.value, Digest.rules.is_(None))
+    new = or_(Post.id.not_in(carried), reader_posts.someone_lacks(Post.id, audience, readers(audience, now, rules)))
     when = or_(Post.published_at.is_(None), Post.published_at <= now)
     if audience == "monthly":
         since = month_before(now)
         when = or_(Post.published_at.between(since, now), and_(Post.published_at.is_(None), Post.created_at >= since))
     return list(session.scalars(
-        select(Post).where(Post.id.not_in(sent), when, or_(Post.announce, literal(back_catalogue)))
+        select(Post).where(Post.id.not_in(sent), when, or_(Post.announce, literal(back_catalogue)), new)
         .order_by(Post.published_at.is_(None), Post.published_at, Post.id)
     ))
 
@@ -57,13 +62,14 @@ def month_before(moment: datetime) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
 
 
-def choose_posts(session: Session, post_ids: list[int] | None = None, audience: str = "every") -> list[Post]:
+def choose_posts(session: Session, post_ids: list[int] | None = None, audience: str = "every",
+                 rules: dict | None = None) -> list[Post]:
     if audience not in AUDIENCES:
         raise DigestError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     # Posts picked by id may come from the back catalogue; otherwise only posts announced as new.
     if post_ids is not None and not post_ids:
         raise DigestError("no post was chosen (post_ids is empty): tick at least one post to put in the digest")
-    posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience)
+    posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience, rules=rules)
     if post_ids is not None:
         unknown = set(post_ids) - {p.id for p in posts}
         if unknown:
@@ -91,19 +97,20 @@ def default_subject(posts: list[Post]) -> str:
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
-                  post_ids: list[int] | None = None, audience: str = "every") -> Digest:
-    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement."""
-    digest = compose_digest(session, subject, intro, post_ids, audience)
+                  post_ids: list[int] | None = None, audience: str = "every", to: Recipients = EVERYONE) -> Digest:
+    """Make a digest of the unsent posts and owe it to every reader of `audience` (and `to`), in one statement."""
+    digest = compose_digest(session, subject, intro, post_ids, audience, to)
     digest.recipients = owe_digest(session, digest.id, audience)
     _tell_the_planner(session)
     return digest
 
 
 def compose_digest(session: Session, subject: str | None, intro: str | None, post_ids: list[int] | None,
-                   audience: str, **values) -> Digest:
+                   audience: str, to: Recipients = EVERYONE, **values) -> Digest:
     """The digest row and its posts, owing nothing yet; `values` are more of its columns."""
-    posts = choose_posts(session, post_ids, audience)
-    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(), audience=audience, **values)
+    posts = choose_posts(session, post_ids, audience, to.rules)
+    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(), audience=audience,
+                    rules=to.rules or None, segment_id=to.segment_id, **values)
     session.add(digest)
     session.flush()
     session.execute(digest_post.insert(), [{"digest_id": digest.id, "post_id": p.id, "position": n}
@@ -121,13 +128,15 @@ def start_digest(session: Session, digest: Digest) -> bool:
     return True
 
 
-def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every") -> Digest | None:
+def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every",
+                    rules: dict | None = None) -> Digest | None:
     """The newest digest for `audience` made since `since` with exactly these posts: where a form sent twice went
     the first time. (Another choice of posts is another digest, whatever they share.)"""
     recent = session.scalars(select(Digest).where(Digest.created_at >= since, Digest.audience == audience,
                                                   Digest.status != DigestStatus.CANCELLED.value)
                              .order_by(Digest.id.desc()).limit(20))
-    return next((d for d in recent if {p.id for p in d.posts} == set(post_ids)), None) if post_ids else None
+    return next((d for d in recent if {p.id for p in d.posts} == set(post_ids) and (d.rules or None) == (rules or None)),
+                None) if post_ids else None
 
 
 def _turn(session: Session, digest: Digest, source: str, target: str) -> bool:
@@ -149,26 +158,29 @@ def _tell_the_planner(session: Session) -> None:
         session.execute(text("ANALYZE delivery"))
 
 
-def readers(audience: str = "every", now: datetime | None = None):
-    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused."""
+def readers(audience: str = "every", now: datetime | None = None, rules: dict | None = None) -> list:
+    """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused, and chosen by `rules`."""
     now = now or utcnow()
-    return (Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
-            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now))
+    return [Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
+            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now), *audiences.conditions(rules, now)]
 
 
 def owe_digest(session: Session, digest_id: int, audience: str = "every") -> int:
-    """INSERT … SELECT one delivery per reader of `audience`: no Python loop, whatever the list size."""
-    now = utcnow()
+    """INSERT … SELECT one delivery per reader of `audience` (and of the digest's rules) with a post they have not
+    had: no Python loop, whatever the list size."""
+    now, digest = utcnow(), session.get(Digest, digest_id)
+    owed = reader_posts.owed_posts(session, digest)
     row = ledger.owed_row("digest", Subscriber.id, literal(f"digest:{digest_id}:") + cast(Subscriber.id, String), now,
-                          digest_id=digest_id)
-    rows = select(*ledger.as_select(row)).where(*readers(audience, now))
+                          digest_id=digest_id, payload=owed.payload)
+    rows = (select(*ledger.as_select(row)).select_from(owed.select_from())
+            .where(*readers(audience, now, digest.rules), *owed.some_left))
     insert = Delivery.__table__.insert().from_select(list(row), rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
 
-def confirmed_count(audience: str = "every"):
-    """How many readers a digest for `audience` would reach now."""
-    return select(func.count()).select_from(Subscriber).where(*readers(audience))
+def confirmed_count(audience: str = "every", rules: dict | None = None):
+    """How many readers a digest for `audience` (and `rules`) would reach now."""
+    return select(func.count()).select_from(Subscriber).where(*readers(audience, rules=rules))
 
 
 def _clean_subject(subject: str | None) -> str | None:

@@ -1,0 +1,76 @@
+"""A post counts as sent to the readers who received it: which posts each reader has had, and owes still.
+
+A reader has had a post when a digest (of the same audience) carrying it owes them a row that was not skipped
+or failed. A row that left the post out did so because the reader had it already, so the digest's posts are
+enough to tell: no row's own list needs reading.
+"""
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from sqlalchemy import String, and_, case, func, literal, not_, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from ..dialect import json_from_text
+from ..models import Delivery, DeliveryStatus, Digest, DigestStatus, Subscriber, digest_post
+
+HAD = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.SENT.value,
+       DeliveryStatus.HELD.value]
+
+
+def someone_lacks(post_id, audience: str, readers: list):
+    """Some reader of `readers` (conditions on Subscriber) has not had the post: SQL, correlated to the post."""
+    had = (select(Delivery.id).join(digest_post, digest_post.c.digest_id == Delivery.digest_id)
+           .join(Digest, Digest.id == Delivery.digest_id)
+           .where(Delivery.subscriber_id == Subscriber.id, digest_post.c.post_id == post_id,
+                  Delivery.status.in_(HAD), Digest.audience == audience)
+           .correlate_except(Delivery, digest_post, Digest))  # the post two levels out, the reader one
+    return select(Subscriber.id).where(*readers, not_(had.exists())).exists()
+
+
+class Owed(NamedTuple):
+    """What the INSERT … SELECT of a digest needs to leave out, reader by reader, the posts they had."""
+
+    joins: list        # (alias, on clause): the reader's row in each earlier digest that shares posts, if any
+    payload: object    # {} or an SQL expression: {"post_ids": [...]} when a reader's posts differ from the digest's
+    some_left: list    # conditions: at least one post is left for the reader
+
+    def select_from(self):
+        table = Subscriber.__table__
+        for alias, on in self.joins:
+            table = table.outerjoin(alias, on)
+        return table
+
+
+def owed_posts(session: Session, digest: Digest) -> Owed:
+    """The posts each reader is owed of `digest`: its own, less those an earlier digest gave them."""
+    mine = list(session.scalars(select(digest_post.c.post_id).where(digest_post.c.digest_id == digest.id)
+                                .order_by(digest_post.c.position)))
+    sharing: dict[int, set[int]] = {}
+    for earlier, post_id in session.execute(
+            select(digest_post.c.digest_id, digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
+            .where(digest_post.c.post_id.in_(mine), Digest.id != digest.id, Digest.audience == digest.audience,
+                   Digest.status != DigestStatus.SCHEDULED.value)):
+        sharing.setdefault(earlier, set()).add(post_id)
+    if not sharing:
+        return Owed([], {}, [])
+    joins, had = [], {post_id: [] for post_id in mine}
+    for earlier, posts in sorted(sharing.items()):
+        row = aliased(Delivery, name=f"had_{earlier}")
+        joins.append((row, and_(row.digest_id == earlier, row.subscriber_id == Subscriber.id, row.status.in_(HAD))))
+        for post_id in posts:
+            had[post_id].append(row.id.is_not(None))
+    return Owed(joins, _payload(session, mine, had), [] if any(not h for h in had.values()) else
+                [or_(*(not_(or_(*had[p])) for p in mine))])
+
+
+def _payload(session: Session, mine: list[int], had: dict[int, list]):
+    """'{"post_ids": [3, 5]}' made in SQL for a reader who had some of the posts, '{}' for one who had none."""
+    listed = literal("")
+    for post_id in mine:
+        entry = literal(f",{post_id}")
+        listed = listed + (case((or_(*had[post_id]), ""), else_=entry) if had[post_id] else entry)
+    start = json.dumps({"post_ids": []})[:-2]  # '{"post_ids": ['
+    had_some = or_(*(h for hs in had.values() for h in hs))
+    return json_from_text(session, case((had_some, literal(start, String) + func.substr(listed, 2) + "]}"), else_="{}"))
