@@ -234,7 +234,7 @@ class Digest(db.Model):
     # Who it is for beyond `audience` (posts/audiences): a segment's rules as they were when the digest was made,
     # NULL for everyone. No foreign key: the digest keeps its rules whatever becomes of the segment.
     segment_id: Mapped[int | None] = mapped_column()
-    rules: Mapped[dict | None] = mapped_column(JSON)
+    rules: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 

@@ -9,7 +9,8 @@ from ..extensions import db
 from ..links import unsubscribe_url
 from ..models import Digest, Subscriber
 from ..outbox import digest_mail, ledger
-from ..posts import digest_schedule, digests, engagement, reputation
+from ..posts import digest_schedule, digests, engagement, reputation, segments
+from ..posts.audiences import RuleError
 from . import bp, error, read_json_object
 
 
@@ -17,14 +18,18 @@ from . import bp, error, read_json_object
 def create_digest():
     body = read_json_object() if request.content_length else {}
     subject, intro, post_ids = body.get("subject"), body.get("intro"), body.get("post_ids")
-    audience = body.get("audience", "every")
-    if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
+    audience = body.get("audience")
+    if not _fields_ok(subject, intro, post_ids) or audience not in (None, *digests.AUDIENCES):
         return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
-                     '"dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time with offset}, all optional.', 400)
+                     '"segment": int, "magnet": str, "dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time '
+                     'with offset}, all optional.', 400)
     if body.get("test_to") is not None and not isinstance(body["test_to"], str):
         return error('"test_to" must be one email address, as a string: "editor@example.com".', 400, field="test_to")
     try:
-        return _compose(body, subject, intro, post_ids, audience)
+        to = segments.recipients_of(db.session, body.get("segment"), body.get("magnet"))
+        return _compose(body, subject, intro, post_ids, segments.audience_for(to, audience), to)
+    except RuleError as exc:
+        return error(str(exc), 422, field=exc.field)
     except digests.NothingNew as exc:
         return error(str(exc), 409)
     except digests.DigestError as exc:
@@ -34,23 +39,25 @@ def create_digest():
         return error(str(exc), 422, field="test_to")
 
 
-def _compose(body: dict, subject, intro, post_ids, audience):
+def _compose(body: dict, subject, intro, post_ids, audience, to: segments.Recipients):
     """A dry run, a test copy, a digest scheduled for send_at, or one sent now."""
     send_at = None if body.get("send_at") is None else digest_schedule.read_send_at(body["send_at"])
     if body.get("dry_run"):
-        posts = digests.choose_posts(db.session, post_ids, audience)
+        posts = digests.choose_posts(db.session, post_ids, audience, to.rules)
         sample = digest_mail.preview(digests.subject_for(subject, posts), intro or "", posts)
         return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
-                       recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
+                       segment=to.segment_id, rules=to.rules,
+                       recipients=db.session.scalar(digests.confirmed_count(audience, to.rules)), html=sample.html,
+                       text=sample.text)
     if body.get("test_to"):
         count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
         db.session.commit()
         ledger.wake()
         return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
     if send_at is not None:
-        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience)
+        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience, to=to)
     else:
-        digest = digests.create_digest(db.session, subject, intro, post_ids, audience)
+        digest = digests.create_digest(db.session, subject, intro, post_ids, audience, to)
     db.session.commit()
     if send_at is None:
         ledger.wake()
@@ -75,7 +82,8 @@ def digest_status(digest_id: int):
     digest = _digest(digest_id)
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
-    state = {**digests.progress(db.session, digest), "audience": digest.audience,
+    state = {**digests.progress(db.session, digest), "audience": digest.audience, "segment": digest.segment_id,
+             "rules": digest.rules,
              **engagement.digest_clicks(db.session, digest).as_json(),
              **reputation.digest_rates(db.session, [digest.id])[digest.id].as_json(),
              "paused_reason": digest.paused_reason}

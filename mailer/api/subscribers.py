@@ -15,7 +15,10 @@ from ..people import subscriptions
 from ..people.privacy import erased
 from ..people.roster import add_subscribers, public_record
 from ..people.subscriptions import SignupRequest
+from ..posts import audiences
+from ..posts.audiences import RuleError
 from . import bp, error, read_json_object
+from .segments import rules_from_query
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 STATUSES = [s.value for s in Status]
@@ -23,7 +26,8 @@ STATUSES = [s.value for s in Status]
 
 @bp.get("/subscribers")
 def subscribers_list():
-    """Oldest first, `?status=`, `?q=` (email prefix); `next` is the `?after=` of the following page, or null."""
+    """Oldest first, `?status=`, `?q=` (email prefix), a segment's rules (`?magnet=` …, api/segments); `next` is
+    the `?after=` of the following page, or null."""
     status, prefix = request.args.get("status"), request.args.get("q", "").strip().lower()
     if status is not None and status not in STATUSES:
         return error(f"?status= must be one of {', '.join(STATUSES)}.", 400, field="status")
@@ -32,7 +36,12 @@ def subscribers_list():
         after = _whole_number("after", 0, least=0)
     except InvalidSignup as exc:
         return error(str(exc), 400, field=exc.field)
-    query = select(Subscriber).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit + 1)
+    try:
+        rules = rules_from_query(request.args)
+    except RuleError as exc:
+        return error(str(exc), 400, field=exc.field)
+    query = (select(Subscriber).where(Subscriber.id > after, *audiences.conditions(rules))
+             .order_by(Subscriber.id).limit(limit + 1))
     if status:
         query = query.where(Subscriber.status == status)
     if prefix:
