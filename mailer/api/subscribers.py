@@ -18,7 +18,6 @@ from ..people.subscriptions import SignupRequest
 from ..posts import audiences
 from ..posts.audiences import RuleError
 from . import bp, error, read_json_object
-from .segments import rules_from_query
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 STATUSES = [s.value for s in Status]
@@ -26,7 +25,7 @@ STATUSES = [s.value for s in Status]
 
 @bp.get("/subscribers")
 def subscribers_list():
-    """Oldest first, `?status=`, `?q=` (email prefix), a segment's rules (`?magnet=` …, api/segments); `next` is
+    """Oldest first, `?status=`, `?q=` (email prefix), a segment's rules (`?magnet=` …, posts/audiences); `next` is
     the `?after=` of the following page, or null."""
     status, prefix = request.args.get("status"), request.args.get("q", "").strip().lower()
     if status is not None and status not in STATUSES:
@@ -37,7 +36,7 @@ def subscribers_list():
     except InvalidSignup as exc:
         return error(str(exc), 400, field=exc.field)
     try:
-        rules = rules_from_query(request.args)
+        rules = audiences.from_query(db.session, request.args)
     except RuleError as exc:
         return error(str(exc), 400, field=exc.field)
     query = (select(Subscriber).where(Subscriber.id > after, *audiences.conditions(rules))
