@@ -87,9 +87,11 @@ def test_each_rule_chooses_its_readers(either_app, course):
 @pytest.mark.parametrize("rules, field", [
     ([], "rules"), ({"colour": "red"}, "rules.colour"), ({"magnets": "handbook"}, "rules.magnets"),
     ({"magnets": ["nope"]}, "rules.magnets"), ({"forms": ["fax"]}, "rules.forms"),
-    ({"signed_up": {"from": "yesterday"}}, "rules.signed_up"), ({"confirmed": {"since": "2026-01-01"}}, "rules.confirmed"),
+    ({"signed_up": {"from": "yesterday"}}, "rules.signed_up"),
+    ({"confirmed": {"since": "2026-01-01"}}, "rules.confirmed"),
     ({"signed_up": {"from": "2026-01-01T09:00"}}, "rules.signed_up"), ({"imported": "yes"}, "rules.imported"),
-    ({"engaged_within_days": 0}, "rules.engaged_within_days"), ({"engaged_within_days": True}, "rules.engaged_within_days"),
+    ({"engaged_within_days": 0}, "rules.engaged_within_days"),
+    ({"engaged_within_days": True}, "rules.engaged_within_days"),
     ({"preference": "weekly"}, "rules.preference"), ({"pages": [""]}, "rules.pages"),
 ])
 def test_rules_that_cannot_be_read_name_the_rule(app, rules, field):

@@ -12,7 +12,8 @@ from . import bp
 from .forms import ActionForm
 
 FORM_CHOICES = [("embed", "any embedded form"), ("snippet", "HTML snippet"), ("iframe", "iframe"),
-                ("script", "embed.js"), ("api", "the API"), ("import", "an import"), ("resubscribe", "subscribed again")]
+                ("script", "embed.js"), ("api", "the API"), ("import", "an import"),
+                ("resubscribe", "subscribed again")]
 
 
 def _magnets() -> list[LeadMagnet]:

@@ -25,7 +25,8 @@ def owed_row(kind: str, subscriber_id, dedupe_key, now, *, payload=None, **colum
     expressions where a value differs by row; `as_select` turns the rest into literals.
     """
     return {"kind": kind, "subscriber_id": subscriber_id, "dedupe_key": dedupe_key,
-            "payload": {} if payload is None else payload, "status": QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now, **columns}
+            "payload": {} if payload is None else payload, "status": QUEUED, "attempts": 0, "next_attempt_at": now,
+            "created_at": now, **columns}
 
 
 def as_select(row: dict) -> list:

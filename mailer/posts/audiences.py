@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, not_, or_, select
+from sqlalchemy import and_, not_, or_, select, union
 from sqlalchemy.orm import Session
 
 from ..models import Click, Consent, LeadMagnet, Open, Subscriber, utcnow
@@ -157,10 +157,8 @@ def conditions(rules: dict | None, now: datetime | None = None) -> list:
     if rules.get("imported") is not None:
         found.append(Subscriber.imported.is_(rules["imported"]))
     if rules.get("engaged") is not None or rules.get("engaged_within_days") is not None:
-        clicked, opened = engaged_since(now - timedelta(days=rules["engaged_within_days"])
-                                        if rules.get("engaged_within_days") else None)
-        # Not engaged as two NOT EXISTS, not NOT (… OR …): PostgreSQL makes each an anti-join, not a loop per reader.
-        found.append(or_(clicked, opened) if rules.get("engaged", True) else and_(not_(clicked), not_(opened)))
+        found.append(engaged_since(now - timedelta(days=rules["engaged_within_days"])
+                                   if rules.get("engaged_within_days") else None, rules.get("engaged", True)))
     if rules.get("preference"):
         found.append(Subscriber.digest_frequency == rules["preference"])
     return found
@@ -177,12 +175,18 @@ def _consented(*where):
     return select(Consent.id).where(Consent.subscriber_id == Subscriber.id, *where).exists()
 
 
-def engaged_since(since: datetime | None) -> tuple:
-    """A person's click, and a person's open (not a scanner's or an image proxy's), since `since` or ever."""
+def engaged_since(since: datetime | None, engaged: bool = True):
+    """A person's click or open (not a scanner's or an image proxy's) since `since` or ever; or, not `engaged`,
+    neither.
+
+    Said so that PostgreSQL joins once against the readers who engaged (IN a UNION, a hash), or makes two
+    anti-joins: an OR of two EXISTS would be looked up reader by reader.
+    """
     def recent(table):
-        return select(table.id).where(table.subscriber_id == Subscriber.id, table.human.is_(True),
-                                      *([table.at >= since] if since else [])).exists()
-    return recent(Click), recent(Open)
+        return select(table.subscriber_id).where(table.human.is_(True), *([table.at >= since] if since else []))
+    if engaged:
+        return Subscriber.id.in_(union(recent(Click), recent(Open)))
+    return and_(*(not_(recent(table).where(table.subscriber_id == Subscriber.id).exists()) for table in (Click, Open)))
 
 
 def describe(rules: dict | None) -> str:

@@ -36,22 +36,19 @@ class DigestError(ValueError):
 
 def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False,
                  audience: str = "every", rules: dict | None = None) -> list[Post]:
-    """Published posts that no digest to everyone of `audience` (but a cancelled one) has carried, and that some
-    reader of `rules` has not had (reader_posts), oldest first.
+    """Published posts that no digest for `audience` and the same `rules` (but a cancelled one) has carried, and
+    that some reader of `rules` has not had (reader_posts), oldest first.
 
     The monthly summary takes only the posts published in the month before `now`.
     """
     now = now or utcnow()
-    carried = select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id).where(
-        Digest.audience == audience)
-    sent = carried.where(Digest.status != DigestStatus.CANCELLED.value, Digest.rules.is_(None))
-    new = or_(Post.id.not_in(carried), reader_posts.someone_lacks(Post.id, audience, readers(audience, now, rules)))
+    used = reader_posts.used_up(session, audience, rules, readers(audience, now, rules))
     when = or_(Post.published_at.is_(None), Post.published_at <= now)
     if audience == "monthly":
         since = month_before(now)
         when = or_(Post.published_at.between(since, now), and_(Post.published_at.is_(None), Post.created_at >= since))
     return list(session.scalars(
-        select(Post).where(Post.id.not_in(sent), when, or_(Post.announce, literal(back_catalogue)), new)
+        select(Post).where(Post.id.not_in(used), when, or_(Post.announce, literal(back_catalogue)))
         .order_by(Post.published_at.is_(None), Post.published_at, Post.id)
     ))
 
@@ -135,8 +132,8 @@ def digest_carrying(session: Session, post_ids: list[int], since: datetime, audi
     recent = session.scalars(select(Digest).where(Digest.created_at >= since, Digest.audience == audience,
                                                   Digest.status != DigestStatus.CANCELLED.value)
                              .order_by(Digest.id.desc()).limit(20))
-    return next((d for d in recent if {p.id for p in d.posts} == set(post_ids) and (d.rules or None) == (rules or None)),
-                None) if post_ids else None
+    same = (d for d in recent if {p.id for p in d.posts} == set(post_ids) and (d.rules or None) == (rules or None))
+    return next(same, None) if post_ids else None
 
 
 def _turn(session: Session, digest: Digest, source: str, target: str) -> bool:

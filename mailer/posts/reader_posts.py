@@ -19,14 +19,30 @@ HAD = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus
        DeliveryStatus.HELD.value]
 
 
-def someone_lacks(post_id, audience: str, readers: list):
-    """Some reader of `readers` (conditions on Subscriber) has not had the post: SQL, correlated to the post."""
-    had = (select(Delivery.id).join(digest_post, digest_post.c.digest_id == Delivery.digest_id)
-           .join(Digest, Digest.id == Delivery.digest_id)
-           .where(Delivery.subscriber_id == Subscriber.id, digest_post.c.post_id == post_id,
-                  Delivery.status.in_(HAD), Digest.audience == audience)
-           .correlate_except(Delivery, digest_post, Digest))  # the post two levels out, the reader one
-    return select(Subscriber.id).where(*readers, not_(had.exists())).exists()
+def used_up(session: Session, audience: str, rules: dict | None, readers: list) -> set[int]:
+    """The posts a digest for `audience` and `rules` may no longer carry: those a digest to the same readers carried
+    (but a cancelled one: as to everyone, a reader who comes later does not get the back catalogue), and those every
+    reader of `readers` (conditions on Subscriber) had from digests to others, one anti-join per post."""
+    digests = session.execute(select(Digest.id, Digest.rules, Digest.status).where(Digest.audience == audience))
+    same, others = set(), set()
+    for digest_id, its_rules, status in digests:
+        if (its_rules or None) == (rules or None) and status != DigestStatus.CANCELLED.value:
+            same.add(digest_id)
+        elif status != DigestStatus.SCHEDULED.value:
+            others.add(digest_id)
+    carried = session.execute(select(digest_post.c.digest_id, digest_post.c.post_id).where(
+        digest_post.c.digest_id.in_(same | others))).all()
+    used = {post_id for digest_id, post_id in carried if digest_id in same}
+    carriers: dict[int, list[int]] = {}
+    for digest_id, post_id in carried:
+        if post_id not in used:
+            carriers.setdefault(post_id, []).append(digest_id)
+    for post_id, digest_ids in carriers.items():
+        had = select(Delivery.id).where(Delivery.subscriber_id == Subscriber.id, Delivery.digest_id.in_(digest_ids),
+                                        Delivery.status.in_(HAD))
+        if not session.scalar(select(select(Subscriber.id).where(*readers, not_(had.exists())).exists())):
+            used.add(post_id)
+    return used
 
 
 class Owed(NamedTuple):
