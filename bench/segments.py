@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--subscribers", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=15)
-    p.add_argument("--db", default="mailer_bench_segments")
+    p.add_argument("--db", default="mailer_bench_segment_runs")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--counts-only", action="store_true", help="stop after the counts")
     return p.parse_args(argv)

@@ -198,3 +198,24 @@ def test_a_segment_is_saved_with_checked_rules_and_counts_confirmed_readers(eith
     assert recipients_of(db.session, segment=segment.id).rules == segment.rules
     with pytest.raises(RuleError):
         recipients_of(db.session, segment=segment.id + 1)
+
+
+def test_a_post_is_used_up_for_the_readers_it_went_to_and_for_those_who_all_had_it(either_app, course):
+    reader("bob@example.com", magnet="course")
+    post = _post(1)
+    to_course = recipients_of(db.session, magnet="course")
+    digests.create_digest(db.session, to=to_course)
+    db.session.commit()
+    # Like a digest to everyone: a reader who joins the segment later does not get its back catalogue.
+    reader("cy@example.com", magnet="course")
+    with pytest.raises(digests.NothingNew):
+        digests.choose_posts(db.session, rules=to_course.rules)
+    # Other rules whose readers all had the post: nothing new to them either; once one has not, it is.
+    narrower = {"magnets": ["course"], "pages": [PAGE], "signed_up": {"to": NOW.date().isoformat()}}
+    db.session.execute(update(Subscriber).where(Subscriber.email == "cy@example.com").values(status="pending"))
+    db.session.commit()
+    with pytest.raises(digests.NothingNew):
+        digests.choose_posts(db.session, rules=narrower)
+    db.session.execute(update(Subscriber).where(Subscriber.email == "cy@example.com").values(status="confirmed"))
+    db.session.commit()
+    assert digests.choose_posts(db.session, rules=narrower) == [post]

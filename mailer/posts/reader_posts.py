@@ -20,13 +20,13 @@ HAD = [DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus
 
 
 def used_up(session: Session, audience: str, rules: dict | None, readers: list) -> set[int]:
-    """The posts a digest for `audience` and `rules` may no longer carry: those a digest to the same readers carried
-    (but a cancelled one: as to everyone, a reader who comes later does not get the back catalogue), and those every
-    reader of `readers` (conditions on Subscriber) had from digests to others, one anti-join per post."""
+    """The posts a digest for `audience` and `rules` may no longer carry: those a digest to everyone or to the same
+    readers carried (but a cancelled one: a reader who comes later does not get the back catalogue), and those
+    every reader of `readers` (conditions on Subscriber) had from digests to others, one anti-join per post."""
     digests = session.execute(select(Digest.id, Digest.rules, Digest.status).where(Digest.audience == audience))
     same, others = set(), set()
     for digest_id, its_rules, status in digests:
-        if (its_rules or None) == (rules or None) and status != DigestStatus.CANCELLED.value:
+        if its_rules in (None, rules or None) and status != DigestStatus.CANCELLED.value:
             same.add(digest_id)
         elif status != DigestStatus.SCHEDULED.value:
             others.add(digest_id)
