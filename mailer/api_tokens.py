@@ -16,7 +16,7 @@ from .models import ApiToken, utcnow
 TOKEN_PREFIX = "mlr_"
 SCOPES = {
     "read": "read subscribers, stats, posts and digests (every GET)",
-    "write": "add and erase subscribers, add posts",
+    "write": "add and erase subscribers, add posts and segments",
     "send": "send, pause, resume and cancel digests; fetch the feed",
     "bounces": "report bounces to /webhooks/dsn, nothing else",
 }

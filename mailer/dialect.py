@@ -1,7 +1,7 @@
 """The little that differs between PostgreSQL (in production) and SQLite (the embedded default)."""
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import JSON, cast, func, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -22,3 +22,9 @@ def lower(session: Session, column):
     """lower(column) that lowers every letter, as Python does: PostgreSQL's own, SQLite's unicode_lower (its
     built-in lower() leaves "É" as it is; extensions registers the function on each connection)."""
     return func.lower(column) if on_postgresql(session) else func.unicode_lower(column)
+
+
+def json_from_text(session: Session, text):
+    """SQL text that holds JSON, as a JSON value: PostgreSQL needs the cast; SQLite would take CAST(… AS JSON) for
+    a cast to a number (a type name it does not know has numeric affinity) and keeps the text as it is."""
+    return cast(text, JSON) if on_postgresql(session) else type_coerce(text, JSON)

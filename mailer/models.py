@@ -292,6 +292,10 @@ class Digest(db.Model):
     winner: Mapped[int | None] = mapped_column()
     # "09:00": each reader's mail falls due at that time on their own clock (posts/local_time); NULL: all at once.
     local_time: Mapped[str | None] = mapped_column(String(5))
+    # Who it is for beyond `audience` (posts/audiences): a segment's rules as they were when the digest was made,
+    # NULL for everyone. No foreign key: the digest keeps its rules whatever becomes of the segment.
+    segment_id: Mapped[int | None] = mapped_column()
+    rules: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     posts: Mapped[list[Post]] = relationship(secondary=digest_post, order_by=digest_post.c.position)
 
@@ -303,6 +307,15 @@ class Digest(db.Model):
         """A subject test whose winner is not chosen yet: the rest of its readers are still owed their mail."""
         return (self.decide_at is not None and self.winner is None
                 and self.status in (DigestStatus.SENDING.value, DigestStatus.PAUSED.value))
+
+
+class Segment(db.Model):
+    """A saved choice of readers: what they took, where and when they signed up, how they read (posts/audiences)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    rules: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Click(db.Model):

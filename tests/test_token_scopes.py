@@ -19,7 +19,7 @@ from tests.conftest import fresh_database, make_app
 from tests.test_bounces import add_subscriber, fresh, owe, sample
 
 # Every operation of /api/v1 as (method, a concrete path, the scope it needs).
-EXAMPLE = {"{email}": "reader@example.com", "{digest_id}": "1", "{action}": "pause"}
+EXAMPLE = {"{email}": "reader@example.com", "{digest_id}": "1", "{action}": "pause", "{segment_id}": "1"}
 OPERATIONS = [(method.upper(), path, scope_for(method.upper(), path))
               for path, item in DOCUMENT["paths"].items() for method in item if (method.upper(), path) not in PUBLIC]
 

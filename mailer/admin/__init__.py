@@ -90,6 +90,7 @@ from . import (  # noqa: E402,F401
     outbox,
     posts,
     roster_import,
+    segments,
     sessions,
     settings,
     subscribers,

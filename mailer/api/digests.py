@@ -9,7 +9,8 @@ from ..extensions import db
 from ..links import unsubscribe_url
 from ..models import Digest, Subscriber, utcnow
 from ..outbox import digest_mail, ledger
-from ..posts import digest_schedule, digests, engagement, local_time, reputation, resends, subject_tests
+from ..posts import digest_schedule, digests, engagement, local_time, reputation, resends, segments, subject_tests
+from ..posts.audiences import RuleError
 from . import bp, error, read_json_object
 
 
@@ -17,18 +18,23 @@ from . import bp, error, read_json_object
 def create_digest():
     body = read_json_object() if request.content_length else {}
     subject, intro, post_ids = body.get("subject"), body.get("intro"), body.get("post_ids")
-    audience = body.get("audience", "every")
-    if not _fields_ok(subject, intro, post_ids) or audience not in digests.AUDIENCES:
+    audience = body.get("audience")
+    if not _fields_ok(subject, intro, post_ids) or audience not in (None, *digests.AUDIENCES):
         return error('Expected {"subject": str, "intro": str, "post_ids": [int], "audience": "every" | "monthly", '
-                     '"dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time with offset, "subjects": [str], '
-                     '"test_share": number, "decide_after_hours": number, "local_time": "HH:MM"}, all optional.', 400)
+                     '"segment": int, "magnet": str, "dry_run": bool, "test_to": str, "send_at": ISO 8601 date-time '
+                     'with offset, "subjects": [str], "test_share": number, "decide_after_hours": number, '
+                     '"local_time": "HH:MM"}, all optional.', 400)
     if body.get("test_to") is not None and not isinstance(body["test_to"], str):
         return error('"test_to" must be one email address, as a string: "editor@example.com".', 400, field="test_to")
     try:
         test = subject_tests.read_test(body.get("subjects"), body.get("test_share"), body.get("decide_after_hours"))
         if test and subject is not None:
             raise digests.DigestError('give "subject" or "subjects" (a subject test), not both', field="subjects")
-        return _compose(body, test["subjects"][0] if test else subject, intro, post_ids, audience, test)
+        to = segments.recipients_of(db.session, body.get("segment"), body.get("magnet"))
+        return _compose(body, test["subjects"][0] if test else subject, intro, post_ids,
+                        segments.audience_for(to, audience), to, test)
+    except RuleError as exc:
+        return error(str(exc), 422, field=exc.field)
     except digests.NothingNew as exc:
         return error(str(exc), 409)
     except digests.DigestError as exc:
@@ -39,26 +45,28 @@ def create_digest():
         return error(str(exc), 422, field="test_to")
 
 
-def _compose(body: dict, subject, intro, post_ids, audience, test: dict):
+def _compose(body: dict, subject, intro, post_ids, audience, to: segments.Recipients, test: dict):
     """A dry run, a test copy, a digest scheduled for send_at, or one sent now; `test`: its subject test's columns
     (the dry run and the test copy show the first subject)."""
     send_at = None if body.get("send_at") is None else digest_schedule.read_send_at(body["send_at"])
     at = None if body.get("local_time") is None else local_time.read_local_time(body["local_time"])
     if body.get("dry_run"):
-        posts = digests.choose_posts(db.session, post_ids, audience)
+        posts = digests.choose_posts(db.session, post_ids, audience, to.rules)
         sample = digest_mail.preview(digests.subject_for(subject, posts), intro or "", posts)
         return jsonify(dry_run=True, subject=sample.subject, posts=[_post(p) for p in posts], audience=audience,
-                       recipients=db.session.scalar(digests.confirmed_count(audience)), html=sample.html, text=sample.text)
+                       segment=to.segment_id, rules=to.rules,
+                       recipients=db.session.scalar(digests.confirmed_count(audience, to.rules)), html=sample.html,
+                       text=sample.text)
     if body.get("test_to"):
         count = digests.send_test(db.session, body["test_to"], subject, intro, post_ids)
         db.session.commit()
         ledger.wake()
         return jsonify(test_to=body["test_to"], posts=count, message="A test copy is on its way."), 202
     if send_at is not None:
-        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience,
+        digest = digest_schedule.schedule_digest(db.session, send_at, subject, intro, post_ids, audience, to=to,
                                                  local_time=at, **test)
     else:
-        digest = digests.create_digest(db.session, subject, intro, post_ids, audience, local_time=at, **test)
+        digest = digests.create_digest(db.session, subject, intro, post_ids, audience, to, local_time=at, **test)
     db.session.commit()
     if send_at is None:
         ledger.wake()
@@ -83,7 +91,8 @@ def digest_status(digest_id: int):
     digest = _digest(digest_id)
     if digest is None:
         return error(f"There is no digest {digest_id}.", 404)
-    state = {**digests.progress(db.session, digest), "audience": digest.audience,
+    state = {**digests.progress(db.session, digest), "audience": digest.audience, "segment": digest.segment_id,
+             "rules": digest.rules,
              **engagement.digest_clicks(db.session, digest).as_json(),
              **reputation.digest_rates(db.session, [digest.id])[digest.id].as_json(),
              **local_time.waiting_for(db.session, digest, utcnow()).as_json(),

@@ -46,6 +46,64 @@ PEOPLE_AND_MACHINES = {
 EMAIL_PATH = {"name": "email", "in": "path", "required": True, "schema": {"type": "string"}}
 DIGEST_PATH = {"name": "digest_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 STATUSES = ["pending", "confirmed", "unsubscribed", "bounced", "complained"]
+SEGMENT_PATH = {"name": "segment_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+DAY_OR_TIME = {"type": "string", "description": "an ISO 8601 date (2026-01-31; as `to`, the whole day) or date and "
+                                             "time with its offset"}
+RANGE = {"type": "object", "additionalProperties": False, "properties": {"from": DAY_OR_TIME, "to": DAY_OR_TIME}}
+STRINGS = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+SEGMENT_SCHEMAS = {
+    "Rules": {"type": "object", "additionalProperties": False, "description": "Every rule optional, all of them must "
+              "hold; readers are always confirmed ones.", "properties": {
+        "magnets": {**STRINGS, "description": "took one of these lead magnets (slugs): confirmed a signup for it, or "
+                                              "asked for it while confirmed"},
+        "forms": {**STRINGS, "description": "signed up from one of these forms: snippet (the HTML form), iframe "
+                                            "(/embed), script (embed.js), api, import, resubscribe; embed means any "
+                                            "of the first three"},
+        "pages": {**STRINGS, "description": "signed up on one of these pages (the page's address, exactly)"},
+        "signed_up": RANGE, "confirmed": RANGE, "imported": {"type": "boolean"},
+        "engaged_within_days": {"type": "integer", "minimum": 1, "maximum": 36500,
+                                "description": "a person's click or open (not a link scanner's or an image "
+                                               "proxy's) in the last N days"},
+        "engaged": {"type": "boolean", "description": "false: no such click or open (in the last N days if given)"},
+        "preference": {"enum": ["every", "monthly"], "description": "the digests they asked for"}}},
+    "Segment": {"type": "object", "required": ["id", "name", "rules"], "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "rules": _ref("Rules"),
+        "description": {"type": "string", "description": "the rules in words"}, "created_at": {"type": "string"},
+        "count": {"type": "integer", "description": "confirmed readers it chooses now (not in the list)"}}},
+    "NewSegment": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100}, "rules": _ref("Rules")}},
+}
+SEGMENT_PATHS = {
+    "/segments": {
+        "get": {"summary": "The saved segments, by name", "responses": {"200": _json({"type": "object", "properties": {
+            "segments": {"type": "array", "items": _ref("Segment")}}}, "Segments")}},
+        "post": {"summary": "Save a segment (its rules checked) and count it",
+                 "requestBody": {"required": True, "content": {JSON: {"schema": _ref("NewSegment")}}},
+                 "responses": {"201": _json(_ref("Segment"), "Saved, with its count"), **_errors(400, 422)}}},
+    "/segments/{segment_id}": {"get": {"summary": "One segment with its count of readers now",
+                                       "parameters": [SEGMENT_PATH],
+                                       "responses": {"200": _json(_ref("Segment"), "The segment"), **_errors(404)}}},
+}
+
+
+def _query(name: str, schema: dict, text: str) -> dict:
+    return {"name": name, "in": "query", "description": text, "schema": schema}
+
+
+RULE_PARAMETERS = [
+    _query("magnet", {"type": "string"}, "took this lead magnet (repeat for any of several); a segment's rules, "
+                                         "as in Rules"),
+    _query("form", {"type": "string"}, "signed up from this form (snippet, iframe, script, embed, api, import, "
+                                       "resubscribe; repeat for any of several)"),
+    _query("page", {"type": "string"}, "signed up on this page (repeat for any of several)"),
+    *(_query(f"{key}_{end}", {"type": "string"}, f"{key.replace('_', ' ')} {end} this date")
+      for key in ("signed_up", "confirmed") for end in ("from", "to")),
+    _query("imported", {"enum": ["true", "false"]}, "brought in by an import, or not"),
+    _query("engaged_within_days", {"type": "integer", "minimum": 1}, "a person's click or open in the last N days"),
+    _query("engaged", {"enum": ["true", "false"]}, "false: none (in the last N days if given)"),
+    _query("preference", {"enum": ["every", "monthly"]}, "the digests they asked for"),
+]
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"],
@@ -80,6 +138,11 @@ SCHEMAS = {
                               "finished_at": {**NULLABLE_TIME, "description": "when its last mail was sent, failed "
                                                                              "or skipped"},
                               "audience": {"enum": ["every", "monthly"]},
+                              "segment": {"type": ["integer", "null"], "description": "the segment it went to "
+                                                                                      "(GET /digests/{id} only)"},
+                              "rules": {"type": ["object", "null"], "description": "the rules it went to, as they "
+                                                                                  "were when it was made; null: "
+                                                                                  "everyone (GET /digests/{id} only)"},
                               "clicks": {"type": "array", "description": "per post (GET /digests/{id} only)", "items": {
                                   "type": "object", "properties": {
                                       "url": {"type": "string"}, "title": {"type": "string"},
@@ -130,10 +193,14 @@ SCHEMAS = {
                         "description": "when, from now (default 0: now); who has not engaged is decided then"},
         "unless": {"enum": ["clicked", "opened"], "description": "skip readers with a human click (default), or "
                                                                   "with a human open or click (OPEN_TRACKING on)"}}},
+    **SEGMENT_SCHEMAS,
     "NewDigest": {"type": "object", "properties": {
         "subject": {"type": "string"}, "intro": {"type": "string"},
         "post_ids": {"type": "array", "items": {"type": "integer"}},
-        "audience": {"enum": ["every", "monthly"], "description": "monthly: the summary of the last month's posts for monthly readers"},
+        "audience": {"enum": ["every", "monthly"], "description": "monthly: the summary of the last month's posts for "
+                     "monthly readers; left out: the segment's preference, else every"},
+        "segment": {"type": "integer", "description": "send to this segment's readers only (GET /segments)"},
+        "magnet": {"type": "string", "description": "send to the readers who took this lead magnet (its slug) only"},
         "dry_run": {"type": "boolean", "description": "render the digest, send nothing"},
         "test_to": {"type": "string", "description": "send one test copy to this address, nothing else"},
         "send_at": {"type": "string", "format": "date-time",
@@ -162,7 +229,8 @@ PATHS = {
         "get": {"summary": "Subscribers, oldest first, a page at a time", "parameters": [
             {"name": "status", "in": "query", "schema": {"enum": STATUSES}},
             {"name": "q", "in": "query", "description": "email prefix", "schema": {"type": "string"}},
-            _int_query("limit", 1, "page size (at most 500)"), _int_query("after", 0, "`next` of the previous page")],
+            _int_query("limit", 1, "page size (at most 500)"), _int_query("after", 0, "`next` of the previous page"),
+            *RULE_PARAMETERS],
             "responses": {"200": _json({"type": "object", "required": ["subscribers", "next"], "properties": {
                 "subscribers": {"type": "array", "items": _ref("Subscriber")}, "next": {"type": ["integer", "null"]}}},
                 "A page"), **_errors(400)}},
@@ -195,6 +263,7 @@ PATHS = {
     "/feed/fetch": {"post": {"summary": "Read FEED_URL now", "responses": {
         "200": _json({"type": "object", "properties": {n: {"type": "integer"} for n in ("new", "updated", "unchanged")}},
                      "What the fetch found"), **_errors(409, 502)}}},
+    **SEGMENT_PATHS,
     "/digests": {
         "get": {"summary": "The 50 latest digests", "responses": {"200": _json({"type": "object", "properties": {
             "digests": {"type": "array", "items": _ref("Digest")}}}, "Digests")}},

@@ -3,5 +3,6 @@ from . import (
     digests,  # noqa: F401
     openapi,  # noqa: F401
     posts,  # noqa: F401
+    segments,  # noqa: F401
     subscribers,  # noqa: F401
 )

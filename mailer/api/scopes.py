@@ -9,6 +9,7 @@ NEEDS = {
     ("POST", "/subscribers"): "write",
     ("DELETE", "/subscribers/{email}"): "write",
     ("POST", "/posts"): "write",
+    ("POST", "/segments"): "write",
     ("POST", "/feed/fetch"): "send",
     ("POST", "/digests"): "send",
     ("POST", "/digests/{digest_id}/{action}"): "send",

@@ -15,6 +15,8 @@ from ..people import subscriptions
 from ..people.privacy import erased
 from ..people.roster import add_subscribers, public_record
 from ..people.subscriptions import SignupRequest
+from ..posts import audiences
+from ..posts.audiences import RuleError
 from . import bp, error, read_json_object
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
@@ -23,7 +25,8 @@ STATUSES = [s.value for s in Status]
 
 @bp.get("/subscribers")
 def subscribers_list():
-    """Oldest first, `?status=`, `?q=` (email prefix); `next` is the `?after=` of the following page, or null."""
+    """Oldest first, `?status=`, `?q=` (email prefix), a segment's rules (`?magnet=` …, posts/audiences); `next` is
+    the `?after=` of the following page, or null."""
     status, prefix = request.args.get("status"), request.args.get("q", "").strip().lower()
     if status is not None and status not in STATUSES:
         return error(f"?status= must be one of {', '.join(STATUSES)}.", 400, field="status")
@@ -32,7 +35,12 @@ def subscribers_list():
         after = _whole_number("after", 0, least=0)
     except InvalidSignup as exc:
         return error(str(exc), 400, field=exc.field)
-    query = select(Subscriber).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit + 1)
+    try:
+        rules = audiences.from_query(db.session, request.args)
+    except RuleError as exc:
+        return error(str(exc), 400, field=exc.field)
+    query = (select(Subscriber).where(Subscriber.id > after, *audiences.conditions(rules))
+             .order_by(Subscriber.id).limit(limit + 1))
     if status:
         query = query.where(Subscriber.status == status)
     if prefix:

@@ -45,7 +45,8 @@ def compose(delivery: Delivery, subscriber: Subscriber | None) -> Outgoing:
     unsubscribe_url = links.unsubscribe_url(subscriber.id) if delivery.kind in LIST_MAIL else None
     mailto = mailto_unsubscribe.address(subscriber.id) if unsubscribe_url else None
     if delivery.kind == "digest":
-        frame = digest_frame(delivery.digest_id, delivery.created_at, (delivery.payload or {}).get("variant"))
+        owed = delivery.payload or {}
+        frame = digest_frame(delivery.digest_id, delivery.created_at, owed.get("variant"), owed.get("post_ids"))
         values = _digest_values(delivery, subscriber, frame.posts, unsubscribe_url)
         fast = frame.mail.fill(values, subscriber.email, msg_id=msg_id, unsubscribe_url=unsubscribe_url,
                                unsubscribe_mailto=mailto)

@@ -42,21 +42,25 @@ class DigestFrame(NamedTuple):
     posts: tuple[tuple[int, str], ...]  # (id, URL) of each post, for the tracked links
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def _cached_frame(digest_id: int, owed_at: datetime, app_key: int, settings_version: str,
-                  variant: int | None) -> DigestFrame:
+                  variant: int | None, post_ids: tuple[int, ...] | None) -> DigestFrame:
     digest = db.session.get(Digest, digest_id)
-    # A subject test's reader gets their variant's subject; a resend links to its digest's archive page.
+    # A subject test's reader gets their variant's subject; a resend links to its digest's archive page; a reader
+    # who had some of the posts from an earlier digest gets the others.
     subject = digest.subject if variant is None else digest.subjects[variant]
-    parts = render_digest(subject, digest.intro, digest.posts, for_recipients=True,
-                          digest_id=digest.follows_id or digest_id)
+    posts = [p for p in digest.posts if post_ids is None or p.id in post_ids]
+    parts = render_digest(subject, digest.intro, posts, for_recipients=True, digest_id=digest.follows_id or digest_id)
     studio = identity.current()
     return DigestFrame(ListMailFrame(parts, studio.mail_from, studio.list_id(), studio.reply_to),
-                       tuple((p.id, p.url) for p in digest.posts))
+                       tuple((p.id, p.url) for p in posts))
 
 
-def digest_frame(digest_id: int, owed_at: datetime, variant: int | None = None) -> DigestFrame:
-    """The frame and its post ids, rendered once per digest per worker process; only the per-recipient values vary.
+def digest_frame(digest_id: int, owed_at: datetime, variant: int | None = None,
+                 post_ids: list[int] | None = None) -> DigestFrame:
+    """The frame and its post ids, rendered once per digest, subject and set of posts per worker process; only the
+    per-recipient values vary. `post_ids`: the posts of a row that carries fewer than its digest (the reader
+    had the others).
 
     `owed_at` (when the digest's rows were written, the same for all of them) is part of the key, so a
     database restored or reset under a running worker, where an id comes round again, never gets an old frame;
@@ -64,7 +68,7 @@ def digest_frame(digest_id: int, owed_at: datetime, variant: int | None = None) 
     `variant`: the subject of a subject test the row is for (its payload's), None for the digest's own.
     """
     return _cached_frame(digest_id, owed_at, id(current_app._get_current_object()), identity.current().version,
-                         variant)
+                         variant, tuple(sorted(post_ids)) if post_ids else None)
 
 
 def test_frame(payload: dict) -> Parts:

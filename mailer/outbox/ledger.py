@@ -18,14 +18,15 @@ log = logging.getLogger(__name__)
 QUEUED = DeliveryStatus.QUEUED.value
 
 
-def owed_row(kind: str, subscriber_id, dedupe_key, now, *, payload: dict | None = None, **columns) -> dict:
+def owed_row(kind: str, subscriber_id, dedupe_key, now, *, payload=None, **columns) -> dict:
     """The values of a new Delivery row, owed now and not yet tried: every INSERT into the ledger is made of these.
 
     The set-based statements (a digest's INSERT … SELECT, an import's batch, the one-statement signup) pass SQL
     expressions where a value differs by row; `as_select` turns the rest into literals.
     """
-    return {"kind": kind, "subscriber_id": subscriber_id, "dedupe_key": dedupe_key, "payload": payload or {},
-            "status": QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now, **columns}
+    return {"kind": kind, "subscriber_id": subscriber_id, "dedupe_key": dedupe_key,
+            "payload": {} if payload is None else payload, "status": QUEUED, "attempts": 0, "next_attempt_at": now,
+            "created_at": now, **columns}
 
 
 def as_select(row: dict) -> list:

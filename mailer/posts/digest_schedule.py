@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Digest, DigestStatus, aware, utcnow
 from .digests import DigestError, compose_digest, start_digest
+from .segments import EVERYONE, Recipients
 
 
 def read_send_at(value: object, naive_is_utc: bool = False) -> datetime:
@@ -30,7 +31,8 @@ def read_send_at(value: object, naive_is_utc: bool = False) -> datetime:
 
 def schedule_digest(session: Session, send_at: datetime, subject: str | None = None, intro: str | None = None,
                     post_ids: list[int] | None = None, audience: str = "every",
-                    now: datetime | None = None, local_time: str | None = None, **values) -> Digest:
+                    now: datetime | None = None, to: Recipients = EVERYONE,
+                    local_time: str | None = None, **values) -> Digest:
     """Choose the posts now and keep them for a digest that beat starts at `send_at`; nothing is owed before.
     With `local_time`, each reader's mail then falls due at their next such time after `send_at`; `values` are more
     of its columns (a subject test's)."""
@@ -39,7 +41,7 @@ def schedule_digest(session: Session, send_at: datetime, subject: str | None = N
         raise DigestError(f"send_at {aware(send_at).isoformat()} is not in the future (it is now "
                           f"{now.isoformat(timespec='minutes')}): pick a later time, or send the digest now",
                           field="send_at")
-    return compose_digest(session, subject, intro, post_ids, audience, status=DigestStatus.SCHEDULED.value,
+    return compose_digest(session, subject, intro, post_ids, audience, to, status=DigestStatus.SCHEDULED.value,
                           send_at=send_at, local_time=local_time, **values)
 
 

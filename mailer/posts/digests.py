@@ -25,9 +25,10 @@ from ..models import (
     utcnow,
 )
 from ..outbox import ledger
-from . import click_buffer
+from . import audiences, click_buffer, reader_posts
 from .digest_results import results
 from .local_time import reader_due
+from .segments import EVERYONE, Recipients
 from .store import clean_title
 
 QUEUED, HELD, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.HELD.value, DeliveryStatus.SENDING.value
@@ -47,22 +48,20 @@ class DigestError(ValueError):
 
 
 def unsent_posts(session: Session, now: datetime | None = None, back_catalogue: bool = False,
-                 audience: str = "every") -> list[Post]:
-    """Published posts that no digest for `audience` (but a cancelled one) has carried, oldest first.
+                 audience: str = "every", rules: dict | None = None) -> list[Post]:
+    """Published posts that no digest for `audience` and the same `rules` (but a cancelled one) has carried, and
+    that some reader of `rules` has not had (reader_posts), oldest first.
 
     The monthly summary takes only the posts published in the month before `now`.
     """
-    # A resend carries its digest's posts again: only the digests themselves say which posts went.
-    sent = (select(digest_post.c.post_id).join(Digest, Digest.id == digest_post.c.digest_id)
-            .where(Digest.status != DigestStatus.CANCELLED.value, Digest.audience == audience,
-                   Digest.follows_id.is_(None)))
     now = now or utcnow()
+    used = reader_posts.used_up(session, audience, rules, readers(audience, now, rules))
     when = or_(Post.published_at.is_(None), Post.published_at <= now)
     if audience == "monthly":
         since = month_before(now)
         when = or_(Post.published_at.between(since, now), and_(Post.published_at.is_(None), Post.created_at >= since))
     return list(session.scalars(
-        select(Post).where(Post.id.not_in(sent), when, or_(Post.announce, literal(back_catalogue)))
+        select(Post).where(Post.id.not_in(used), when, or_(Post.announce, literal(back_catalogue)))
         .order_by(Post.published_at.is_(None), Post.published_at, Post.id)
     ))
 
@@ -73,13 +72,14 @@ def month_before(moment: datetime) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
 
 
-def choose_posts(session: Session, post_ids: list[int] | None = None, audience: str = "every") -> list[Post]:
+def choose_posts(session: Session, post_ids: list[int] | None = None, audience: str = "every",
+                 rules: dict | None = None) -> list[Post]:
     if audience not in AUDIENCES:
         raise DigestError(f"audience must be one of {', '.join(AUDIENCES)}, not {audience!r}")
     # Posts picked by id may come from the back catalogue; otherwise only posts announced as new.
     if post_ids is not None and not post_ids:
         raise DigestError("no post was chosen (post_ids is empty): tick at least one post to put in the digest")
-    posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience)
+    posts = unsent_posts(session, back_catalogue=post_ids is not None, audience=audience, rules=rules)
     if post_ids is not None:
         unknown = set(post_ids) - {p.id for p in posts}
         if unknown:
@@ -107,26 +107,27 @@ def default_subject(posts: list[Post]) -> str:
 
 
 def create_digest(session: Session, subject: str | None = None, intro: str | None = None,
-                  post_ids: list[int] | None = None, audience: str = "every", local_time: str | None = None,
-                  **values) -> Digest:
-    """Make a digest of the unsent posts and owe it to every reader of `audience`, in one statement; with
-    `local_time` ("09:00"), each reader's mail falls due at their next 09:00 (posts/local_time); `values` are more
-    of its columns (a subject test's, posts/subject_tests.read_test)."""
-    digest = compose_digest(session, subject, intro, post_ids, audience, local_time=local_time, **values)
+                  post_ids: list[int] | None = None, audience: str = "every", to: Recipients = EVERYONE,
+                  local_time: str | None = None, **values) -> Digest:
+    """Make a digest of the unsent posts and owe it to every reader of `audience` (and `to`), in one statement;
+    with `local_time` ("09:00"), each reader's mail falls due at their next 09:00 (posts/local_time); `values` are
+    more of its columns (a subject test's, posts/subject_tests.read_test)."""
+    digest = compose_digest(session, subject, intro, post_ids, audience, to, local_time=local_time, **values)
     digest.recipients = owe_now(session, digest)
     _tell_the_planner(session)
     return digest
 
 
 def compose_digest(session: Session, subject: str | None, intro: str | None, post_ids: list[int] | None,
-                   audience: str, **values) -> Digest:
+                   audience: str, to: Recipients = EVERYONE, **values) -> Digest:
     """The digest row and its posts, owing nothing yet; `values` are more of its columns."""
     if values.get("local_time") and values.get("subjects"):
         # The test's winner is chosen on the clicks of its first hours: its readers cannot wait for their 09:00.
         raise DigestError("a subject test goes to its test share at once: send it without a local time, or give "
                           "one subject", field="local_time")
-    posts = choose_posts(session, post_ids, audience)
-    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(), audience=audience, **values)
+    posts = choose_posts(session, post_ids, audience, to.rules)
+    digest = Digest(subject=subject_for(subject, posts), intro=(intro or "").strip(), audience=audience,
+                    rules=to.rules or None, segment_id=to.segment_id, **values)
     session.add(digest)
     session.flush()
     session.execute(digest_post.insert(), [{"digest_id": digest.id, "post_id": p.id, "position": n}
@@ -163,14 +164,16 @@ def owe_now(session: Session, digest: Digest, since: datetime | None = None) -> 
     return owe_digest(session, digest.id, digest.audience, at=digest.local_time, since=since)
 
 
-def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every") -> Digest | None:
+def digest_carrying(session: Session, post_ids: list[int], since: datetime, audience: str = "every",
+                    rules: dict | None = None) -> Digest | None:
     """The newest digest for `audience` made since `since` with exactly these posts: where a form sent twice went
     the first time. (Another choice of posts is another digest, whatever they share.)"""
     recent = session.scalars(select(Digest).where(Digest.created_at >= since, Digest.audience == audience,
                                                   Digest.status != DigestStatus.CANCELLED.value,
                                                   Digest.follows_id.is_(None))
                              .order_by(Digest.id.desc()).limit(20))
-    return next((d for d in recent if {p.id for p in d.posts} == set(post_ids)), None) if post_ids else None
+    same = (d for d in recent if {p.id for p in d.posts} == set(post_ids) and (d.rules or None) == (rules or None))
+    return next(same, None) if post_ids else None
 
 
 def _turn(session: Session, digest: Digest, source: str, target: str) -> bool:
@@ -192,25 +195,28 @@ def _tell_the_planner(session: Session) -> None:
         session.execute(text("ANALYZE delivery"))
 
 
-def readers(audience: str = "every", now: datetime | None = None):
+def readers(audience: str = "every", now: datetime | None = None, rules: dict | None = None) -> list:
     """Who a digest for `audience` goes to: confirmed, that frequency chosen, not paused, not sunset (they did not
-    answer the sunset rule's question, people/sunset)."""
+    answer the sunset rule's question, people/sunset), and chosen by `rules` (posts/audiences)."""
     now = now or utcnow()
-    return (Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
-            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now), Subscriber.sunset_at.is_(None))
+    return [Subscriber.status == Status.CONFIRMED.value, Subscriber.digest_frequency == audience,
+            or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now), Subscriber.sunset_at.is_(None),
+            *audiences.conditions(rules, now)]
 
 
 def owe_digest(session: Session, digest_id: int, audience: str = "every", *where, payload: dict | None = None,
                now: datetime | None = None, at: str | None = None, since: datetime | None = None) -> int:
-    """INSERT … SELECT one delivery per reader of `audience` (and of `where`): no Python loop, whatever the list
-    size. Every mail of a digest, whatever its part (a test's, the rest's, a resend's), has the key digest_key.
-    With `at`, each row falls due at its reader's first `at` on their clock from `since` (default: now)."""
-    now = now or utcnow()
-    who = (*readers(audience, now), *where)
+    """INSERT … SELECT one delivery per reader of `audience`, of the digest's rules and of `where`, with a post they
+    have not had (posts/reader_posts): no Python loop, whatever the list size. Every mail of a digest, whatever its
+    part (a test's, the rest's, a resend's), has the key digest_key. With `at`, each row falls due at its reader's
+    first `at` on their clock from `since` (default: now)."""
+    now, digest = now or utcnow(), session.get(Digest, digest_id)
+    owed = reader_posts.owed_posts(session, digest, payload or {})
+    who = [*readers(audience, now, digest.rules), *where]
     due = {"next_attempt_at": reader_due(session, at, since or now, who)} if at else {}
-    row = ledger.owed_row("digest", Subscriber.id, digest_key(digest_id), now, digest_id=digest_id, payload=payload,
-                          **due)
-    rows = select(*ledger.as_select(row)).where(*who)
+    row = ledger.owed_row("digest", Subscriber.id, digest_key(digest_id), now, digest_id=digest_id,
+                          payload=owed.payload, **due)
+    rows = select(*ledger.as_select(row)).select_from(owed.select_from()).where(*who, *owed.some_left)
     insert = Delivery.__table__.insert().from_select(list(row), rows)
     return session.execute(insert, execution_options={"preserve_rowcount": True}).rowcount
 
@@ -220,9 +226,9 @@ def digest_key(digest_id: int):
     return literal(f"digest:{digest_id}:") + cast(Subscriber.id, String)
 
 
-def confirmed_count(audience: str = "every"):
-    """How many readers a digest for `audience` would reach now."""
-    return select(func.count()).select_from(Subscriber).where(*readers(audience))
+def confirmed_count(audience: str = "every", rules: dict | None = None):
+    """How many readers a digest for `audience` (and `rules`) would reach now."""
+    return select(func.count()).select_from(Subscriber).where(*readers(audience, rules=rules))
 
 
 def _clean_subject(subject: str | None) -> str | None:

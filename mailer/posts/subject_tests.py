@@ -72,11 +72,11 @@ def owe_test(session: Session, digest: Digest) -> int:
     """Owe each subject to its part of the test share (one INSERT … SELECT per subject), and set when to decide."""
     now = utcnow()
     variants = len(digest.subjects)
-    audience = session.scalar(select(func.count()).select_from(Subscriber).where(*readers(digest.audience, now)))
+    audience = session.scalar(select(func.count()).select_from(Subscriber).where(*readers(digest.audience, now, digest.rules)))
     each = share_size(audience, digest.test_share, variants)
     scramble = (Subscriber.id * literal(SPREAD, BigInteger) + literal(digest.id * SHIFT, BigInteger)) % PRIME
     ranked = (select(Subscriber.id, func.row_number().over(order_by=(scramble, Subscriber.id)).label("rank"))
-              .where(*readers(digest.audience, now)).subquery())
+              .where(*readers(digest.audience, now, digest.rules)).subquery())
     owed = 0
     for variant in range(variants if each else 0):
         chosen = select(ranked.c.id).where(ranked.c.rank <= each * variants, (ranked.c.rank - 1) % variants == variant)

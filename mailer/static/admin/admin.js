@@ -1,4 +1,5 @@
-// The console's only script: live digest progress, chunked CSV import, copy buttons, confirmations.
+// The console's only script: live digest progress, chunked CSV import, a segment's live count, copy buttons,
+// confirmations.
 // Every page works without it; it is served from 'self' so a strict Content-Security-Policy allows it.
 (function () {
   "use strict";
@@ -79,6 +80,30 @@
       if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
     });
   });
+
+  // A segment's rules: count the readers they choose as the fields change, and save what was counted.
+  var rules = document.querySelector("form[data-live-count]");
+  if (rules) {
+    var save = document.querySelector('form[data-rules-of="' + rules.id + '"]');
+    var pending = null;
+    var recount = function () {
+      var query = new URLSearchParams(new FormData(rules));
+      fetch(rules.dataset.liveCount + "?" + query, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.json(); })
+        .then(function (answer) {
+          fill(rules, answer.error ? { count: "–", description: answer.error } : answer);
+          save.querySelectorAll("input[data-rule]").forEach(function (input) { input.remove(); });
+          query.forEach(function (value, name) {
+            var input = document.createElement("input");
+            input.type = "hidden"; input.name = name; input.value = value; input.setAttribute("data-rule", "");
+            save.appendChild(input);
+          });
+        }).catch(function () {});
+    };
+    ["input", "change"].forEach(function (kind) {
+      rules.addEventListener(kind, function () { clearTimeout(pending); pending = setTimeout(recount, 250); });
+    });
+  }
 
   // "All" ticks or clears every checkbox of a group.
   document.querySelectorAll("[data-check-all]").forEach(function (box) {
