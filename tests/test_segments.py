@@ -178,7 +178,7 @@ def test_each_reader_gets_the_frame_of_their_own_posts_rendered_once_per_set(eit
     digest_mail._cached_frame.cache_clear()
     frames = {}
     for row in rows:
-        frame = digest_mail.digest_frame(row.digest_id, row.created_at, (row.payload or {}).get("post_ids"))
+        frame = digest_mail.digest_frame(row.digest_id, row.created_at, post_ids=(row.payload or {}).get("post_ids"))
         frames[row.subscriber_id] = [post_id for post_id, _ in frame.posts]
     assert digest_mail._cached_frame.cache_info().misses == 2  # two sets of posts, six readers
     by_email = {db.session.get(Subscriber, sid).email: posts for sid, posts in frames.items()}
@@ -219,3 +219,22 @@ def test_a_post_is_used_up_for_the_readers_it_went_to_and_for_those_who_all_had_
     db.session.execute(update(Subscriber).where(Subscriber.email == "cy@example.com").values(status="confirmed"))
     db.session.commit()
     assert digests.choose_posts(db.session, rules=narrower) == [post]
+
+
+def test_a_subject_test_after_a_segment_digest_gives_each_reader_their_variant_and_their_own_posts(either_app, course):
+    for n in range(4):
+        reader(f"ann{n}@example.com")
+        reader(f"bob{n}@example.com", magnet="course")
+    first = _post(1)
+    digests.create_digest(db.session, to=recipients_of(db.session, magnet="course"))
+    second = _post(2)
+    tested = digests.create_digest(db.session, subjects=["Left", "Right"], test_share=1.0, decide_after_hours=4)
+    db.session.commit()
+
+    rows = list(db.session.scalars(select(Delivery).where(Delivery.digest_id == tested.id)))
+    assert len(rows) == 8 and {row.payload["variant"] for row in rows} == {0, 1}
+    for row in rows:
+        email = db.session.get(Subscriber, row.subscriber_id).email
+        frame = digest_mail.digest_frame(row.digest_id, row.created_at, row.payload["variant"], row.payload.get("post_ids"))
+        assert [post_id for post_id, _ in frame.posts] == ([second.id] if email.startswith("bob") else [first.id, second.id])
+        assert frame.mail.parts.subject == ["Left", "Right"][row.payload["variant"]]
