@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -180,6 +181,19 @@ class Delivery(db.Model):
         Index("ix_delivery_signup_confirmations", "created_at", postgresql_where=text(SIGNUP_CONFIRMATIONS),
               sqlite_where=text(SIGNUP_CONFIRMATIONS)),
     )
+
+
+class Tally(db.Model):
+    """An exact count the dashboard and the stats API read (people/tallies): kept by the triggers of migration 0027."""
+
+    counter: Mapped[str] = mapped_column(String(60), primary_key=True)  # e.g. status:confirmed, signups:2026-12-03
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+# Each statement's change to the tallies, appended in its transaction (no row locked, so none waits); beat folds
+# them into `tally`. No key: nothing reads one row of it.
+tally_delta = Table("tally_delta", db.metadata, Column("counter", String(60), nullable=False),
+                    Column("n", BigInteger, nullable=False))
 
 
 class DigestStatus(str, enum.Enum):

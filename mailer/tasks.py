@@ -10,7 +10,7 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep, welcome steps and digests scheduled for a time always; clicks, the purge, the feed and digests when configured."""
+    """What beat runs: the outbox sweep, welcome steps, digests scheduled for a time and the counters always; clicks, the purge, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -19,6 +19,11 @@ def beat_schedule(config: dict) -> dict:
                           "options": {"expires": sweep * 2}},
         "digests-due": {"task": "worker.tasks.start_due_digests", "schedule": timedelta(seconds=sweep),
                         "options": {"expires": sweep * 2}},
+        # The counters' deltas folded into their rows, and once an hour counted afresh (people/tallies).
+        "fold-tallies": {"task": "worker.tasks.fold_tallies", "schedule": timedelta(seconds=sweep),
+                         "options": {"expires": sweep * 2}},
+        "check-tallies": {"task": "worker.tasks.check_tallies", "schedule": timedelta(hours=1),
+                          "options": {"expires": 3600}},
     }
     if config.get("REDIS_URL"):  # clicks wait there (click_buffer); reading results stores them too
         schedule["store-clicks"] = {"task": "worker.tasks.store_clicks", "schedule": timedelta(seconds=sweep * 5),

@@ -88,3 +88,21 @@ def purge_unconfirmed() -> None:
     from mailer.people.housekeeping import purge_unconfirmed as purge
 
     purge(db.session, utcnow())
+
+
+@shared_task(ignore_result=True)
+def fold_tallies() -> None:
+    """Move the counters' deltas into their rows, so the dashboard's and the stats API's reads stay short."""
+    from mailer.people import tallies
+
+    tallies.fold(db.session)
+    db.session.commit()
+
+
+@shared_task(ignore_result=True)
+def check_tallies() -> None:
+    """Count the rows afresh against the counters; drift is logged and mended (mailer/people/tallies.py)."""
+    from mailer.people import tallies
+
+    tallies.check(db.session)
+    db.session.commit()

@@ -14,7 +14,7 @@ DATE_EVERY = 15  # days between the dates under a chart: six fit a laptop card, 
 
 @bp.get("/")
 def dashboard():
-    numbers = stats.snapshot(db.session, str(db.engine.url))
+    numbers = stats.snapshot(db.session)
     days = numbers.days
     labels = [f"{d.day.day} {d.day:%b}" for d in days]
     latest = results.results(db.session, results.latest(db.session, 5))

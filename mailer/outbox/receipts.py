@@ -25,11 +25,17 @@ from psycopg import pq
 
 log = logging.getLogger(__name__)
 
-_RECEIPT = (b"UPDATE delivery SET status = 'sent', sent_at = $2::timestamptz, message_id = $3, last_error = NULL"
-            b" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS this_commit"
-            b" WHERE id = $1::integer AND status = 'sending'")
-_LEASED = _RECEIPT + b" AND lease_until = $4::timestamptz"
-
+# A receipt counts itself, in the same statement (the tallies of migration 0027, mailer/people/tallies.py): the row
+# goes from sending to sent. `mailer.tally` tells the delivery trigger to leave the statement alone, since a trigger
+# run per mail would cost the sender about as much as the UPDATE does.
+_SENT = (b"WITH sent AS (UPDATE delivery SET status = 'sent', sent_at = $2::timestamptz, message_id = $3,"
+         b" last_error = NULL FROM (SELECT set_config('synchronous_commit', 'off', true),"
+         b" set_config('mailer.tally', 'in statement', true)) AS this_commit"
+         b" WHERE id = $1::integer AND status = 'sending'")
+_COUNTED = (b" RETURNING 1) INSERT INTO tally_delta (counter, n) SELECT counter, n FROM sent,"
+            b" (VALUES ('delivery_status:sent', 1), ('delivery_status:sending', -1)) AS moved (counter, n)")
+_RECEIPT = _SENT + _COUNTED
+_LEASED = _SENT + b" AND lease_until = $4::timestamptz" + _COUNTED
 
 class ReceiptError(Exception):
     """PostgreSQL refused a receipt, or the connection for them was lost."""
@@ -105,7 +111,7 @@ class Receipts:
             self._syncs -= 1
         elif result.status == pq.ExecStatus.COMMAND_OK:
             row_id = self._sent.popleft()
-            if result.command_tuples == 0:
+            if result.command_tuples == 0:  # the counters' rows: none when no row was updated
                 self.not_ours.append(row_id)
         else:
             message = result.error_message.decode(errors="replace").strip()
