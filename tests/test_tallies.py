@@ -77,6 +77,9 @@ def test_every_change_to_subscribers_and_deliveries_is_counted(either_app, monke
     db.session.execute(update(Delivery).where(Delivery.id == first).values(status="sent", sent_at=utcnow()))
     cancel(db.session, digest)
     db.session.commit()
+    assert tallies.read(db.session, [today("answered"), f"digest_answered:{digest.id}"]) == {
+        today("answered"): 1, f"digest_answered:{digest.id}": 1}
+    assert tallies.read(db.session, ["delivery_status:skipped"])["delivery_status:skipped"] >= 2  # the cancelled
     exact()
 
     erase_subscriber(db.session, people[1])
@@ -122,8 +125,9 @@ def test_a_receipt_counts_its_own_mail(private_pg_app):
     receipts.accepted(ids[0], utcnow(), "<again@mailer.test>")  # no longer 'sending': changes nothing
     assert receipts.settle() == [ids[0]]
     receipts.close()
-    assert tallies.read(db.session, ["delivery_status:sent", "delivery_status:sending"]) == {
-        "delivery_status:sent": 2, "delivery_status:sending": 1}
+    assert tallies.read(db.session, ["delivery_status:sent", "delivery_status:sending", today("answered"),
+                                     f"digest_answered:{digest.id}"]) == {
+        "delivery_status:sent": 2, "delivery_status:sending": 1, today("answered"): 2, f"digest_answered:{digest.id}": 2}
     exact()
 
 

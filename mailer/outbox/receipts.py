@@ -26,14 +26,16 @@ from psycopg import pq
 log = logging.getLogger(__name__)
 
 # A receipt counts itself, in the same statement (the tallies of migration 0027, mailer/people/tallies.py): the row
-# goes from sending to sent. `mailer.tally` tells the delivery trigger to leave the statement alone, since a trigger
+# goes from sending to sent, answered that day (and for its digest). `mailer.tally` tells the delivery trigger to leave the statement alone, since a trigger
 # run per mail would cost the sender about as much as the UPDATE does.
 _SENT = (b"WITH sent AS (UPDATE delivery SET status = 'sent', sent_at = $2::timestamptz, message_id = $3,"
          b" last_error = NULL FROM (SELECT set_config('synchronous_commit', 'off', true),"
          b" set_config('mailer.tally', 'in statement', true)) AS this_commit"
          b" WHERE id = $1::integer AND status = 'sending'")
-_COUNTED = (b" RETURNING 1) INSERT INTO tally_delta (counter, n) SELECT counter, n FROM sent,"
-            b" (VALUES ('delivery_status:sent', 1), ('delivery_status:sending', -1)) AS moved (counter, n)")
+_COUNTED = (b" RETURNING digest_id) INSERT INTO tally_delta (counter, n) SELECT counter, n FROM sent, LATERAL"
+            b" (VALUES ('delivery_status:sent', 1), ('delivery_status:sending', -1),"
+            b" ('answered:' || tally_day($2::timestamptz), 1), ('digest_answered:' || sent.digest_id, 1))"
+            b" AS moved (counter, n) WHERE counter IS NOT NULL")
 _RECEIPT = _SENT + _COUNTED
 _LEASED = _SENT + b" AND lease_until = $4::timestamptz" + _COUNTED
 

@@ -7,7 +7,8 @@ the deltas are inserts. `fold` (beat, every SWEEP_SECONDS) moves them into `tall
 
 The names: `status:<status>`; by the UTC day a subscriber was created, `signups:<day>` (forms and the API),
 `signups_confirmed:<day>` (those of them confirmed since) and `imports:<day>`, with `imported` for all time;
-`confirmations:<day>` by the UTC day of `confirmed_at`; `delivery_status:<status>`, `delivery_kind:<kind>`.
+`confirmations:<day>` by the UTC day of `confirmed_at`; `delivery_status:<status>`, `delivery_kind:<kind>`, and
+for mail the server answered (posts/reputation's ANSWERED) `answered:<day of sent_at>` and `digest_answered:<id>`.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import logging
 from collections.abc import Collection
 from datetime import date
 
-from sqlalchemy import String, case, func, insert, literal, literal_column, or_, select, text, union_all
+from sqlalchemy import String, case, cast, func, insert, literal, literal_column, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
 from ..dialect import on_postgresql
 from ..models import Delivery, Subscriber, Tally, tally_delta
+from ..posts import reputation
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def check(session: Session) -> dict[str, tuple[int, int]]:
 def _fresh_counts(session: Session):
     """What the triggers of migration 0027 keep, counted over the rows: (counter, n) for every counter."""
     s, n, one = Subscriber, func.count(), literal_column("1")
+    answered = reputation.ANSWERED
     if on_postgresql(session):
         def day(column):
             return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
@@ -98,4 +101,7 @@ def _fresh_counts(session: Session):
         select(name("confirmations", day(s.confirmed_at)), n).where(s.confirmed_at.is_not(None)).group_by(one),
         select(name("delivery_status", Delivery.status), n).group_by(one),
         select(name("delivery_kind", Delivery.kind), n).group_by(one),
+        select(name("answered", day(Delivery.sent_at)), n).where(*answered).group_by(one),
+        select(name("digest_answered", cast(Delivery.digest_id, String)), n)
+        .where(*answered, Delivery.digest_id.is_not(None)).group_by(one),
     )

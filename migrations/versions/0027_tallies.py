@@ -7,7 +7,8 @@ and a read sums both. What a row counts for (mailer/people/tallies.py reads the 
 - a subscriber: `status:<status>`; `signups:<day>` (imported: `imports:<day>` and `imported`), and
   `signups_confirmed:<day>` once that signup has confirmed, by the UTC day it was created; `confirmations:<day>`
   by the UTC day of `confirmed_at`
-- a delivery: `delivery_status:<status>`, `delivery_kind:<kind>`
+- a delivery: `delivery_status:<status>`, `delivery_kind:<kind>`; once answered by the server (sent, or failed
+  with a `sent_at`: posts/reputation's ANSWERED), `answered:<day of sent_at>` and `digest_answered:<digest id>`
 
 On PostgreSQL the triggers are per statement (transition tables: a digest's million rows are one aggregate), but
 for subscriber updates, which are per row and only when a counted column changed. A statement that sets
@@ -27,6 +28,7 @@ branch_labels = None
 depends_on = None
 
 COUNTED = ("status", "imported", "created_at", "confirmed_at")
+DELIVERY_COUNTED = ("status", "kind", "sent_at", "digest_id")
 
 PG_FUNCTIONS = """
 CREATE FUNCTION tally_day(at timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -42,8 +44,14 @@ CREATE FUNCTION subscriber_counters(status text, imported boolean, created_at ti
     ('confirmations:' || tally_day(confirmed_at))) AS counters (c)
   WHERE c IS NOT NULL $$;
 
-CREATE FUNCTION delivery_counters(status text, kind text) RETURNS SETOF text LANGUAGE sql IMMUTABLE
-  AS $$ VALUES ('delivery_status:' || status), ('delivery_kind:' || kind) $$;
+CREATE FUNCTION delivery_counters(status text, kind text, sent_at timestamptz, digest_id integer)
+  RETURNS SETOF text LANGUAGE sql IMMUTABLE AS $$
+  SELECT c FROM (VALUES
+    ('delivery_status:' || status),
+    ('delivery_kind:' || kind),
+    (CASE WHEN status IN ('sent', 'failed') THEN 'answered:' || tally_day(sent_at) END),
+    (CASE WHEN status IN ('sent', 'failed') AND sent_at IS NOT NULL THEN 'digest_answered:' || digest_id END)
+  ) AS counters (c) WHERE c IS NOT NULL $$;
 
 CREATE FUNCTION tally_subscribers() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -71,15 +79,15 @@ CREATE FUNCTION tally_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO tally_delta (counter, n)
-      SELECT c, count(*) FROM new_rows AS r, delivery_counters(r.status, r.kind) AS c GROUP BY c;
+      SELECT c, count(*) FROM new_rows AS r, delivery_counters(r.status, r.kind, r.sent_at, r.digest_id) AS c GROUP BY c;
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO tally_delta (counter, n)
-      SELECT c, -count(*) FROM old_rows AS r, delivery_counters(r.status, r.kind) AS c GROUP BY c;
+      SELECT c, -count(*) FROM old_rows AS r, delivery_counters(r.status, r.kind, r.sent_at, r.digest_id) AS c GROUP BY c;
   ELSE
     INSERT INTO tally_delta (counter, n) SELECT c, sum(n) FROM (
-        SELECT c, 1 AS n FROM new_rows AS r, delivery_counters(r.status, r.kind) AS c
+        SELECT c, 1 AS n FROM new_rows AS r, delivery_counters(r.status, r.kind, r.sent_at, r.digest_id) AS c
         UNION ALL
-        SELECT c, -1 FROM old_rows AS r, delivery_counters(r.status, r.kind) AS c
+        SELECT c, -1 FROM old_rows AS r, delivery_counters(r.status, r.kind, r.sent_at, r.digest_id) AS c
       ) AS change GROUP BY c HAVING sum(n) <> 0;
   END IF;
   RETURN NULL;
@@ -107,7 +115,7 @@ DROP TRIGGER tally_subscriber_insert ON subscriber; DROP TRIGGER tally_subscribe
 DROP TRIGGER tally_subscriber_update ON subscriber; DROP TRIGGER tally_delivery_insert ON delivery;
 DROP TRIGGER tally_delivery_delete ON delivery; DROP TRIGGER tally_delivery_update ON delivery;
 DROP FUNCTION tally_deliveries(); DROP FUNCTION tally_subscriber_change(); DROP FUNCTION tally_subscribers();
-DROP FUNCTION delivery_counters(text, text); DROP FUNCTION subscriber_counters(text, boolean, timestamptz, timestamptz);
+DROP FUNCTION delivery_counters(text, text, timestamptz, integer); DROP FUNCTION subscriber_counters(text, boolean, timestamptz, timestamptz);
 DROP FUNCTION tally_day(timestamptz);
 """
 
@@ -123,6 +131,10 @@ UNION ALL SELECT 'confirmations:' || {day}(confirmed_at), count(*) FROM subscrib
   GROUP BY 1
 UNION ALL SELECT 'delivery_status:' || status, count(*) FROM delivery GROUP BY status
 UNION ALL SELECT 'delivery_kind:' || kind, count(*) FROM delivery GROUP BY kind
+UNION ALL SELECT 'answered:' || {day}(sent_at), count(*) FROM delivery
+  WHERE status IN ('sent', 'failed') AND sent_at IS NOT NULL GROUP BY 1
+UNION ALL SELECT 'digest_answered:' || digest_id, count(*) FROM delivery
+  WHERE status IN ('sent', 'failed') AND sent_at IS NOT NULL AND digest_id IS NOT NULL GROUP BY 1
 """
 
 
@@ -137,15 +149,18 @@ def _sqlite_subscriber(row: str) -> str:
 
 
 def _sqlite_delivery(row: str) -> str:
-    return f"SELECT 'delivery_status:' || {row}.status AS c UNION ALL SELECT 'delivery_kind:' || {row}.kind"
+    answered = f"{row}.status IN ('sent', 'failed') AND {row}.sent_at IS NOT NULL"
+    return (f"SELECT 'delivery_status:' || {row}.status AS c UNION ALL SELECT 'delivery_kind:' || {row}.kind"
+            f" UNION ALL SELECT 'answered:' || date({row}.sent_at) WHERE {answered}"
+            f" UNION ALL SELECT 'digest_answered:' || {row}.digest_id WHERE {answered} AND {row}.digest_id IS NOT NULL")
 
 
 def _sqlite_triggers() -> list[str]:
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in COUNTED)
     made = []
     for table, counters, columns, when in (("subscriber", _sqlite_subscriber, " OF " + ", ".join(COUNTED), changed),
-                                           ("delivery", _sqlite_delivery, " OF status, kind",
-                                            "OLD.status IS NOT NEW.status OR OLD.kind IS NOT NEW.kind")):
+                                           ("delivery", _sqlite_delivery, " OF " + ", ".join(DELIVERY_COUNTED),
+                                            " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in DELIVERY_COUNTED))):
         made += [
             f"CREATE TRIGGER tally_{table}_insert AFTER INSERT ON {table} BEGIN"
             f" INSERT INTO tally_delta (counter, n) SELECT c, 1 FROM ({counters('NEW')}); END",
