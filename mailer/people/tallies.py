@@ -16,7 +16,22 @@ import logging
 from collections.abc import Collection
 from datetime import date
 
-from sqlalchemy import String, case, cast, func, insert, literal, literal_column, or_, select, text, union_all
+from sqlalchemy import (
+    String,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ..dialect import on_postgresql
@@ -43,8 +58,12 @@ def day_counter(prefix: str, day: date) -> str:
 
 def read(session: Session, names: Collection[str] = (), prefixes: Collection[str] = ()) -> dict[str, int]:
     """The counters by these names (0 for one never counted) and every counter starting with one of `prefixes`."""
+    # One array parameter on PostgreSQL: psycopg takes 4 ms to convert a query of 600 named parameters.
+    listed = bindparam("names", list(names), type_=ARRAY(String)) if on_postgresql(session) else None
+
     def wanted(column):
-        return or_(column.in_(list(names)), *(column.startswith(p, autoescape=True) for p in prefixes))
+        named = column == any_(listed) if listed is not None else column.in_(list(names))
+        return or_(named, *(column.startswith(p, autoescape=True) for p in prefixes))
 
     both = union_all(select(Tally.counter, Tally.value.label("n")).where(wanted(Tally.counter)),
                      select(tally_delta.c.counter, tally_delta.c.n).where(wanted(tally_delta.c.counter))).subquery()
