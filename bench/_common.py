@@ -178,6 +178,7 @@ def stack_env(database_url: str, smtp_port: int, instance: Path, **extra: str) -
         "CELERY_BROKER_URL": BROKER_URL,
         "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         "SECRET_KEY": "bench-secret-key-0123456789abcdef",
+        "ERASURE_KEY": "bench-erasure-key-0123456789abcdef",  # production settings require one
         "BASE_URL": "https://news.example.com",
         "MAIL_FROM": MAIL_FROM,
         "MAILER_INSTANCE": str(instance),

@@ -228,3 +228,24 @@ def test_a_signup_shows_on_the_very_next_request_to_another_web_process(either_a
     finally:
         with other.app_context():
             db.engine.dispose()
+
+
+def test_beat_folds_the_deltas_every_sweep_and_checks_hourly(app, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MAILER_INSTANCE", str(tmp_path / "worker"))  # importing `worker` builds its own app
+    from mailer.tasks import beat_schedule
+    from worker.tasks import check_tallies, fold_tallies
+
+    schedule = beat_schedule(app.config)
+    assert schedule["fold-tallies"]["task"] == "worker.tasks.fold_tallies"
+    assert schedule["fold-tallies"]["schedule"] == timedelta(seconds=app.config["SWEEP_SECONDS"])
+    assert schedule["check-tallies"]["task"] == "worker.tasks.check_tallies"
+    assert schedule["check-tallies"]["schedule"] == timedelta(hours=1)
+    factories.subscribers(2)
+    fold_tallies.run()  # the task's body, in this test's app
+    assert db.session.scalar(select(tally_delta.c.n).limit(1)) is None
+    db.session.execute(insert(tally_delta).values(counter="status:confirmed", n=-1))
+    db.session.commit()
+    with caplog.at_level(logging.WARNING, logger="mailer.people.tallies"):
+        check_tallies.run()
+    assert "status:confirmed 1 != 2" in caplog.text
+    assert tallies.read(db.session, ["status:confirmed"]) == {"status:confirmed": 2}
