@@ -1,6 +1,7 @@
 """The dashboard's numbers: subscribers by status, and signups, their confirmations and imports per day."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -33,7 +34,7 @@ class Snapshot:
     digests_sent: dict[int, int]  # the same for each of `digest_ids`, all time
 
 
-def snapshot(session: Session, digest_ids: list[int] = (), rate_days: int = 30, days: int = DAYS) -> Snapshot:
+def snapshot(session: Session, digest_ids: Sequence[int] = (), rate_days: int = 30, days: int = DAYS) -> Snapshot:
     """Subscribers by status, and the last `days` days (UTC, oldest first): signups that day, how many of them
     have confirmed since, and imports; the mails sent for the rates. One read of the tallies: exact at every visit."""
     taken_at = datetime.now(timezone.utc)
