@@ -9,9 +9,10 @@
 2. A logged-in Flask test client (the whole request: routing, login, queries, Jinja, response) requests each page
    `--requests` times after 5 warm-up requests; the baseline runs the page's main SELECT through the same driver
    (psycopg 3) on one connection, as many times.
-3. Prints a table of p50 / p95 per page and baseline; the target is p95 <= 100 ms. The dashboard's counts are kept
-   for a minute per process, so it is measured twice: as served (cached numbers) and with the cache emptied
-   before every request (what the first visit of each minute costs).
+3. Prints a table of p50 / p95 per page and baseline; the target is p95 <= 100 ms (the dashboard's 50 ms and the
+   stats API's 100 ms). The dashboard and `GET /api/v1/stats` are also measured with a signup stored (one INSERT
+   on another connection, outside the timing) before each request, which each must show: code that keeps the
+   dashboard's counts for a minute per process has that cache emptied then (what an exact count costs it).
 """
 from __future__ import annotations
 
@@ -26,9 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
 TARGET_MS = 100
+DASHBOARD_TARGET_MS = 50
 DASHBOARD_SQL = ("SELECT status, count(*) FROM subscriber GROUP BY status; "
                  "SELECT CAST(timezone('UTC', created_at) AS date) AS d, count(*), count(confirmed_at) FROM subscriber "
                  "WHERE created_at >= now() - interval '90 days' GROUP BY d")
+STATS_SQL = ("SELECT status, count(*) FROM subscriber GROUP BY status; "
+             "SELECT status, count(*) FROM delivery GROUP BY status; SELECT kind, count(*) FROM delivery GROUP BY kind")
 FIRST = ("margaret james mary robert patricia john jennifer michael linda david elizabeth william barbara richard "
          "susan joseph jessica thomas sarah charles karen christopher lisa daniel nancy matthew betty anthony "
          "sandra mark ashley donald kimberly steven emily paul donna andrew michelle joshua carol").split()
@@ -66,11 +70,13 @@ def populate(libpq: str, count: int) -> float:
     return time.monotonic() - started
 
 
-def timed(call, repeat: int) -> list[float]:
+def timed(call, repeat: int, before=None) -> list[float]:
     for _ in range(5):
         call()
     samples = []
     for _ in range(repeat):
+        if before:
+            before()
         started = time.perf_counter()
         call()
         samples.append((time.perf_counter() - started) * 1000)
@@ -106,11 +112,14 @@ def run(args, cleanup) -> int:
     from mailer import create_app
     from mailer.admin import stats
     from mailer.admin.auth import set_admin
+    from mailer.api_tokens import create_token
     from mailer.extensions import db
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     with app.app_context():
         set_admin(db.session, "bench@example.org", "bench password 123")
+        token = {"Authorization": f"Bearer {create_token(db.session, 'bench')}"}
+        fold_tallies(db.session)  # what beat does every few seconds, where the code keeps tallies
         db.session.commit()
     client = app.test_client()
     client.post("/admin/login", data={"email": "bench@example.org", "password": "bench password 123"})
@@ -131,33 +140,52 @@ def run(args, cleanup) -> int:
          "SELECT * FROM subscriber WHERE lower(name) LIKE 'margaret c%%' ORDER BY id DESC LIMIT 51", ()),
         ("status filter (bounced)", "/admin/subscribers?status=bounced",
          "SELECT * FROM subscriber WHERE status = 'bounced' ORDER BY id DESC LIMIT 51", ()),
-        ("dashboard (numbers of the last minute)", "/admin/", DASHBOARD_SQL, ()),
-        ("dashboard (numbers counted afresh)", "/admin/?recount", DASHBOARD_SQL, ()),
+        ("dashboard (as served)", "/admin/", DASHBOARD_SQL, ()),
+        ("dashboard, a signup before each visit", "/admin/?signup", DASHBOARD_SQL, ()),
+        ("stats API", "/api/v1/stats", STATS_SQL, ()),
+        ("stats API, a signup before each request", "/api/v1/stats?signup", STATS_SQL, ()),
     ]
     rows = []
-    with psycopg.connect(libpq, autocommit=True) as conn:
+    signups = iter(range(10**9))
+    with psycopg.connect(libpq, autocommit=True) as conn, psycopg.connect(libpq, autocommit=True) as writer:
+        def sign_up():
+            writer.execute("INSERT INTO subscriber (email, status, created_at, updated_at, welcome_step)"
+                           " VALUES (%s, 'pending', now(), now(), 0)", (f"bench.signup.{next(signups)}@example.org",))
+            if hasattr(stats, "_cache"):
+                stats._cache.clear()  # code that keeps the counts a minute: what showing this signup costs it
+
         for name, path, sql, params in pages:
             def fetch():
-                if path.endswith("?recount"):
-                    stats._cache.clear()  # what the first visit of each minute costs
-                response = client.get(path)
+                response = client.get(path, headers=token if path.startswith("/api/") else None)
                 assert response.status_code == 200, (path, response.status_code)
 
             def baseline():
                 for statement in sql.split("; "):
                     conn.execute(statement, params if "%s" in statement else None).fetchall()
 
-            page, base = timed(fetch, args.requests), timed(baseline, args.requests)
+            page = timed(fetch, args.requests, before=sign_up if path.endswith("?signup") else None)
+            base = timed(baseline, args.requests)
             rows.append((name, statistics.median(page), p95(page), statistics.median(base), p95(base)))
     print(f"\n{args.requests} requests each after 5 warm-up; milliseconds; first dashboard after the digest "
           f"finished (counts its {args.subscribers * 85 // 100:,} deliveries once, then keeps them): {first_dashboard:.0f} ms\n")
-    print(f"| page | p50 | p95 | plain SELECT p50 | plain SELECT p95 | p95 <= {TARGET_MS} ms |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| page | p50 | p95 | plain SELECT p50 | plain SELECT p95 | target p95 | met |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    met = True
     for name, p50, p95_, b50, b95 in rows:
-        print(f"| {name} | {p50:.1f} | {p95_:.1f} | {b50:.1f} | {b95:.1f} | {'yes' if p95_ <= TARGET_MS else 'NO'} |")
+        target = DASHBOARD_TARGET_MS if name.startswith("dashboard") else TARGET_MS
+        met = met and p95_ <= target
+        print(f"| {name} | {p50:.1f} | {p95_:.1f} | {b50:.1f} | {b95:.1f} | {target} | {'yes' if p95_ <= target else 'NO'} |")
     with app.app_context():
         db.engine.dispose()
-    return 0 if all(r[2] <= TARGET_MS for r in rows) else 1
+    return 0 if met else 1
+
+
+def fold_tallies(session) -> None:
+    try:
+        from mailer.people import tallies
+    except ImportError:  # code from before the tallies
+        return
+    tallies.fold(session)
 
 
 if __name__ == "__main__":

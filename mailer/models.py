@@ -230,6 +230,19 @@ class Delivery(db.Model):
     )
 
 
+class Tally(db.Model):
+    """An exact count the dashboard and the stats API read (people/tallies): kept by the triggers of migration 0027."""
+
+    counter: Mapped[str] = mapped_column(String(60), primary_key=True)  # e.g. status:confirmed, signups:2026-12-03
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+# Each statement's change to the tallies, appended in its transaction (no row locked, so none waits); beat folds
+# them into `tally`. No key: nothing reads one row of it.
+tally_delta = Table("tally_delta", db.metadata, Column("counter", String(60), nullable=False),
+                    Column("n", BigInteger, nullable=False))
+
+
 class DigestStatus(str, enum.Enum):
     SCHEDULED = "scheduled"  # waits for its send_at: its posts are chosen, no mail is owed yet
     SENDING = "sending"

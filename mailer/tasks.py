@@ -10,8 +10,8 @@ from .config import digest_crontab
 
 
 def beat_schedule(config: dict) -> dict:
-    """What beat runs: the outbox sweep, welcome steps, digests scheduled for a time (resends too) and subject tests
-    due always; clicks, the purge, the sunset rule, the feed and digests when configured."""
+    """What beat runs: the outbox sweep, welcome steps, digests scheduled for a time (resends too), subject tests
+    due and the counters always; clicks, the purge, the sunset rule, the feed and digests when configured."""
     sweep = config["SWEEP_SECONDS"]
     schedule = {
         "sweep-due-mail": {"task": "worker.tasks.deliver_due", "schedule": timedelta(seconds=sweep),
@@ -22,6 +22,11 @@ def beat_schedule(config: dict) -> dict:
                         "options": {"expires": sweep * 2}},
         "subject-tests-due": {"task": "worker.tasks.decide_subject_tests", "schedule": timedelta(seconds=sweep),
                               "options": {"expires": sweep * 2}},
+        # The counters' deltas folded into their rows, and once an hour counted afresh (people/tallies).
+        "fold-tallies": {"task": "worker.tasks.fold_tallies", "schedule": timedelta(seconds=sweep),
+                         "options": {"expires": sweep * 2}},
+        "check-tallies": {"task": "worker.tasks.check_tallies", "schedule": timedelta(hours=1),
+                          "options": {"expires": 3600}},
     }
     if config.get("REDIS_URL"):  # clicks wait there (click_buffer); reading results stores them too
         schedule["store-clicks"] = {"task": "worker.tasks.store_clicks", "schedule": timedelta(seconds=sweep * 5),

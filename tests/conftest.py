@@ -306,7 +306,8 @@ def truncate_all(app) -> None:
         for attempt in range(5):
             try:
                 db.session.execute(text("TRUNCATE subscriber, consent, delivery, download, post, digest, digest_post, "
-                                        "api_token, feed_state, welcome_step, subscriber_import, erased_address, segment RESTART IDENTITY CASCADE"))
+                                        "api_token, feed_state, welcome_step, subscriber_import, erased_address, segment, "
+                                        "tally, tally_delta RESTART IDENTITY CASCADE"))
                 # The steps and magnets as the migrations seed them: a test may have edited them.
                 db.session.execute(text("DELETE FROM lead_magnet WHERE slug <> 'handbook'"))
                 db.session.execute(text("DELETE FROM upload"))

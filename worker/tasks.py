@@ -133,3 +133,21 @@ def apply_sunset_rule() -> None:
     log.info("sunset rule: %s readers asked, digests stopped for %s", applied.asked, applied.stopped)
     if applied.asked:
         ledger.wake()
+
+
+@shared_task(ignore_result=True)
+def fold_tallies() -> None:
+    """Move the counters' deltas into their rows, so the dashboard's and the stats API's reads stay short."""
+    from mailer.people import tallies
+
+    tallies.fold(db.session)
+    db.session.commit()
+
+
+@shared_task(ignore_result=True)
+def check_tallies() -> None:
+    """Count the rows afresh against the counters; drift is logged and mended (mailer/people/tallies.py)."""
+    from mailer.people import tallies
+
+    tallies.check(db.session)
+    db.session.commit()

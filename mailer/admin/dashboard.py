@@ -14,12 +14,12 @@ DATE_EVERY = 15  # days between the dates under a chart: six fit a laptop card, 
 
 @bp.get("/")
 def dashboard():
-    numbers = stats.snapshot(db.session, str(db.engine.url))
+    latest = results.results(db.session, results.latest(db.session, 5))
+    numbers = stats.snapshot(db.session, [r.id for r in latest], RATE_DAYS)
     days = numbers.days
     labels = [f"{d.day.day} {d.day:%b}" for d in days]
-    latest = results.results(db.session, results.latest(db.session, 5))
-    digest_rates = reputation.digest_rates(db.session, [r.id for r in latest])
-    recent_rates = reputation.recent_rates(db.session, RATE_DAYS)
+    digest_rates = reputation.digest_rates(db.session, [r.id for r in latest], sent=numbers.digests_sent)
+    recent_rates = reputation.recent_rates(db.session, RATE_DAYS, sent=numbers.sent_recently)
     db.session.commit()  # keeps the final counts of digests that just finished
     return render_template(
         "admin/dashboard.html", statuses=numbers.statuses, taken_at=numbers.taken_at, days=days, latest=latest,

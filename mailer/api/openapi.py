@@ -247,8 +247,8 @@ PATHS = {
                        **_errors(404)}}},
     "/subscribers/{email}/data": {"get": {"summary": "Everything stored about one subscriber", "parameters": [EMAIL_PATH],
                                           "responses": {"200": _json({"type": "object"}, "The data"), **_errors(404)}}},
-    "/stats": {"get": {"summary": "Subscribers by status, recent signups (imports apart) and confirmations, "
-                                  "deliveries by status and kind",
+    "/stats": {"get": {"summary": "Subscribers by status, signups (imports apart) and confirmations of the last 30 "
+                                  "days (UTC, today included), deliveries by status and kind: exact at every request",
                        "responses": {"200": _json({"type": "object", "required": ["subscribers", "deliveries"]},
                                                   "Counts")}}},
     "/posts": {

@@ -4,14 +4,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import g, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from .. import addresses
 from ..addresses import InvalidSignup
 from ..extensions import db
-from ..models import Delivery, Status, Subscriber, utcnow
+from ..models import Status, Subscriber, utcnow
 from ..outbox import ledger
-from ..people import subscriptions
+from ..people import subscriptions, tallies
 from ..people.privacy import erased
 from ..people.roster import add_subscribers, public_record
 from ..people.subscriptions import SignupRequest
@@ -115,21 +115,25 @@ def subscriber_erase(email: str):
 
 @bp.get("/stats")
 def stats():
-    """Subscribers by status, signups and confirmations in the last 30 days, how many an import brought, and
-    deliveries by status and by kind. Signups are the forms' and the API's, as on the console's dashboard."""
-    def counted(column) -> dict[str, int]:
-        return dict(db.session.execute(select(column, func.count()).group_by(column)).all())
+    """Subscribers by status, signups and confirmations in the last 30 days (UTC, today included), how many an
+    import brought, and deliveries by status and by kind. Signups are the forms' and the API's, as on the console's
+    dashboard. Read from the exact tallies (people/tallies), not counted here."""
+    today = utcnow().date()
+    month = [today - timedelta(days=i) for i in range(30)]
+    counts = tallies.read(db.session, [f"status:{s}" for s in STATUSES] + ["imported"]
+                          + [tallies.day_counter(p, d) for d in month for p in ("signups", "confirmations")],
+                          prefixes=["delivery_"])
+    by_status = {s: counts[f"status:{s}"] for s in STATUSES}
 
-    by_status = {s: 0 for s in STATUSES} | counted(Subscriber.status)
-    since = utcnow() - timedelta(days=30)
+    def deliveries(prefix: str) -> dict[str, int]:
+        return {name.removeprefix(prefix): n for name, n in counts.items() if name.startswith(prefix) and n}
+
     return jsonify(
         subscribers={"by_status": by_status, "total": sum(by_status.values()),
-                     "confirmations_last_30_days": db.session.scalar(
-                         select(func.count()).where(Subscriber.confirmed_at >= since)),
-                     "signups_last_30_days": db.session.scalar(
-                         select(func.count()).where(Subscriber.created_at >= since, Subscriber.imported.is_(False))),
-                     "imported": db.session.scalar(select(func.count()).where(Subscriber.imported))},
-        deliveries={"by_status": counted(Delivery.status), "by_kind": counted(Delivery.kind)},
+                     "confirmations_last_30_days": sum(counts[tallies.day_counter("confirmations", d)] for d in month),
+                     "signups_last_30_days": sum(counts[tallies.day_counter("signups", d)] for d in month),
+                     "imported": counts["imported"]},
+        deliveries={"by_status": deliveries("delivery_status:"), "by_kind": deliveries("delivery_kind:")},
     )
 
 

@@ -25,11 +25,21 @@ from psycopg import pq
 
 log = logging.getLogger(__name__)
 
-_RECEIPT = (b"UPDATE delivery SET status = 'sent', sent_at = $2::timestamptz, message_id = $3, last_error = NULL"
-            b" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS this_commit"
-            b" WHERE id = $1::integer AND status = 'sending'")
-_LEASED = _RECEIPT + b" AND lease_until = $4::timestamptz"
-
+# A receipt counts itself, in the same statement (the tallies of migration 0027, mailer/people/tallies.py): the row
+# goes from sending to sent, answered that day (and for its digest). `mailer.tally` tells the delivery trigger to leave the statement alone, since a trigger
+# run per mail would cost the sender about as much as the UPDATE does.
+_SENT = (b"WITH sent AS (UPDATE delivery SET status = 'sent', sent_at = $2::timestamptz, message_id = $3,"
+         b" last_error = NULL FROM (SELECT set_config('synchronous_commit', 'off', true),"
+         b" set_config('mailer.tally', 'in statement', true)) AS this_commit"
+         b" WHERE id = $1::integer AND status = 'sending'")
+_COUNTED = (b" RETURNING digest_id) INSERT INTO tally_delta (counter, n) SELECT counter, n FROM sent, LATERAL"
+            b" (VALUES ('delivery_status:sent', 1), ('delivery_status:sending', -1),"
+            b" ('answered:' || tally_day($2::timestamptz), 1), ('digest_answered:' || sent.digest_id, 1))"
+            b" AS moved (counter, n) WHERE counter IS NOT NULL")
+# Prepared once per connection, as psycopg prepares the app's other repeated statements: planning this one
+# each time cost PostgreSQL more than running it (220 µs of its CPU a receipt unprepared, 150 prepared).
+_STATEMENTS = {False: (b"mailer_receipt", _SENT + _COUNTED),
+               True: (b"mailer_receipt_leased", _SENT + b" AND lease_until = $4::timestamptz" + _COUNTED)}
 
 class ReceiptError(Exception):
     """PostgreSQL refused a receipt, or the connection for them was lost."""
@@ -42,6 +52,7 @@ class Receipts:
         self.lease = lease
         self._raw = engine.raw_connection()
         self._pg = self._raw.driver_connection.pgconn  # driven below psycopg: no BEGIN is ever sent
+        self._statement = self._prepared(*_STATEMENTS[lease is not None])
         self._pg.enter_pipeline_mode()
         self._pg.nonblocking = 1
         self._sent: deque[int] = deque()  # the rows whose UPDATE has no answer yet, in the order sent
@@ -54,12 +65,21 @@ class Receipts:
                   message_id.encode() if message_id is not None else None]
         if self.lease is not None:
             params.append(self.lease.isoformat().encode())
-        self._pg.send_query_params(_LEASED if self.lease is not None else _RECEIPT, params)
+        self._pg.send_query_prepared(self._statement, params)
         self._pg.pipeline_sync()
         self._sent.append(delivery_id)
         self._syncs += 1
         self._flush()
         self._read(wait=False)  # keep the socket's incoming side empty, so a close never resets what we sent
+
+    def _prepared(self, name: bytes, statement: bytes) -> bytes:
+        """The statement's name, prepared on this connection unless it already was (one round trip a batch)."""
+        if self._pg.describe_prepared(name).status != pq.ExecStatus.COMMAND_OK:
+            done = self._pg.prepare(name, statement)
+            if done.status != pq.ExecStatus.COMMAND_OK:
+                self._raw.close()
+                raise ReceiptError(f"PostgreSQL refused the receipt statement: {done.error_message.decode().strip()}")
+        return name
 
     def settle(self) -> list[int]:
         """Wait for every answer; returns the rows found no longer ours (their lease ran out), since last time."""
@@ -105,7 +125,7 @@ class Receipts:
             self._syncs -= 1
         elif result.status == pq.ExecStatus.COMMAND_OK:
             row_id = self._sent.popleft()
-            if result.command_tuples == 0:
+            if result.command_tuples == 0:  # the counters' rows: none when no row was updated
                 self.not_ours.append(row_id)
         else:
             message = result.error_message.decode(errors="replace").strip()

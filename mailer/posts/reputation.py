@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import distinct, func, select
@@ -41,15 +41,18 @@ class Rates:
                 "hard_bounce_rate": self.hard_bounce_rate, "complaint_rate": self.complaint_rate}
 
 
-def digest_rates(session: Session, digest_ids: list[int], since: datetime | None = None) -> dict[int, Rates]:
+def digest_rates(session: Session, digest_ids: list[int], since: datetime | None = None,
+                 sent: dict[int, int] | None = None) -> dict[int, Rates]:
     """Each digest's mails sent (accepted or refused by the server), and how many of them came back as a hard bounce or a complaint (one each at most,
-    however many reports say so); with `since`, only mails sent from then on. Two grouped queries."""
+    however many reports say so); with `since`, only mails sent from then on. Two grouped queries, or one when the
+    caller has the mails sent already (the dashboard reads them from people/tallies)."""
     if not digest_ids:
         return {}
     window = (Delivery.sent_at >= since,) if since is not None else ()
-    sent = dict(session.execute(select(Delivery.digest_id, func.count())
-                                .where(Delivery.digest_id.in_(digest_ids), *ANSWERED, *window)
-                                .group_by(Delivery.digest_id)).all())
+    if sent is None:
+        sent = dict(session.execute(select(Delivery.digest_id, func.count())
+                                    .where(Delivery.digest_id.in_(digest_ids), *ANSWERED, *window)
+                                    .group_by(Delivery.digest_id)).all())
     events: dict[tuple[int, str], int] = {}
     rows = session.execute(select(Delivery.digest_id, MailEvent.kind, func.count(distinct(MailEvent.delivery_id)))
                            .join(Delivery, Delivery.id == MailEvent.delivery_id)
@@ -60,11 +63,16 @@ def digest_rates(session: Session, digest_ids: list[int], since: datetime | None
     return {i: Rates(sent.get(i, 0), events.get((i, HARD), 0), events.get((i, COMPLAINT), 0)) for i in digest_ids}
 
 
-def recent_rates(session: Session, days: int = 30) -> Rates:
-    """All mail sent in the last `days` days, and the hard bounces and complaints received in them."""
-    since = utcnow() - timedelta(days=days)
-    sent = session.scalar(select(func.count()).select_from(Delivery)
-                          .where(*ANSWERED, Delivery.sent_at >= since)) or 0
+def recent_rates(session: Session, days: int = 30, sent: int | None = None) -> Rates:
+    """All mail sent in the last `days` days, and the hard bounces and complaints received in them. With `sent`,
+    the mails the caller counted in the last `days` UTC days, today included (people/tallies), the events are
+    those of the same days."""
+    if sent is None:
+        since = utcnow() - timedelta(days=days)
+        sent = session.scalar(select(func.count()).select_from(Delivery)
+                              .where(*ANSWERED, Delivery.sent_at >= since)) or 0
+    else:
+        since = datetime.combine(utcnow().date() - timedelta(days=days - 1), time.min, tzinfo=timezone.utc)
     counts = dict(session.execute(select(MailEvent.kind, func.count(distinct(MailEvent.delivery_id)))
                                   .where(MailEvent.kind.in_([HARD, COMPLAINT]), MailEvent.received_at >= since,
                                          MailEvent.delivery_id.is_not(None))
