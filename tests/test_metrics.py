@@ -127,7 +127,9 @@ def test_worker_metrics_move_when_mail_is_sent_and_beat_sweeps(redis_url, smtp, 
             web = scrape(client)
             assert value(web, "mailer_outbox_due") == 0
             deadline = time.monotonic() + 20  # SWEEP_SECONDS=1 in the test stack; a loaded machine may lag
-            while not value(web, "mailer_beat_last_sweep_timestamp_seconds") and time.monotonic() < deadline:
+            # Wait for this stack's own sweep: an earlier test's beat may have left an older time under the key.
+            while not (value(web, "mailer_beat_last_sweep_timestamp_seconds") or 0) > time.time() - 20 \
+                    and time.monotonic() < deadline:
                 time.sleep(0.5)
                 web = scrape(client)
             last_sweep = value(web, "mailer_beat_last_sweep_timestamp_seconds")
